@@ -1,0 +1,222 @@
+// Where every field aioscope reads lives, for one CPython minor version, plus
+// the handful of behaviour switches that differ between versions. Walkers
+// consult these switches; they never compare version numbers themselves.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+namespace aioscope {
+
+using Off = std::int64_t;
+constexpr Off kAbsent = std::numeric_limits<Off>::min();
+
+enum class FrameModel {
+    frameObject,       // 3.10: heap PyFrameObject linked by f_back
+    interpreterFrame,  // 3.11+: _PyInterpreterFrame linked by previous
+};
+enum class InstrModel {
+    lastiIndex,  // 3.10: int f_lasti, in code units
+    prevInstr,   // 3.11/3.12: pointer to the last code unit started
+    instrPtr,    // 3.13+: pointer to the current code unit
+};
+enum class LineTableFormat {
+    pep626,     // 3.10 co_linetable: (bytes delta, line delta) pairs
+    locations,  // 3.11+ location table
+};
+enum class CurrentFrameModel {
+    direct,    // tstate->frame (3.10) or tstate->current_frame (3.13+)
+    viaCFrame, // tstate->cframe->current_frame (3.11/3.12)
+};
+enum class GilModel {
+    inRuntime,         // 3.10/3.11: one GIL inside _PyRuntime
+    viaInterpPointer,  // 3.12+: interp->ceval.gil points at the GIL in use
+};
+enum class LongModel {
+    signedSize,  // ob_size holds the signed digit count
+    lvTag,       // 3.12+: lv_tag = ndigits << 3 | sign
+};
+enum class DictKeysModel {
+    v310,  // dk_size, dk_nentries, index width from dk_size
+    v311,  // dk_log2_size, dk_log2_index_bytes, dk_kind
+};
+enum class YieldFromModel {
+    opcode310,    // next opcode YIELD_FROM, value on f_valuestack
+    resume311,    // next code unit is RESUME with oparg >= 2
+    frameState,   // 3.13+: frame state SUSPENDED_YIELD_FROM
+};
+enum class InstanceDictModel {
+    dictOffset,      // 3.10: dict pointer at tp_dictoffset
+    managed311,      // 3.11: values at obj-32, dict at obj-24 (Py_TPFLAGS_MANAGED_DICT)
+    dictOrValues,    // 3.12: tagged dict-or-values word at obj-24
+    managedInline,   // 3.13+: dict at obj-24, else inline values at obj+tp_basicsize
+};
+enum class StackModel {
+    valueStack310,  // f_valuestack + f_stackdepth
+    stackTop,       // int index into localsplus
+    stackPointer,   // 3.14+: pointer to one past the top
+};
+
+struct Layout {
+    int minor = 0;
+    std::string source;  // human-readable: where these offsets came from
+
+    FrameModel frameModel = FrameModel::interpreterFrame;
+    InstrModel instrModel = InstrModel::instrPtr;
+    LineTableFormat lineTable = LineTableFormat::locations;
+    CurrentFrameModel currentFrame = CurrentFrameModel::direct;
+    GilModel gilModel = GilModel::viaInterpPointer;
+    LongModel longModel = LongModel::lvTag;
+    DictKeysModel dictKeys = DictKeysModel::v311;
+    YieldFromModel yieldFrom = YieldFromModel::frameState;
+    StackModel stackModel = StackModel::stackTop;
+    InstanceDictModel instanceDict = InstanceDictModel::managedInline;
+    std::uint64_t stackRefTagMask = 0;  // low bits of _PyStackRef that are tags (3.14+)
+    int firstEntryOwner = -1;           // frame owners >= this are C entry frames; -1: none
+
+    struct {
+        Off interpretersHead = kAbsent;
+        Off gil = kAbsent;  // _gil_runtime_state inside _PyRuntime (GilModel::inRuntime)
+    } runtime;
+
+    struct {
+        Off next = kAbsent;
+        Off id = kAbsent;
+        Off threadsHead = kAbsent;
+        Off sysdict = kAbsent;
+        Off modules = kAbsent;
+        Off cevalGil = kAbsent;  // pointer to _gil_runtime_state (GilModel::viaInterpPointer)
+    } interp;
+
+    struct {
+        Off lastHolder = kAbsent;  // offsets inside _gil_runtime_state
+        Off locked = kAbsent;
+    } gil;
+
+    struct {
+        Off size = kAbsent;
+        Off next = kAbsent;
+        Off interp = kAbsent;
+        Off threadId = kAbsent;
+        Off nativeThreadId = kAbsent;  // absent on 3.10
+        Off dict = kAbsent;
+        Off currentFrame = kAbsent;      // direct model
+        Off cframe = kAbsent;            // viaCFrame model
+        Off cframeCurrentFrame = kAbsent;
+    } thread;
+
+    struct {
+        Off size = kAbsent;
+        Off previous = kAbsent;   // f_back on 3.10
+        Off code = kAbsent;       // f_code / f_executable
+        Off instr = kAbsent;      // f_lasti / prev_instr / instr_ptr
+        Off owner = kAbsent;      // absent on 3.10
+        Off stack = kAbsent;      // stacktop / stackpointer / f_stackdepth
+        Off localsplus = kAbsent;
+        Off valueStack = kAbsent; // 3.10 f_valuestack
+        Off gen = kAbsent;        // 3.10 f_gen
+        Off state = kAbsent;      // 3.10 f_state (a signed char)
+        int ownerGenerator = 1;
+    } frame;
+
+    struct {
+        Off size = kAbsent;
+        Off flags = kAbsent;
+        Off firstlineno = kAbsent;
+        Off filename = kAbsent;
+        Off name = kAbsent;
+        Off qualname = kAbsent;  // absent on 3.10
+        Off linetable = kAbsent;
+        Off codeAdaptive = kAbsent;  // 3.11+: inline bytecode
+        Off coCode = kAbsent;        // 3.10: bytes object
+        Off firstTraceable = kAbsent;  // 3.11+: frames before this code unit are incomplete
+    } code;
+
+    struct {
+        Off type = 8;
+    } object;
+
+    struct {
+        Off name = 24;
+        Off basicsize = 32;
+        Off flags = 168;
+        Off base = 256;
+        Off dictoffset = 288;
+        Off cachedKeys = kAbsent;  // PyHeapTypeObject.ht_cached_keys
+    } type;
+
+    struct {
+        Off length = 16;
+        Off state = 32;
+        Off asciiData = kAbsent;    // sizeof(PyASCIIObject)
+        Off compactData = kAbsent;  // sizeof(PyCompactUnicodeObject)
+        Off legacyData = kAbsent;   // PyUnicodeObject.data.any
+    } unicode;
+
+    struct {
+        Off size = 16;
+        Off data = 32;
+    } bytes;
+
+    struct {
+        Off size = 16;
+        Off items = 24;
+    } tuple;
+
+    struct {
+        Off size = 16;
+        Off items = 24;
+    } list;
+
+    struct {
+        Off sizeOrTag = 16;
+        Off digits = 24;
+    } pylong;
+
+    struct {
+        Off used = 16;
+        Off keys = 32;
+        Off values = 40;
+        Off valuesHeader = 0;  // bytes before values[] in PyDictValues (3.13+: 8)
+        Off managedDict = -24; // managed dict pointer, relative to the object
+        Off managedValues = -32;  // 3.11 values pointer, relative to the object
+    } dict;
+
+    struct {
+        Off used = 24;
+        Off mask = 32;
+        Off table = 40;
+    } set;
+
+    struct {
+        Off dict = 16;   // PyModuleObject.md_dict
+        Off state = 32;  // PyModuleObject.md_state
+    } module;
+
+    struct {
+        Off frame = kAbsent;  // 3.10: gi_frame pointer; 3.11+: embedded gi_iframe
+        Off name = kAbsent;
+        Off qualname = kAbsent;
+        Off frameState = kAbsent;  // absent on 3.10 (use the frame's f_state)
+        bool frameEmbedded = true;
+    } gen;
+
+    struct {
+        int created = 0;
+        int suspended = 0;
+        int yieldFromFirst = 0;  // suspended in `await`/`yield from`: a range, since
+        int yieldFromLast = 0;   // 3.15 adds SUSPENDED_YIELD_FROM_LOCKED
+        int executing = 0;
+        int cleared = 0;
+    } frameState;
+    int awaiteeSlot = -1;  // stack slot, from the top, holding what a suspended frame awaits
+
+    struct {
+        int resume = 0;       // RESUME opcode (3.11/3.12 yield-from detection)
+        int resumeAlt = -1;   // RESUME_QUICK (3.11) / INSTRUMENTED_RESUME (3.12)
+        int yieldFrom = 0;    // 3.10 YIELD_FROM
+    } opcodes;
+};
+
+}  // namespace aioscope

@@ -1,0 +1,288 @@
+// Offsets were computed with offsetof() against each version's headers and
+// DWARF, then checked on live interpreters by the integration tests
+// (tests/integration). Sources: Include/cpython/*.h, Include/internal/*.h,
+// Objects/*.c of each tag.
+#include "layout/tables.h"
+
+#include <string>
+
+namespace aioscope {
+
+namespace {
+
+Layout v310() {
+    Layout L;
+    L.minor = 10;
+    L.source = "static table for CPython 3.10";
+    L.frameModel = FrameModel::frameObject;
+    L.instrModel = InstrModel::lastiIndex;
+    L.lineTable = LineTableFormat::pep626;
+    L.currentFrame = CurrentFrameModel::direct;
+    L.gilModel = GilModel::inRuntime;
+    L.longModel = LongModel::signedSize;
+    L.dictKeys = DictKeysModel::v310;
+    L.yieldFrom = YieldFromModel::opcode310;
+    L.stackModel = StackModel::valueStack310;
+    L.instanceDict = InstanceDictModel::dictOffset;
+
+    L.runtime.interpretersHead = 32;
+    L.runtime.gil = 352;  // _PyRuntime.ceval.gil
+    L.gil.lastHolder = 8;
+    L.gil.locked = 16;
+
+    L.interp.next = 0;
+    L.interp.threadsHead = 8;
+    L.interp.id = 24;
+    L.interp.modules = 856;
+    L.interp.sysdict = 872;
+
+    L.thread.size = 280;
+    L.thread.next = 8;
+    L.thread.interp = 16;
+    L.thread.currentFrame = 24;  // tstate->frame
+    L.thread.dict = 152;
+    L.thread.threadId = 176;
+
+    L.frame.size = 360;
+    L.frame.previous = 24;  // f_back
+    L.frame.code = 32;
+    L.frame.valueStack = 64;
+    L.frame.stack = 80;     // f_stackdepth
+    L.frame.gen = 88;
+    L.frame.instr = 96;     // f_lasti
+    L.frame.state = 108;
+
+    L.code.size = 176;
+    L.code.flags = 36;
+    L.code.firstlineno = 40;
+    L.code.coCode = 48;
+    L.code.filename = 104;
+    L.code.name = 112;
+    L.code.linetable = 120;
+
+    L.type.cachedKeys = 872;
+    L.unicode.asciiData = 48;
+    L.unicode.compactData = 72;
+    L.unicode.legacyData = 72;
+
+    L.gen.frame = 16;  // gi_frame, a PyFrameObject pointer
+    L.gen.frameEmbedded = false;
+    L.gen.name = 40;
+    L.gen.qualname = 48;
+    L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
+    L.opcodes.yieldFrom = 72;
+    return L;
+}
+
+Layout v311() {
+    Layout L;
+    L.minor = 11;
+    L.source = "static table for CPython 3.11";
+    L.instrModel = InstrModel::prevInstr;
+    L.currentFrame = CurrentFrameModel::viaCFrame;
+    L.gilModel = GilModel::inRuntime;
+    L.longModel = LongModel::signedSize;
+    L.yieldFrom = YieldFromModel::resume311;
+    L.stackModel = StackModel::stackTop;
+    L.instanceDict = InstanceDictModel::managed311;
+
+    L.runtime.interpretersHead = 40;
+    L.runtime.gil = 360;
+    L.gil.lastHolder = 8;
+    L.gil.locked = 16;
+
+    L.interp.next = 0;
+    L.interp.threadsHead = 16;
+    L.interp.id = 48;
+    L.interp.modules = 888;
+    L.interp.sysdict = 904;
+
+    L.thread.size = 360;
+    L.thread.next = 8;
+    L.thread.interp = 16;
+    L.thread.cframe = 56;
+    L.thread.cframeCurrentFrame = 8;
+    L.thread.dict = 128;
+    L.thread.threadId = 152;
+    L.thread.nativeThreadId = 160;
+
+    L.frame.size = 80;
+    L.frame.code = 32;
+    L.frame.previous = 48;
+    L.frame.instr = 56;  // prev_instr
+    L.frame.stack = 64;  // stacktop
+    L.frame.owner = 69;
+    L.frame.localsplus = 72;
+
+    L.code.size = 192;
+    L.code.flags = 48;
+    L.code.firstlineno = 72;
+    L.code.filename = 112;
+    L.code.name = 120;
+    L.code.qualname = 128;
+    L.code.linetable = 136;
+    L.code.codeAdaptive = 184;
+    L.code.firstTraceable = 168;
+
+    L.type.cachedKeys = 872;
+    L.unicode.asciiData = 48;
+    L.unicode.compactData = 72;
+    L.unicode.legacyData = 72;
+
+    L.gen.frame = 80;
+    L.gen.name = 32;
+    L.gen.qualname = 40;
+    L.gen.frameState = 75;
+    L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
+    L.opcodes.resume = 151;
+    L.opcodes.resumeAlt = 150;  // RESUME_QUICK
+    return L;
+}
+
+Layout v312() {
+    Layout L;
+    L.minor = 12;
+    L.source = "static table for CPython 3.12";
+    L.instrModel = InstrModel::prevInstr;
+    L.currentFrame = CurrentFrameModel::viaCFrame;
+    L.yieldFrom = YieldFromModel::resume311;
+    L.stackModel = StackModel::stackTop;
+    L.firstEntryOwner = 3;  // FRAME_OWNED_BY_CSTACK
+    L.instanceDict = InstanceDictModel::dictOrValues;
+
+    L.runtime.interpretersHead = 40;
+
+    L.interp.next = 0;
+    L.interp.id = 8;
+    L.interp.threadsHead = 72;
+    L.interp.sysdict = 352;
+    L.interp.cevalGil = 384;
+    L.interp.modules = 944;
+    L.gil.lastHolder = 8;
+    L.gil.locked = 16;
+
+    L.thread.size = 288;
+    L.thread.next = 8;
+    L.thread.interp = 16;
+    L.thread.cframe = 56;
+    L.thread.cframeCurrentFrame = 0;
+    L.thread.dict = 112;
+    L.thread.threadId = 136;
+    L.thread.nativeThreadId = 144;
+
+    L.frame.size = 80;
+    L.frame.code = 0;
+    L.frame.previous = 8;
+    L.frame.instr = 56;  // prev_instr
+    L.frame.stack = 64;  // stacktop
+    L.frame.owner = 70;
+    L.frame.localsplus = 72;
+
+    L.code.size = 200;
+    L.code.flags = 48;
+    L.code.firstlineno = 68;
+    L.code.filename = 112;
+    L.code.name = 120;
+    L.code.qualname = 128;
+    L.code.linetable = 136;
+    L.code.codeAdaptive = 192;
+    L.code.firstTraceable = 176;
+
+    L.type.cachedKeys = 880;
+    L.unicode.asciiData = 40;
+    L.unicode.compactData = 56;
+    L.unicode.legacyData = 56;
+
+    L.gen.frame = 72;
+    L.gen.name = 24;
+    L.gen.qualname = 32;
+    L.gen.frameState = 67;
+    L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
+    L.opcodes.resume = 151;
+    L.opcodes.resumeAlt = 240;  // INSTRUMENTED_RESUME
+    return L;
+}
+
+// 3.13: only what _Py_DebugOffsets lacks; the rest is applied at run time.
+Layout v313() {
+    Layout L;
+    L.minor = 13;
+    L.source = "_Py_DebugOffsets of the target + static table for CPython 3.13";
+    L.instrModel = InstrModel::instrPtr;
+    L.yieldFrom = YieldFromModel::frameState;
+    L.stackModel = StackModel::stackTop;
+    L.firstEntryOwner = 3;  // FRAME_OWNED_BY_CSTACK
+
+    L.instanceDict = InstanceDictModel::managedInline;
+    L.dict.valuesHeader = 8;
+
+    L.thread.dict = 128;
+    L.frame.stack = 64;  // stacktop
+    L.code.flags = 48;
+    L.code.firstTraceable = 184;
+    L.type.cachedKeys = 880;
+    L.unicode.compactData = 56;
+    L.unicode.legacyData = 56;
+
+    L.gen.frame = 72;
+    L.gen.name = 24;
+    L.gen.qualname = 32;
+    L.gen.frameState = 67;
+    L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
+    return L;
+}
+
+// 3.14 and 3.15 share what _Py_DebugOffsets lacks, except where noted.
+Layout v314plus(int minor) {
+    Layout L;
+    L.minor = minor;
+    L.source = "_Py_DebugOffsets of the target + static table for CPython 3." + std::to_string(minor);
+    L.instrModel = InstrModel::instrPtr;
+    L.yieldFrom = YieldFromModel::frameState;
+    L.stackModel = StackModel::stackPointer;
+    L.stackRefTagMask = 3;  // Py_TAG_BITS
+    L.firstEntryOwner = 3;  // FRAME_OWNED_BY_INTERPRETER (and CSTACK on 3.14)
+    L.instanceDict = InstanceDictModel::managedInline;
+    L.dict.valuesHeader = 8;
+
+    L.code.flags = 48;
+    L.code.firstTraceable = 192;
+    L.unicode.compactData = 56;
+    L.unicode.legacyData = 56;
+    L.gen.qualname = 32;
+    if (minor == 14) {
+        L.thread.dict = 128;
+        L.type.cachedKeys = 880;
+        L.module.state = 32;
+        L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1,
+                        .executing = 0, .cleared = 4};
+    } else {
+        L.thread.dict = 152;
+        L.type.cachedKeys = 888;  // also published by 3.15's debug offsets
+        L.module.state = 24;
+        // 3.15 renumbered the states and added SUSPENDED_YIELD_FROM_LOCKED (3).
+        L.frameState = {.created = 0, .suspended = 1, .yieldFromFirst = 2, .yieldFromLast = 3,
+                        .executing = 4, .cleared = 5};
+        // `await` pushes a NULL above the awaitable before SEND.
+        L.awaiteeSlot = -2;
+    }
+    return L;
+}
+
+}  // namespace
+
+bool usesDebugOffsets(int minor) { return minor >= 13; }
+
+std::optional<Layout> staticLayout(int minor) {
+    switch (minor) {
+        case 10: return v310();
+        case 11: return v311();
+        case 12: return v312();
+        case 13: return v313();
+        case 14:
+        case 15: return v314plus(minor);
+        default: return std::nullopt;
+    }
+}
+
+}  // namespace aioscope

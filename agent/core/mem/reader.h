@@ -1,0 +1,39 @@
+// The one interface through which every byte of the inspected interpreter is
+// read: a remote process now, the agent's own process and core files later.
+// Implementations never fault on bad addresses; they report it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace aioscope {
+
+using Addr = std::uint64_t;
+
+enum class ReadResult {
+    ok,
+    fault,   // address not mapped (torn pointer, freed object): recoverable
+    gone,    // the process no longer exists
+    denied,  // the OS refused access
+};
+
+class MemoryReader {
+public:
+    struct Request {
+        Addr addr;
+        void* dst;
+        std::size_t len;
+        ReadResult result = ReadResult::fault;
+    };
+
+    virtual ~MemoryReader() = default;
+
+    // Reads exactly len bytes or reports why not.
+    virtual ReadResult read(Addr addr, void* dst, std::size_t len) = 0;
+
+    // Reads many ranges; implementations batch them into few system calls.
+    virtual void readMany(std::span<Request> requests);
+};
+
+}  // namespace aioscope

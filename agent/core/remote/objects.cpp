@@ -1,0 +1,325 @@
+#include "remote/objects.h"
+
+#include <algorithm>
+
+#include "remote/limits.h"
+
+namespace aioscope {
+
+namespace {
+
+// A NUL-terminated C string that may end near the end of a mapping: read it in
+// chunks that never cross a page boundary.
+std::optional<std::string> cString(Remote& mem, Addr addr, std::size_t max) {
+    std::string out;
+    while (out.size() < max) {
+        std::size_t toPageEnd = 4096 - (addr & 4095);
+        std::size_t n = std::min({toPageEnd, max - out.size(), std::size_t{64}});
+        char buf[64];
+        if (!mem.tryRead(addr, buf, n)) return std::nullopt;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (buf[i] == '\0') return out;
+            out.push_back(buf[i]);
+        }
+        addr += n;
+    }
+    return out;
+}
+
+}  // namespace
+
+void appendUtf8(std::string& out, std::uint32_t cp) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+    if (cp > 0x10FFFF) cp = 0xFFFD;
+    if (cp < 0x80) {
+        out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+}
+
+Addr Objects::typeOf(Addr obj) { return m_mem.ptr(obj + m_layout.object.type, "object type"); }
+
+std::uint64_t Objects::typeFlags(Addr type) {
+    if (auto it = m_typeFlags.find(type); it != m_typeFlags.end()) return it->second;
+    std::uint64_t flags = 0;
+    if (!m_mem.tryRead(type + m_layout.type.flags, &flags, sizeof flags)) flags = 0;
+    m_typeFlags.emplace(type, flags);
+    return flags;
+}
+
+const std::string& Objects::typeName(Addr type) {
+    if (auto it = m_typeNames.find(type); it != m_typeNames.end()) return it->second;
+    std::string name;
+    std::uint64_t namePtr = 0;
+    if (type && m_mem.tryRead(type + m_layout.type.name, &namePtr, sizeof namePtr) && namePtr) {
+        name = cString(m_mem, namePtr, limits::kMaxTypeName).value_or("");
+    }
+    return m_typeNames.emplace(type, std::move(name)).first->second;
+}
+
+bool Objects::isInstance(Addr obj, std::string_view tpName) {
+    std::uint64_t type = 0;
+    if (!m_mem.tryRead(obj + m_layout.object.type, &type, sizeof type)) return false;
+    for (std::size_t depth = 0; type && depth < limits::kMaxTypeDepth; ++depth) {
+        if (typeName(type) == tpName) return true;
+        if (!m_mem.tryRead(type + m_layout.type.base, &type, sizeof type)) return false;
+    }
+    return false;
+}
+
+std::optional<std::string> Objects::str(Addr obj, std::size_t maxChars) {
+    if (!obj) return std::nullopt;
+    std::uint64_t type = 0;
+    if (!m_mem.tryRead(obj + m_layout.object.type, &type, sizeof type)) return std::nullopt;
+    if (!(typeFlags(type) & tpflags::kUnicode)) return std::nullopt;
+    std::int64_t length = 0;
+    std::uint32_t state = 0;
+    if (!m_mem.tryRead(obj + m_layout.unicode.length, &length, sizeof length) ||
+        !m_mem.tryRead(obj + m_layout.unicode.state, &state, sizeof state) || length < 0) {
+        return std::nullopt;
+    }
+    // PEP 393 state bits: interned:2, kind:3, compact:1, ascii:1.
+    unsigned kind = (state >> 2) & 7;
+    bool compact = (state >> 5) & 1;
+    bool ascii = (state >> 6) & 1;
+    if (kind != 1 && kind != 2 && kind != 4) return std::nullopt;
+    Addr data = 0;
+    if (compact) {
+        data = obj + static_cast<Addr>(ascii ? m_layout.unicode.asciiData : m_layout.unicode.compactData);
+    } else if (m_layout.unicode.legacyData == kAbsent ||
+               !m_mem.tryRead(obj + m_layout.unicode.legacyData, &data, sizeof data) || !data) {
+        return std::nullopt;
+    }
+    std::size_t cap = std::min(maxChars, limits::kMaxStringChars);
+    std::size_t n = std::min(static_cast<std::size_t>(length), cap);
+    std::vector<std::uint8_t> raw(n * kind);
+    if (n && !m_mem.tryRead(data, raw.data(), raw.size())) return std::nullopt;
+    std::string out;
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t cp = 0;
+        if (kind == 1) {
+            cp = raw[i];
+        } else if (kind == 2) {
+            cp = raw[2 * i] | (raw[2 * i + 1] << 8);
+        } else {
+            cp = raw[4 * i] | (raw[4 * i + 1] << 8) | (raw[4 * i + 2] << 16) |
+                 (static_cast<std::uint32_t>(raw[4 * i + 3]) << 24);
+        }
+        appendUtf8(out, cp);
+    }
+    if (static_cast<std::size_t>(length) > n) out += "\xE2\x80\xA6";  // "…": truncated
+    return out;
+}
+
+std::optional<std::vector<std::uint8_t>> Objects::bytes(Addr obj, std::size_t maxLen) {
+    if (!obj || !(typeFlags(typeOf(obj)) & tpflags::kBytes)) return std::nullopt;
+    std::int64_t size = m_mem.get<std::int64_t>(obj + m_layout.bytes.size, "bytes size");
+    if (size < 0 || static_cast<std::size_t>(size) > std::min(maxLen, limits::kMaxBytes)) {
+        return std::nullopt;
+    }
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(size));
+    if (size && !m_mem.tryRead(obj + m_layout.bytes.data, out.data(), out.size())) return std::nullopt;
+    return out;
+}
+
+std::optional<std::int64_t> Objects::integer(Addr obj) {
+    if (!obj || !(typeFlags(typeOf(obj)) & tpflags::kLong)) return std::nullopt;
+    std::uint64_t word = m_mem.get<std::uint64_t>(obj + m_layout.pylong.sizeOrTag, "int size");
+    std::uint64_t ndigits = 0;
+    bool negative = false;
+    if (m_layout.longModel == LongModel::signedSize) {
+        auto size = static_cast<std::int64_t>(word);
+        negative = size < 0;
+        ndigits = static_cast<std::uint64_t>(negative ? -size : size);
+    } else {
+        ndigits = word >> 3;
+        negative = (word & 3) == 2;
+        if ((word & 3) == 1) return 0;
+    }
+    if (ndigits > 3) return std::nullopt;  // beyond 64 bits: not an id or a count
+    std::uint32_t digits[3] = {};
+    if (ndigits && !m_mem.tryRead(obj + m_layout.pylong.digits, digits, 4 * ndigits)) return std::nullopt;
+    unsigned __int128 v = 0;
+    for (std::uint64_t i = ndigits; i-- > 0;) v = (v << 30) | (digits[i] & 0x3FFFFFFF);
+    if (v > static_cast<unsigned __int128>(INT64_MAX)) return std::nullopt;
+    auto s = static_cast<std::int64_t>(v);
+    return negative ? -s : s;
+}
+
+std::vector<Addr> Objects::tupleItems(Addr obj) {
+    if (!obj || !(typeFlags(typeOf(obj)) & tpflags::kTuple)) return {};
+    std::int64_t n = m_mem.get<std::int64_t>(obj + m_layout.tuple.size, "tuple size");
+    if (n <= 0 || static_cast<std::size_t>(n) > limits::kMaxTupleItems) return {};
+    std::vector<Addr> items(static_cast<std::size_t>(n));
+    m_mem.read(obj + m_layout.tuple.items, items.data(), items.size() * 8, "tuple items");
+    return items;
+}
+
+std::vector<Addr> Objects::listItems(Addr obj) {
+    if (!obj || !(typeFlags(typeOf(obj)) & tpflags::kList)) return {};
+    std::int64_t n = m_mem.get<std::int64_t>(obj + m_layout.list.size, "list size");
+    if (n <= 0 || static_cast<std::size_t>(n) > limits::kMaxListItems) return {};
+    Addr array = m_mem.ptr(obj + m_layout.list.items, "list items");
+    std::vector<Addr> items(static_cast<std::size_t>(n));
+    m_mem.read(array, items.data(), items.size() * 8, "list items");
+    return items;
+}
+
+// The entries of a PyDictKeysObject in insertion order, as (key, value)
+// pairs; slots of deleted entries have key 0. Split tables keep their values
+// elsewhere, so their values here are 0.
+std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
+    std::uint64_t nentries = 0;
+    Addr entries = 0;
+    std::size_t entrySize = 24, keyAt = 8, valueAt = 16;
+    if (m_layout.dictKeys == DictKeysModel::v310) {
+        Block h = m_mem.block(keys, 40, "dict keys");
+        auto size = h.at<std::uint64_t>(8);
+        nentries = h.at<std::uint64_t>(32);
+        if (size == 0 || (size & (size - 1)) || size > (1ull << 30) || nentries > size) {
+            throw BadRead("implausible dict keys at " + hexAddr(keys));
+        }
+        std::uint64_t width = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffffull ? 4 : 8;
+        entries = keys + 40 + size * width;
+    } else {
+        Block h = m_mem.block(keys, 32, "dict keys");
+        auto log2Size = h.at<std::uint8_t>(8);
+        auto log2IndexBytes = h.at<std::uint8_t>(9);
+        auto kind = h.at<std::uint8_t>(10);
+        nentries = h.at<std::uint64_t>(24);
+        if (log2Size > 30 || log2IndexBytes > log2Size + 3 || nentries > (1ull << log2Size)) {
+            throw BadRead("implausible dict keys at " + hexAddr(keys));
+        }
+        entries = keys + 32 + (1ull << log2IndexBytes);
+        if (kind != 0) {  // unicode-keyed entries carry no hash
+            entrySize = 16;
+            keyAt = 0;
+            valueAt = 8;
+        }
+    }
+    nentries = std::min<std::uint64_t>(nentries, limits::kMaxDictEntries);
+    std::vector<std::uint8_t> raw(nentries * entrySize);
+    if (!raw.empty()) m_mem.read(entries, raw.data(), raw.size(), "dict entries");
+    std::vector<std::pair<Addr, Addr>> out(nentries);
+    for (std::uint64_t i = 0; i < nentries; ++i) {
+        std::memcpy(&out[i].first, raw.data() + i * entrySize + keyAt, 8);
+        std::memcpy(&out[i].second, raw.data() + i * entrySize + valueAt, 8);
+    }
+    return out;
+}
+
+std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
+    if (!dict || !(typeFlags(typeOf(dict)) & tpflags::kDict)) return {};
+    Addr keys = m_mem.ptr(dict + m_layout.dict.keys, "dict keys");
+    Addr values = m_mem.ptr(dict + m_layout.dict.values, "dict values");
+    if (!keys) return {};
+    auto entries = keysEntries(keys);
+    if (values && !entries.empty()) {
+        std::vector<Addr> split(entries.size());
+        m_mem.read(values + static_cast<Addr>(m_layout.dict.valuesHeader), split.data(), split.size() * 8,
+                   "dict values");
+        for (std::size_t i = 0; i < entries.size(); ++i) entries[i].second = split[i];
+    }
+    std::erase_if(entries, [](const auto& e) { return !e.first || !e.second; });
+    return entries;
+}
+
+std::optional<Addr> Objects::dictGet(Addr dict, std::string_view key) {
+    for (const auto& [k, v] : dictItems(dict)) {
+        if (auto s = str(k, key.size() + 1); s && *s == key) return v;
+    }
+    return std::nullopt;
+}
+
+std::vector<Addr> Objects::setItems(Addr set) {
+    std::vector<Addr> out;
+    if (!set) return out;
+    Block h = m_mem.block(set, static_cast<std::size_t>(m_layout.set.table) + 8, "set");
+    auto mask = h.at<std::int64_t>(m_layout.set.mask);
+    auto used = h.at<std::int64_t>(m_layout.set.used);
+    Addr table = h.ptr(m_layout.set.table);
+    if (mask < 0 || static_cast<std::uint64_t>(mask) + 1 > limits::kMaxSetSlots || used < 0 ||
+        used > mask + 1 || ((mask + 1) & mask) != 0) {
+        throw BadRead("implausible set at " + hexAddr(set));
+    }
+    std::vector<std::uint8_t> raw(static_cast<std::size_t>(mask + 1) * 16);
+    m_mem.read(table, raw.data(), raw.size(), "set table");
+    for (std::size_t i = 0; i <= static_cast<std::size_t>(mask); ++i) {
+        Addr key;
+        std::int64_t hash;
+        std::memcpy(&key, raw.data() + i * 16, 8);
+        std::memcpy(&hash, raw.data() + i * 16 + 8, 8);
+        // A deleted slot keeps the dummy key with hash -1; real hashes never are.
+        if (key && hash != -1) out.push_back(key);
+    }
+    return out;
+}
+
+std::optional<Addr> Objects::lookupInKeys(Addr keys, Addr values, std::string_view name) {
+    std::size_t header = static_cast<std::size_t>(m_layout.dict.valuesHeader);
+    std::uint8_t capacity = 0xff;
+    if (header > 0 && !m_mem.tryRead(values, &capacity, 1)) return std::nullopt;
+    auto entries = keysEntries(keys);
+    for (std::size_t i = 0; i < entries.size() && i < capacity; ++i) {
+        if (!entries[i].first) continue;
+        auto s = str(entries[i].first, name.size() + 1);
+        if (!s || *s != name) continue;
+        Addr v = m_mem.ptr(values + header + 8 * i, "instance value");
+        return v ? std::optional<Addr>(v) : std::nullopt;
+    }
+    return std::nullopt;
+}
+
+std::optional<Addr> Objects::attr(Addr obj, std::string_view name) {
+    Addr type = typeOf(obj);
+    std::uint64_t flags = typeFlags(type);
+    const auto& L = m_layout;
+    bool managed = (flags & tpflags::kManagedDict) && L.instanceDict != InstanceDictModel::dictOffset;
+    if (!managed) {
+        auto off = m_mem.get<std::int64_t>(type + L.type.dictoffset, "tp_dictoffset");
+        if (off <= 0 || off > (1 << 20)) return std::nullopt;
+        Addr dict = m_mem.ptr(obj + static_cast<Addr>(off), "instance dict");
+        return dict ? dictGet(dict, name) : std::nullopt;
+    }
+    Addr cachedKeys = L.type.cachedKeys == kAbsent ? 0 : m_mem.ptr(type + L.type.cachedKeys, "ht_cached_keys");
+    switch (L.instanceDict) {
+        case InstanceDictModel::managed311: {
+            Addr dict = m_mem.ptr(obj + L.dict.managedDict, "managed dict");
+            if (dict) return dictGet(dict, name);
+            Addr values = m_mem.ptr(obj + L.dict.managedValues, "managed values");
+            if (values && cachedKeys) return lookupInKeys(cachedKeys, values, name);
+            return std::nullopt;
+        }
+        case InstanceDictModel::dictOrValues: {
+            Addr word = m_mem.ptr(obj + L.dict.managedDict, "dict-or-values");
+            if (word & 1) return cachedKeys ? lookupInKeys(cachedKeys, word + 1, name) : std::nullopt;
+            return word ? dictGet(word, name) : std::nullopt;
+        }
+        case InstanceDictModel::managedInline: {
+            Addr dict = m_mem.ptr(obj + L.dict.managedDict, "managed dict");
+            if (dict) return dictGet(dict, name);
+            if (!(flags & tpflags::kInlineValues) || !cachedKeys) return std::nullopt;
+            auto basicsize = m_mem.get<std::int64_t>(type + L.type.basicsize, "tp_basicsize");
+            if (basicsize <= 0 || basicsize > (1 << 16)) return std::nullopt;
+            Addr values = obj + static_cast<Addr>(basicsize);
+            std::uint8_t valid = m_mem.get<std::uint8_t>(values + 3, "inline values");
+            return valid ? lookupInKeys(cachedKeys, values, name) : std::nullopt;
+        }
+        case InstanceDictModel::dictOffset: break;
+    }
+    return std::nullopt;
+}
+
+}  // namespace aioscope

@@ -1,0 +1,76 @@
+// Readers for the Python objects aioscope needs to understand, from raw target
+// memory: str (every PEP 393 kind), bytes, int, tuple, list, dict (every keys
+// format, split tables), set, instance attributes, and type names. Each checks
+// the object's type first and caps every length (remote/limits.h). Readers
+// return nullopt/empty for objects that are not what was expected; they throw
+// BadRead only when memory that must be readable is not.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "layout/layout.h"
+#include "mem/remote.h"
+
+namespace aioscope {
+
+class Objects {
+public:
+    Objects(Remote& mem, const Layout& layout) : m_mem(mem), m_layout(layout) {}
+
+    Remote& mem() { return m_mem; }
+    const Layout& layout() const { return m_layout; }
+
+    Addr typeOf(Addr obj);
+    std::uint64_t typeFlags(Addr type);
+    // tp_name of a type, cached per type address; "" if unreadable.
+    const std::string& typeName(Addr type);
+    const std::string& typeNameOf(Addr obj) { return typeName(typeOf(obj)); }
+    // True if obj's type or one of its bases has this tp_name.
+    bool isInstance(Addr obj, std::string_view tpName);
+
+    std::optional<std::string> str(Addr obj, std::size_t maxChars = 4096);
+    std::optional<std::vector<std::uint8_t>> bytes(Addr obj, std::size_t maxLen);
+    std::optional<std::int64_t> integer(Addr obj);
+
+    std::vector<Addr> tupleItems(Addr obj);
+    std::vector<Addr> listItems(Addr obj);
+    std::vector<std::pair<Addr, Addr>> dictItems(Addr dict);
+    std::optional<Addr> dictGet(Addr dict, std::string_view key);
+    std::vector<Addr> setItems(Addr set);
+
+    // The value of an attribute stored in obj's instance __dict__ (or inline
+    // values), not descriptors or class attributes.
+    std::optional<Addr> attr(Addr obj, std::string_view name);
+
+private:
+    std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
+    std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
+
+    Remote& m_mem;
+    const Layout& m_layout;
+    std::unordered_map<Addr, std::string> m_typeNames;
+    std::unordered_map<Addr, std::uint64_t> m_typeFlags;
+};
+
+// Python's tp_flags bits used to recognise built-in types and their subclasses.
+namespace tpflags {
+constexpr std::uint64_t kManagedDict = 1ull << 4;
+constexpr std::uint64_t kInlineValues = 1ull << 2;
+constexpr std::uint64_t kLong = 1ull << 24;
+constexpr std::uint64_t kList = 1ull << 25;
+constexpr std::uint64_t kTuple = 1ull << 26;
+constexpr std::uint64_t kBytes = 1ull << 27;
+constexpr std::uint64_t kUnicode = 1ull << 28;
+constexpr std::uint64_t kDict = 1ull << 29;
+}  // namespace tpflags
+
+// Appends code point cp to out as UTF-8 (lone surrogates become U+FFFD).
+void appendUtf8(std::string& out, std::uint32_t cp);
+
+}  // namespace aioscope

@@ -1,0 +1,129 @@
+#include "target/proc.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "errors.h"
+
+namespace aioscope {
+
+std::optional<std::string> readSmallFile(const std::string& path, std::size_t cap) {
+    std::FILE* f = std::fopen(path.c_str(), "re");
+    if (!f) return std::nullopt;
+    std::string out;
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && out.size() < cap) out.append(buf, n);
+    bool err = std::ferror(f);
+    std::fclose(f);
+    if (err) return std::nullopt;
+    return out;
+}
+
+std::string ProcFs::path(const std::string& rel) const {
+    return "/proc/" + std::to_string(m_pid) + "/" + rel;
+}
+
+void ProcFs::requireAlive() const {
+    if (m_pid <= 0) throw InspectError(Errc::no_such_process, "invalid pid " + std::to_string(m_pid));
+    struct stat st;
+    if (::stat(path("").c_str(), &st) != 0) {
+        throw InspectError(Errc::no_such_process, "no process with pid " + std::to_string(m_pid));
+    }
+    // A zombie has no memory left to read.
+    auto status = readSmallFile(path("stat"));
+    if (status) {
+        auto close = status->rfind(')');
+        if (close != std::string::npos && close + 2 < status->size() && (*status)[close + 2] == 'Z') {
+            throw InspectError(Errc::process_exited,
+                               "process " + std::to_string(m_pid) + " has exited (zombie)");
+        }
+    }
+}
+
+std::vector<Mapping> ProcFs::maps() const {
+    std::FILE* f = std::fopen(path("maps").c_str(), "re");
+    if (!f) {
+        if (errno == ENOENT || errno == ESRCH) {
+            throw InspectError(Errc::no_such_process, "no process with pid " + std::to_string(m_pid));
+        }
+        throw InspectError(Errc::permission_denied, "permission denied reading " + path("maps") +
+                                                         ": " + permissionAdvice());
+    }
+    std::string text;
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    bool err = std::ferror(f);
+    int e = errno;
+    std::fclose(f);
+    if (err) {
+        if (e == EACCES || e == EPERM) {
+            throw InspectError(Errc::permission_denied, "permission denied reading " + path("maps") +
+                                                             ": " + permissionAdvice());
+        }
+        throw InspectError(Errc::process_exited,
+                           "process " + std::to_string(m_pid) + " exited while its maps were read");
+    }
+    if (text.empty()) {
+        // Kernel threads and zombies have no mappings; so does a process whose
+        // maps we may not see.
+        throw InspectError(Errc::not_python, "process " + std::to_string(m_pid) + " (" + comm() +
+                                                 ") has no memory mappings to read");
+    }
+    return parseMaps(text);
+}
+
+std::string ProcFs::comm() const {
+    auto s = readSmallFile(path("comm"), 256);
+    if (!s) return "";
+    while (!s->empty() && s->back() == '\n') s->pop_back();
+    return *s;
+}
+
+std::string ProcFs::exe() const {
+    char buf[4096];
+    ssize_t n = ::readlink(path("exe").c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+std::vector<pid_t> ProcFs::threads() const {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir(path("task").c_str());
+    if (!d) return out;
+    while (dirent* e = ::readdir(d)) {
+        char* endp = nullptr;
+        long tid = std::strtol(e->d_name, &endp, 10);
+        if (endp && *endp == '\0' && tid > 0) out.push_back(static_cast<pid_t>(tid));
+    }
+    ::closedir(d);
+    return out;
+}
+
+std::string ProcFs::threadComm(pid_t tid) const {
+    auto s = readSmallFile(path("task/" + std::to_string(tid) + "/comm"), 256);
+    if (!s) return "";
+    while (!s->empty() && s->back() == '\n') s->pop_back();
+    return *s;
+}
+
+std::vector<std::string> ProcFs::openablePaths(const Mapping& m) const {
+    char range[64];
+    std::snprintf(range, sizeof range, "%llx-%llx", static_cast<unsigned long long>(m.start),
+                  static_cast<unsigned long long>(m.end));
+    std::vector<std::string> out{path("map_files/") + range};
+    std::string clean = m.cleanPath();
+    if (!clean.empty() && clean[0] == '/') {
+        out.push_back(path("root") + clean);
+        if (!m.deleted()) out.push_back(clean);
+    }
+    return out;
+}
+
+}  // namespace aioscope

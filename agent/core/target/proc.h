@@ -1,0 +1,43 @@
+// Facts the kernel publishes about a process under /proc: whether it exists,
+// its threads, names and mappings, and how to open its files from our mount
+// namespace (a target in a container or chroot sees a different "/").
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "target/maps.h"
+
+namespace aioscope {
+
+class ProcFs {
+public:
+    explicit ProcFs(pid_t pid) : m_pid(pid) {}
+
+    pid_t pid() const { return m_pid; }
+
+    // Throws InspectError (no_such_process / permission_denied).
+    void requireAlive() const;
+    std::vector<Mapping> maps() const;
+
+    std::string comm() const;                     // process name, "" if unknown
+    std::string exe() const;                      // /proc/PID/exe target, "" if unknown
+    std::vector<pid_t> threads() const;           // native thread ids
+    std::string threadComm(pid_t tid) const;      // "" if unknown
+
+    // Paths through which the target's file can be opened here, best first:
+    // the exact mapped file (map_files), then the file under the target's root.
+    std::vector<std::string> openablePaths(const Mapping& m) const;
+
+    std::string path(const std::string& rel) const;
+
+private:
+    pid_t m_pid;
+};
+
+std::optional<std::string> readSmallFile(const std::string& path, std::size_t cap = 1 << 22);
+
+}  // namespace aioscope

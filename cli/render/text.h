@@ -1,0 +1,14 @@
+// The human-readable form of a snapshot: a header, then per interpreter and
+// thread its ids, name, GIL state and frames innermost first, traceback-like.
+#pragma once
+
+#include <ostream>
+
+#include "model/snapshot.h"
+#include "render/style.h"
+
+namespace aioscope::cli {
+
+void renderText(const Snapshot& snap, std::ostream& out, const Style& style);
+
+}  // namespace aioscope::cli
