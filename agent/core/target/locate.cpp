@@ -130,6 +130,17 @@ RuntimeLocation locateRuntime(const ProcFs& proc, const std::vector<Mapping>& ma
         }
         if (!loc.candidates.empty()) return loc;
     }
+    // An interpreter too old to have _PyRuntime (2.x, 3.6) is still Python.
+    static const std::regex old(R"((?:^|lib)python(\d)\.(\d+))");
+    for (const auto& f : files) {
+        std::smatch m;
+        std::string b = baseName(f.path);
+        if (std::regex_search(b, m, old)) {
+            throw InspectError(Errc::unsupported_version,
+                               "Python " + m[1].str() + "." + m[2].str() +
+                                   " is not supported: aioscope reads CPython 3.10 to 3.15");
+        }
+    }
     std::string name = proc.comm();
     throw InspectError(Errc::not_python, "process " + std::to_string(proc.pid()) + " (" + name +
                                              ") is not a CPython process: no _PyRuntime in any "

@@ -72,12 +72,28 @@ std::vector<Mapping> ProcFs::maps() const {
                            "process " + std::to_string(m_pid) + " exited while its maps were read");
     }
     if (text.empty()) {
-        // Kernel threads and zombies have no mappings; so does a process whose
-        // maps we may not see.
-        throw InspectError(Errc::not_python, "process " + std::to_string(m_pid) + " (" + comm() +
-                                                 ") has no memory mappings to read");
+        // Only kernel threads and exiting processes have no mappings.
+        if (isKernelThread()) {
+            throw InspectError(Errc::not_python,
+                               "process " + std::to_string(m_pid) + " (" + comm() + ") is a kernel thread");
+        }
+        throw InspectError(Errc::process_exited, "process " + std::to_string(m_pid) + " is exiting");
     }
     return parseMaps(text);
+}
+
+bool ProcFs::isKernelThread() const {
+    constexpr unsigned long kPfKthread = 0x00200000;
+    auto stat = readSmallFile(path("stat"), 4096);
+    if (!stat) return false;
+    auto close = stat->rfind(')');
+    if (close == std::string::npos) return false;
+    // Fields after the command: state ppid pgrp session tty_nr tpgid flags ...
+    std::istringstream rest(stat->substr(close + 2));
+    std::string field;
+    for (int i = 0; i < 7 && rest >> field; ++i) {
+    }
+    return (std::strtoul(field.c_str(), nullptr, 10) & kPfKthread) != 0;
 }
 
 std::string ProcFs::comm() const {

@@ -24,6 +24,7 @@ public:
     std::vector<Mapping> maps() const;
 
     std::string comm() const;                     // process name, "" if unknown
+    bool isKernelThread() const;
     std::string exe() const;                      // /proc/PID/exe target, "" if unknown
     std::vector<pid_t> threads() const;           // native thread ids
     std::string threadComm(pid_t tid) const;      // "" if unknown

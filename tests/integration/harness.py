@@ -1,0 +1,79 @@
+"""Starting fixtures, waiting for their ground truth, and running aioscope."""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from zoo import Interpreter
+
+ROOT = Path(__file__).resolve().parents[2]
+AIOSCOPE = Path(os.environ.get("AIOSCOPE_BIN", ROOT / "build" / "aioscope"))
+
+
+def run_aioscope(*args, timeout=60, **kw):
+    return subprocess.run([str(AIOSCOPE), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def dump_json(pid, *extra):
+    r = run_aioscope("dump", "--json", *extra, pid)
+    assert r.returncode == 0, f"dump failed ({r.returncode}): {r.stderr}"
+    return json.loads(r.stdout)
+
+
+class Fixture:
+    """A fixture process under one interpreter, with its published ground truth."""
+
+    def __init__(self, interp: Interpreter, script: str, *args: str, truth_timeout=60):
+        self.interp = interp
+        out_dir = interp.fixture_dir() / "out"
+        out_dir.mkdir(exist_ok=True)
+        self.truth_path = out_dir / f"{Path(script).stem}-{interp.name}-{os.getpid()}-{time.monotonic_ns()}.json"
+        self.truth_path.unlink(missing_ok=True)
+        cmd = interp.argv(script, "--truth", interp.inside(self.truth_path), *args)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self.truth = self._wait_truth(truth_timeout)
+
+    def _wait_truth(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fixture exited early ({self.proc.returncode}): {self.proc.stderr.read()}")
+            if self.truth_path.exists():
+                truth = json.loads(self.truth_path.read_text())
+                if "error" in truth:
+                    raise AssertionError(f"fixture could not settle: {truth['error']}")
+                self._wait_gone(truth.get("observer_native_id"), deadline)
+                return truth
+            time.sleep(0.05)
+        raise AssertionError(f"no ground truth from {self.interp.name} within {timeout}s")
+
+    def _wait_gone(self, tid, deadline):
+        # The observer thread exits right after writing; the dump must not see it.
+        while tid and Path(f"/proc/{self.pid}/task/{tid}").exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("observer thread did not exit")
+            time.sleep(0.01)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def state(self):
+        """The kernel's one-letter process state (S sleeping, R running, t traced...)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.truth_path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

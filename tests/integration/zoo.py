@@ -1,0 +1,101 @@
+"""The interpreter zoo: every CPython build the integration tests run against.
+
+An interpreter that is not on this machine is reported as skipped, by name,
+with the reason, never silently passed.
+"""
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ZOO_DIR = Path(os.environ.get("AIOSCOPE_ZOO", "/var/cache/aioscope/zoo"))
+PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+# Where fixtures are copied inside a chroot (its "/" is not ours).
+CHROOT_FIXTURES = "/aioscope-fixtures"
+
+
+@dataclass
+class Interpreter:
+    name: str            # test id, e.g. "3.12" or "3.11-debian"
+    python: str          # path as the interpreter itself sees it
+    root: str = "/"      # chroot directory, "/" for the host
+    description: str = ""
+
+    @property
+    def host_python(self) -> Path:
+        return Path(self.root) / self.python.lstrip("/")
+
+    def unavailable(self):
+        """None if usable, else the reason it is skipped."""
+        if self.root != "/":
+            reason = ZOO_DIR / "sid.unavailable"
+            if reason.exists():
+                return reason.read_text().strip()
+            if not (Path(self.root) / "proc/self").exists():
+                return f"{self.root}/proc is not mounted (run tests/zoo/provision.sh as root)"
+        if not self.host_python.exists():
+            return f"{self.description} not found at {self.host_python}"
+        return None
+
+    def argv(self, script: str, *args: str):
+        """Command line running a fixture under this interpreter."""
+        if self.root == "/":
+            return [self.python, str(FIXTURES / script), *args]
+        return ["chroot", self.root, self.python, f"{CHROOT_FIXTURES}/{script}", *args]
+
+    def fixture_dir(self) -> Path:
+        """Where fixtures live, from our side of the chroot."""
+        if self.root == "/":
+            return FIXTURES
+        return Path(self.root) / CHROOT_FIXTURES.lstrip("/")
+
+    def outside(self, inside_path: str) -> Path:
+        """A path the interpreter names, seen from here."""
+        return Path(self.root) / inside_path.lstrip("/") if self.root != "/" else Path(inside_path)
+
+    def inside(self, outside_path: Path) -> str:
+        if self.root == "/":
+            return str(outside_path)
+        return "/" + str(Path(outside_path).relative_to(self.root))
+
+    def prepare(self):
+        """Makes the fixtures visible to the interpreter (copies them into a chroot)."""
+        if self.root == "/":
+            return
+        dst = self.fixture_dir()
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(FIXTURES, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        (dst / "out").mkdir(exist_ok=True)
+
+
+def _pyenv(version: str) -> Interpreter:
+    minor = ".".join(version.split(".")[:2])
+    return Interpreter(
+        name=minor,
+        python=str(PYENV_ROOT / "versions" / version / "bin" / f"python{minor}"),
+        description=f"pyenv CPython {version} (shared libpython)",
+    )
+
+
+SID = str(ZOO_DIR / "sid")
+
+ZOO = [
+    _pyenv("3.10.13"),
+    _pyenv("3.11.7"),
+    Interpreter("3.11-debian", "/usr/bin/python3.11",
+                description="Debian's python3.11 (static, stripped)"),
+    _pyenv("3.12.1"),
+    _pyenv("3.13.0"),
+    Interpreter("3.14", "/usr/bin/python3.14", root=SID,
+                description="Debian sid python3.14 in a chroot (static, non-PIE)"),
+    Interpreter("3.15", "/usr/bin/python3.15", root=SID,
+                description="Debian sid python3.15 in a chroot (static, non-PIE)"),
+]
+
+
+def python_version(interp: Interpreter) -> str:
+    cmd = interp.argv("_version.py")
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
