@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Benchmark: how long `aioscope dump` takes on each zoo interpreter.
+
+For every available interpreter, starts fixtures/threads_known.py (3 threads)
+and dumps it N times. Prints the median wall time of the whole command and the
+median time aioscope spent reading (its own duration_ms, one cold read in a
+fresh process). Where a peer exists
+in the same interpreter, CPython 3.14+'s own `_remote_debugging.RemoteUnwinder
+(pid, all_threads=True).get_stack_trace()`, it is timed against the same
+process in the same run and the ratio is printed.
+
+Usage: tests/bench/dump_latency.py [--runs N]   (as root, after tests/run or cli/build.sh)
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+
+from harness import AIOSCOPE, Fixture  # noqa: E402
+from zoo import ZOO  # noqa: E402
+
+# One cold read per process, like one `aioscope dump`: the peer is timed from
+# creating its unwinder to having all stacks, in a fresh interpreter each run.
+PEER = """
+import sys, time, _remote_debugging as rd
+t0 = time.perf_counter()
+rd.RemoteUnwinder(int(sys.argv[1]), all_threads=True).get_stack_trace()
+print((time.perf_counter() - t0) * 1000)
+"""
+
+
+def median_dump(pid, runs):
+    wall, read = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        r = subprocess.run([str(AIOSCOPE), "dump", "--json", str(pid)], capture_output=True, text=True)
+        wall.append((time.perf_counter() - t0) * 1000)
+        assert r.returncode == 0, r.stderr
+        read.append(json.loads(r.stdout)["duration_ms"])
+    return statistics.median(wall), statistics.median(read)
+
+
+def peer(interp, pid, runs):
+    if interp.name not in ("3.14", "3.15"):
+        return None
+    cmd = ["chroot", interp.root, interp.python, "-c", PEER, str(pid)]
+    times = []
+    for _ in range(runs):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            return None
+        times.append(float(r.stdout))
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    print(f"{'python':<12} {'dump wall ms':>13} {'dump read ms':>13} {'peer read ms':>13} {'peer/aioscope':>14}")
+    for interp in ZOO:
+        why = interp.unavailable()
+        if why:
+            print(f"{interp.name:<12} skipped: {why}")
+            continue
+        interp.prepare()
+        with Fixture(interp, "threads_known.py") as fx:
+            wall, read = median_dump(fx.pid, args.runs)
+            p = peer(interp, fx.pid, args.runs)
+        ratio = f"{p / read:13.1f}x" if p else f"{'(no peer)':>14}"
+        peer_s = f"{p:13.2f}" if p else f"{'-':>13}"
+        print(f"{interp.name:<12} {wall:13.2f} {read:13.2f} {peer_s} {ratio}")
+    print("peer = CPython's _remote_debugging.RemoteUnwinder(pid, all_threads=True).get_stack_trace(),"
+          " run in the same interpreter against the same process")
+
+
+if __name__ == "__main__":
+    main()
