@@ -1,0 +1,184 @@
+// PageCache over a FakeMemory that records every read reaching it.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "fake_memory.h"
+#include "mem/page_cache.h"
+
+using namespace aioscope;
+using aioscope::test::FakeMemory;
+using Reads = std::vector<std::pair<Addr, std::size_t>>;
+
+namespace {
+
+constexpr Addr kBase = 0x100000;
+constexpr std::size_t kPage = 4096;
+
+std::uint8_t pattern(Addr a) { return static_cast<std::uint8_t>((a * 7 + 3) >> 2); }
+
+// Maps `bytes` bytes at `at`, filled with pattern().
+void mapPattern(FakeMemory& mem, Addr at, std::size_t bytes) {
+    mem.map(at, bytes);
+    std::vector<std::uint8_t> fill(bytes);
+    for (std::size_t i = 0; i < bytes; ++i) fill[i] = pattern(at + i);
+    mem.write(at, fill.data(), fill.size());
+}
+
+bool matches(const std::uint8_t* got, Addr at, std::size_t len) {
+    for (std::size_t i = 0; i < len; ++i) {
+        if (got[i] != pattern(at + i)) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a read spanning two pages fetches both, then hits the cache", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 2 * kPage);
+    PageCache cache(mem);
+    std::array<std::uint8_t, 8> buf{};
+
+    REQUIRE(cache.read(kBase + kPage - 4, buf.data(), buf.size()) == ReadResult::ok);
+    CHECK(matches(buf.data(), kBase + kPage - 4, buf.size()));
+    CHECK(mem.reads() == Reads{{kBase, kPage}, {kBase + kPage, kPage}});
+    CHECK(cache.pagesCached() == 2);
+
+    mem.resetCounts();
+    std::array<std::uint8_t, 64> more{};
+    REQUIRE(cache.read(kBase + 100, more.data(), more.size()) == ReadResult::ok);
+    REQUIRE(cache.read(kBase + kPage + 7, more.data(), more.size()) == ReadResult::ok);
+    CHECK(matches(more.data(), kBase + kPage + 7, more.size()));
+    CHECK(mem.readCalls() == 0);
+
+    CHECK(cache.read(kBase, buf.data(), 0) == ReadResult::ok);
+    CHECK(mem.readCalls() == 0);
+}
+
+TEST_CASE("clear() forgets every page", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, kPage);
+    PageCache cache(mem);
+    std::uint64_t v = 0;
+    REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
+    mem.put<std::uint64_t>(kBase + 8, 0x1122334455667788);  // the target moved on
+    REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
+    CHECK(v != 0x1122334455667788);  // still the snapshot's view
+
+    cache.clear();
+    CHECK(cache.pagesCached() == 0);
+    mem.resetCounts();
+    REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
+    CHECK(v == 0x1122334455667788);
+    CHECK(mem.readCalls() == 1);
+}
+
+TEST_CASE("large reads bypass the cache", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 8 * kPage);
+    PageCache cache(mem);
+    std::vector<std::uint8_t> big(5 * kPage);
+    REQUIRE(cache.read(kBase + 3, big.data(), big.size()) == ReadResult::ok);
+    CHECK(matches(big.data(), kBase + 3, big.size()));
+    CHECK(mem.reads() == Reads{{kBase + 3, 5 * kPage}});
+    CHECK(cache.pagesCached() == 0);
+}
+
+TEST_CASE("a partly mapped page still serves exact reads inside the mapping", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 0x800);  // half a page, as at the edge of a mapping
+    PageCache cache(mem);
+    std::array<std::uint8_t, 16> buf{};
+
+    REQUIRE(cache.read(kBase + 0x100, buf.data(), buf.size()) == ReadResult::ok);
+    CHECK(matches(buf.data(), kBase + 0x100, buf.size()));
+    CHECK(mem.reads() == Reads{{kBase, kPage}, {kBase + 0x100, 16}});
+
+    // The failed page is remembered: later reads go straight to the exact range.
+    mem.resetCounts();
+    REQUIRE(cache.read(kBase + 0x7f8, buf.data(), 8) == ReadResult::ok);
+    CHECK(matches(buf.data(), kBase + 0x7f8, 8));
+    CHECK(mem.reads() == Reads{{kBase + 0x7f8, 8}});
+
+    CHECK(cache.read(kBase + 0x7fc, buf.data(), 8) == ReadResult::fault);  // crosses the edge
+    CHECK(cache.read(kBase + 0x900, buf.data(), 8) == ReadResult::fault);
+    CHECK(cache.read(0x900000, buf.data(), 8) == ReadResult::fault);
+}
+
+TEST_CASE("gone and denied are passed on, not retried as faults", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, kPage);
+    PageCache cache(mem);
+    std::uint64_t v = 0;
+    mem.failAll(ReadResult::gone);
+    CHECK(cache.read(kBase, &v, 8) == ReadResult::gone);
+    CHECK(mem.readCalls() == 1);
+
+    PageCache other(mem);
+    mem.failAll(ReadResult::denied);
+    CHECK(other.read(kBase, &v, 8) == ReadResult::denied);
+}
+
+TEST_CASE("maxPages bounds the cache on single reads", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 6 * kPage);
+    PageCache cache(mem, 2);
+    std::uint64_t v = 0;
+    for (Addr p = 0; p < 6; ++p) {
+        REQUIRE(cache.read(kBase + p * kPage + 16, &v, 8) == ReadResult::ok);
+        CHECK(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + p * kPage + 16, 8));
+        CHECK(cache.pagesCached() <= 2);
+    }
+}
+
+TEST_CASE("readMany fetches the missing pages in one batch", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 4 * kPage);
+    PageCache cache(mem);
+    std::array<std::uint8_t, 16> a{}, b{}, c{}, bad{};
+    std::vector<MemoryReader::Request> reqs = {
+        {kBase + kPage + 8, a.data(), a.size()},
+        {kBase + 3 * kPage - 8, b.data(), b.size()},  // spans pages 2 and 3
+        {kBase + kPage + 100, c.data(), c.size()},    // same page as the first
+        {0x900000, bad.data(), bad.size()},
+    };
+    cache.readMany(reqs);
+
+    CHECK(mem.readManyCalls() == 1);
+    // Each missing page once, in address order; then the unmapped request alone.
+    CHECK(mem.reads() == Reads{{kBase + kPage, kPage}, {kBase + 2 * kPage, kPage}, {kBase + 3 * kPage, kPage},
+                               {0x900000, kPage}, {0x900000, 16}});
+    CHECK(reqs[0].result == ReadResult::ok);
+    CHECK(reqs[1].result == ReadResult::ok);
+    CHECK(reqs[2].result == ReadResult::ok);
+    CHECK(reqs[3].result == ReadResult::fault);
+    CHECK(matches(a.data(), kBase + kPage + 8, a.size()));
+    CHECK(matches(b.data(), kBase + 3 * kPage - 8, b.size()));
+    CHECK(matches(c.data(), kBase + kPage + 100, c.size()));
+
+    mem.resetCounts();
+    std::array<std::uint8_t, 16> again{};
+    std::vector<MemoryReader::Request> cached = {{kBase + 2 * kPage, again.data(), again.size()}};
+    cache.readMany(cached);
+    CHECK(cached[0].result == ReadResult::ok);
+    CHECK(mem.readCalls() == 0);
+}
+
+// BUG (agent/core/mem/page_cache.cpp:93): readMany clears the cache when the
+// missing pages would not fit, then inserts all of them anyway, so one batch
+// touching more than maxPages distinct pages leaves the cache above its bound.
+TEST_CASE("readMany respects maxPages", "[page_cache][!shouldfail]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 4 * kPage);
+    PageCache cache(mem, 2);
+    std::array<std::array<std::uint8_t, 8>, 3> bufs{};
+    std::vector<MemoryReader::Request> reqs;
+    for (std::size_t i = 0; i < 3; ++i) reqs.push_back({kBase + i * kPage, bufs[i].data(), 8});
+    cache.readMany(reqs);
+    for (const auto& r : reqs) CHECK(r.result == ReadResult::ok);
+    CHECK(cache.pagesCached() <= 2);
+}
