@@ -1,9 +1,13 @@
 #include "inspect.h"
 
 #include <chrono>
+#include <unordered_map>
 
+#include "analysis/findings.h"
+#include "layout/asyncio_offsets.h"
 #include "target/pause.h"
 #include "walk/interpreters.h"
+#include "walk/tasks.h"
 #include "walk/native_ids.h"
 #include "walk/python_facts.h"
 
@@ -66,6 +70,7 @@ Snapshot Inspector::snapshot(const InspectOptions& options) {
         }
     }
     if (pause) snap.pausedMs = pause->resume();
+    snap.findings = analyze(snap);
     snap.durationMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     m_cache.clear();
     return snap;
@@ -82,9 +87,29 @@ void Inspector::fillPythonInfo(Snapshot& snap) {
     py.version = v.str();
 }
 
+// 3.14+ publish the Task layout in the _asyncio module's .AsyncioDebug
+// section; _asyncio may be imported after we first looked.
+void Inspector::ensureAsyncioLayout(Snapshot& snap) {
+    Layout& L = m_runtime.layout;
+    if (L.asyncio.available || L.asyncio.registry != TaskRegistryModel::linkedLists) return;
+    auto maps = m_proc.maps();
+    const std::vector<std::string> symbols{"_Py_AsyncioDebug", "_AsyncioDebug"};
+    auto addr = findInMappedFiles(m_proc, maps, "_asyncio", ".AsyncioDebug", symbols);
+    if (!addr) {
+        std::string runtimeFile = m_location.file.substr(m_location.file.rfind('/') + 1);
+        addr = findInMappedFiles(m_proc, maps, runtimeFile, ".AsyncioDebug", symbols);
+    }
+    if (!addr) return;  // asyncio not imported: no tasks to show
+    std::vector<std::uint8_t> blob(kAsyncioDebugSize);
+    if (!m_mem.tryRead(*addr, blob.data(), blob.size())) return;
+    if (auto problem = applyAsyncioDebugOffsets(L, blob)) snap.warnings.push_back("asyncio tasks unavailable: " + *problem);
+}
+
 void Inspector::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
     const Layout& L = m_runtime.layout;
     fillPythonInfo(snap);
+    ensureAsyncioLayout(snap);
+    TaskWalker tasks(*m_objects, *m_frames, m_proc.pid());
     auto interps = readInterpreters(m_mem, L, m_runtime.runtime);
     for (const auto& interp : interps) {
         if (m_runtime.version.micro < 0 && interp.sysdict) {
@@ -108,6 +133,7 @@ void Inspector::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
             for (const auto& t : threads) ids.push_back(t.threadId);
             pthreadTids = nativeIdsFromPthreads(m_mem, ids, m_proc.threads());
         }
+        std::unordered_map<std::uint64_t, WalkedStack> stacks;
         for (const auto& ts : threads) {
             Thread t;
             t.interpreterId = interp.id;
@@ -124,7 +150,7 @@ void Inspector::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
             }
             t.holdsGil = interp.gilHolder == ts.addr;
             auto stack = m_frames->walk(ts.currentFrame);
-            for (auto& f : stack.frames) t.frames.push_back(std::move(f.frame));
+            for (const auto& f : stack.frames) t.frames.push_back(f.frame);
             t.truncated = stack.truncated;
             if (stack.error) {
                 torn = true;
@@ -134,8 +160,16 @@ void Inspector::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
                                             ": stack read incomplete: " + *stack.error);
                 }
             }
+            stacks.emplace(ts.threadId, std::move(stack));
             snap.threads.push_back(std::move(t));
         }
+        auto found = tasks.read(interp, threads, stacks);
+        if (found.torn) {
+            torn = true;
+            if (!lastAttempt) continue;
+        }
+        for (auto& w : found.warnings) snap.warnings.push_back(std::move(w));
+        for (auto& t : found.tasks) snap.tasks.push_back(std::move(t));
     }
 }
 

@@ -37,6 +37,7 @@ public:
 private:
     void readOnce(Snapshot& snap, bool lastAttempt, bool& torn);
     void fillPythonInfo(Snapshot& snap);
+    void ensureAsyncioLayout(Snapshot& snap);
 
     ProcFs m_proc;
     ProcessReader m_reader;

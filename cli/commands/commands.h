@@ -11,6 +11,10 @@
 
 namespace aioscope::cli {
 
+// `dump` found tasks that can never finish (await cycle, lock deadlock,
+// orphaned wait); distinct from every error status.
+constexpr int kExitDeadlock = 10;
+
 struct DumpArgs {
     pid_t pid = 0;
     bool json = false;

@@ -1,6 +1,9 @@
 #include <iostream>
 
 #include "commands/commands.h"
+#include <algorithm>
+
+#include "analysis/findings.h"
 #include "inspect.h"
 #include "model/snapshot_json.h"
 #include "render/text.h"
@@ -13,11 +16,11 @@ int runDump(const DumpArgs& args) {
     options.pause = args.pause;
     Snapshot snap = inspector.snapshot(options);
     if (args.json) {
-        std::cout << toJson(snap).dump(2) << "\n";
+        writeJson(snap, std::cout);
     } else {
         renderText(snap, std::cout, Style::forStdout(args.color));
     }
-    return 0;
+    return std::any_of(snap.findings.begin(), snap.findings.end(), isDeadlock) ? kExitDeadlock : 0;
 }
 
 }  // namespace aioscope::cli

@@ -52,6 +52,16 @@ enum class InstanceDictModel {
     dictOrValues,    // 3.12: tagged dict-or-values word at obj-24
     managedInline,   // 3.13+: dict at obj-24, else inline values at obj+tp_basicsize
 };
+enum class TaskRegistryModel {
+    allTasksWeakSet,   // 3.10/3.11: _asyncio._all_tasks
+    scheduledAndEager, // 3.12/3.13: _asyncio._scheduled_tasks + _eager_tasks
+    linkedLists,       // 3.14+: per-thread and per-interpreter lists of TaskObj.task_node
+};
+enum class RunningLoopModel {
+    threadDictHolder,  // 3.10/3.11: tstate->dict["__asyncio_running_event_loop__"].rl_loop
+    threadDictLoop,    // 3.12: tstate->dict["__asyncio_running_event_loop__"]
+    threadStateField,  // 3.13+: _PyThreadStateImpl.asyncio_running_loop
+};
 enum class StackModel {
     valueStack310,  // f_valuestack + f_stackdepth
     stackTop,       // int index into localsplus
@@ -131,6 +141,7 @@ struct Layout {
         Off codeAdaptive = kAbsent;  // 3.11+: inline bytecode
         Off coCode = kAbsent;        // 3.10: bytes object
         Off firstTraceable = kAbsent;  // 3.11+: frames before this code unit are incomplete
+        Off nlocalsplus = kAbsent;     // 3.11+: slots before the value stack
     } code;
 
     struct {
@@ -199,8 +210,23 @@ struct Layout {
         Off name = kAbsent;
         Off qualname = kAbsent;
         Off frameState = kAbsent;  // absent on 3.10 (use the frame's f_state)
+        Off excValue = kAbsent;    // gi_exc_state.exc_value: the exception being handled
         bool frameEmbedded = true;
     } gen;
+
+    struct {
+        Off closure = 72;   // PyFunctionObject.func_closure
+        Off code = 48;      // PyFunctionObject.func_code
+        Off cellRef = 16;   // PyCellObject.ob_ref
+        Off methodFunc = 16;  // PyMethodObject.im_func
+        Off methodSelf = 24;  // PyMethodObject.im_self
+        Off cfuncDef = 16;    // PyCFunctionObject.m_ml (PyMethodDef*, ml_name first)
+        Off cfuncSelf = 24;   // PyCFunctionObject.m_self
+        Off partialFunc = 16; // functools.partial fn, args, kw
+        Off partialArgs = 24;
+        Off wrapped = 16;     // coroutine_wrapper.cw_coroutine, async_generator_asend.ags_gen
+        Off weakrefObject = 16;
+    } callable;
 
     struct {
         int created = 0;
@@ -211,6 +237,38 @@ struct Layout {
         int cleared = 0;
     } frameState;
     int awaiteeSlot = -1;  // stack slot, from the top, holding what a suspended frame awaits
+
+    // _asyncio's private Future/Task structures (Modules/_asynciomodule.c).
+    struct {
+        TaskRegistryModel registry = TaskRegistryModel::allTasksWeakSet;
+        RunningLoopModel runningLoop = RunningLoopModel::threadDictHolder;
+        bool available = false;  // false until the offsets are known (3.14+: .AsyncioDebug)
+        Off futSize = kAbsent;
+        Off futLoop = 16;
+        Off futCallback0 = 24;
+        Off futCallbacks = 40;
+        Off futException = 48;
+        Off futCancelMsg = 80;
+        Off futState = kAbsent;
+        Off futAwaitedBy = kAbsent;       // 3.14+
+        Off futAwaitedByIsSet = kAbsent;  // 3.14+ (a char)
+        Off taskSize = kAbsent;
+        Off taskFutWaiter = kAbsent;
+        Off taskCoro = kAbsent;
+        Off taskName = kAbsent;
+        Off taskNumCancels = kAbsent;     // absent on 3.10
+        Off taskMustCancel = kAbsent;     // an int, or a byte holding a bit field (3.13+)
+        std::uint8_t taskMustCancelBit = 0;  // 0: an int field; otherwise the bit's mask
+        Off taskNode = kAbsent;           // 3.14+: llist_node {next, prev}
+        Off futureIterFuture = 16;
+        Off runningLoopHolderLoop = 16;   // 3.10/3.11 PyRunningLoopHolder.rl_loop
+        Off threadRunningLoop = kAbsent;  // _PyThreadStateImpl fields (3.13+ / 3.14+)
+        Off threadRunningTask = kAbsent;
+        Off threadTasksHead = kAbsent;
+        Off interpTasksHead = kAbsent;
+        Off stateNonAsyncioTasks = kAbsent;       // 3.14+ module state: WeakSet of foreign tasks
+        Off stateNonAsyncioEagerTasks = kAbsent;  // 3.14+ module state: set
+    } asyncio;
 
     struct {
         int resume = 0;       // RESUME opcode (3.11/3.12 yield-from detection)

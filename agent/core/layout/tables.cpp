@@ -51,6 +51,7 @@ Layout v310() {
     L.frame.gen = 88;
     L.frame.instr = 96;     // f_lasti
     L.frame.state = 108;
+    L.frame.localsplus = 352;
 
     L.code.size = 176;
     L.code.flags = 36;
@@ -69,6 +70,18 @@ Layout v310() {
     L.gen.frameEmbedded = false;
     L.gen.name = 40;
     L.gen.qualname = 48;
+    L.gen.excValue = 56 + 8;  // gi_exc_state {exc_type, exc_value, ...}
+
+    L.asyncio.available = true;
+    L.asyncio.registry = TaskRegistryModel::allTasksWeakSet;
+    L.asyncio.runningLoop = RunningLoopModel::threadDictHolder;
+    L.asyncio.futSize = 152;
+    L.asyncio.futState = 88;
+    L.asyncio.taskSize = 192;
+    L.asyncio.taskFutWaiter = 152;
+    L.asyncio.taskCoro = 160;
+    L.asyncio.taskName = 168;
+    L.asyncio.taskMustCancel = 184;
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.yieldFrom = 72;
     return L;
@@ -133,6 +146,20 @@ Layout v311() {
     L.gen.name = 32;
     L.gen.qualname = 40;
     L.gen.frameState = 75;
+    L.gen.excValue = 48;
+    L.code.nlocalsplus = 76;
+
+    L.asyncio.available = true;
+    L.asyncio.registry = TaskRegistryModel::allTasksWeakSet;
+    L.asyncio.runningLoop = RunningLoopModel::threadDictHolder;
+    L.asyncio.futSize = 128;
+    L.asyncio.futState = 88;
+    L.asyncio.taskSize = 176;
+    L.asyncio.taskFutWaiter = 128;
+    L.asyncio.taskCoro = 136;
+    L.asyncio.taskName = 144;
+    L.asyncio.taskMustCancel = 160;
+    L.asyncio.taskNumCancels = 168;
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.resume = 151;
     L.opcodes.resumeAlt = 150;  // RESUME_QUICK
@@ -197,9 +224,23 @@ Layout v312() {
     L.gen.name = 24;
     L.gen.qualname = 32;
     L.gen.frameState = 67;
+    L.gen.excValue = 40;
+    L.code.nlocalsplus = 72;
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.resume = 151;
     L.opcodes.resumeAlt = 240;  // INSTRUMENTED_RESUME
+
+    L.asyncio.available = true;
+    L.asyncio.registry = TaskRegistryModel::scheduledAndEager;
+    L.asyncio.runningLoop = RunningLoopModel::threadDictLoop;
+    L.asyncio.futSize = 128;
+    L.asyncio.futState = 88;
+    L.asyncio.taskSize = 176;
+    L.asyncio.taskFutWaiter = 128;
+    L.asyncio.taskCoro = 136;
+    L.asyncio.taskName = 144;
+    L.asyncio.taskMustCancel = 160;
+    L.asyncio.taskNumCancels = 168;
     return L;
 }
 
@@ -228,7 +269,23 @@ Layout v313() {
     L.gen.name = 24;
     L.gen.qualname = 32;
     L.gen.frameState = 67;
+    L.gen.excValue = 40;
+    L.code.nlocalsplus = 72;
     L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
+
+    L.asyncio.available = true;
+    L.asyncio.registry = TaskRegistryModel::scheduledAndEager;
+    L.asyncio.runningLoop = RunningLoopModel::threadStateField;
+    L.asyncio.threadRunningLoop = 304;  // _PyThreadStateImpl.asyncio_running_loop
+    L.asyncio.futSize = 104;
+    L.asyncio.futState = 96;
+    L.asyncio.taskSize = 144;
+    L.asyncio.taskMustCancel = 100;  // bit field: log_tb, blocking, must_cancel, ...
+    L.asyncio.taskMustCancelBit = 1 << 2;
+    L.asyncio.taskNumCancels = 104;
+    L.asyncio.taskFutWaiter = 112;
+    L.asyncio.taskCoro = 120;
+    L.asyncio.taskName = 128;
     return L;
 }
 
@@ -250,6 +307,16 @@ Layout v314plus(int minor) {
     L.unicode.compactData = 56;
     L.unicode.legacyData = 56;
     L.gen.qualname = 32;
+    L.gen.excValue = 40;
+    L.code.nlocalsplus = 72;
+
+    // Task offsets arrive with the _asyncio module's .AsyncioDebug section
+    // (asyncio_offsets.h); these are the Future fields it does not publish.
+    L.asyncio.registry = TaskRegistryModel::linkedLists;
+    L.asyncio.runningLoop = RunningLoopModel::threadStateField;
+    L.asyncio.futSize = 112;
+    L.asyncio.stateNonAsyncioTasks = 48;
+    L.asyncio.stateNonAsyncioEagerTasks = 56;
     if (minor == 14) {
         L.thread.dict = 128;
         L.type.cachedKeys = 880;

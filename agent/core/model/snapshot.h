@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,60 @@ struct Thread {
     std::optional<std::string> error;        // why frames are incomplete
 };
 
+using Stack = std::vector<Frame>;
+
+// What a task's innermost coroutine waits on.
+struct Awaiting {
+    std::string kind;                 // task, gather, taskgroup, sleep, event, lock, semaphore,
+                                      // condition, barrier, queue-get, queue-put, queue-join,
+                                      // wait, wait_for, timeout, as_completed, executor,
+                                      // stream-read, stream-drain, subprocess, socket, server,
+                                      // future, other
+    std::uint64_t address = 0;        // the awaited future, task or object
+    std::string type;                 // its type name
+    std::optional<std::uint64_t> object;     // the Lock/Event/Queue/TaskGroup... waited on
+    std::string objectType;
+    std::optional<std::uint64_t> task;       // kind "task": the awaited task
+    std::vector<std::uint64_t> children;     // gather/taskgroup/wait: what it waits for
+    // References to the waited-on object from outside the waiting task (its
+    // refcount minus its own frames' references); 0 means nothing else can
+    // ever complete the wait. Absent where it cannot be counted.
+    std::optional<std::int64_t> externalRefs;
+
+    bool operator==(const Awaiting&) const = default;
+};
+
+enum class TaskState { pending, running, done, cancelled };
+
+struct Task {
+    std::uint64_t id = 0;                    // address of the Task object (hex(id(task)))
+    std::string name;
+    TaskState state = TaskState::pending;
+    std::int64_t interpreterId = 0;
+    std::optional<std::uint64_t> threadId;   // the thread running the task's loop
+    std::uint64_t loop = 0;
+    // Innermost first: from the innermost awaiting coroutine out to the task's
+    // own coroutine; for a running task, the thread's live frames down to it.
+    // Shared between tasks whose stacks are identical.
+    std::shared_ptr<const Stack> stack;
+    std::optional<Awaiting> awaiting;
+    std::vector<std::uint64_t> awaitedBy;    // task ids
+    std::optional<int> cancelRequests;       // Task.cancelling() (3.11+)
+    bool cancelPending = false;              // cancel() called, not yet delivered
+    bool handlingCancel = false;             // a CancelledError is being handled in its frames
+    std::vector<std::uint64_t> holds;        // asyncio locks held through `async with`
+    std::optional<std::string> error;        // why the stack is incomplete
+
+    const Stack& frames() const;
+};
+
+struct Finding {
+    std::string kind;                        // await-cycle, lock-deadlock, orphaned-wait, cancel-ignored
+    std::vector<std::uint64_t> tasks;
+    std::vector<std::uint64_t> objects;
+    std::string message;
+};
+
 struct PythonInfo {
     std::string version;        // "3.12.1"
     std::uint64_t hexversion = 0;
@@ -51,7 +106,11 @@ struct Snapshot {
     int attempts = 1;                // reads needed for a consistent result
     PythonInfo python;
     std::vector<Thread> threads;
+    std::vector<Task> tasks;
+    std::vector<Finding> findings;
     std::vector<std::string> warnings;
 };
+
+const char* taskStateName(TaskState s);
 
 }  // namespace aioscope

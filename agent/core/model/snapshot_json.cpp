@@ -1,5 +1,7 @@
 #include "model/snapshot_json.h"
 
+#include <sstream>
+
 #include "errors.h"
 
 namespace aioscope {
@@ -7,11 +9,6 @@ namespace aioscope {
 using nlohmann::json;
 
 namespace {
-
-template <class T>
-json optional(const std::optional<T>& v) {
-    return v ? json(*v) : json(nullptr);
-}
 
 [[noreturn]] void bad(const std::string& what) {
     throw InspectError(Errc::bad_input, "not an aioscope snapshot: " + what);
@@ -60,42 +57,232 @@ const json& array(const json& obj, const char* key, const char* where) {
 
 }  // namespace
 
-json toJson(const Frame& f) {
-    return {{"function", f.function}, {"qualname", f.qualname}, {"file", f.file}, {"line", optional(f.line)}};
+void writeFrames(JsonWriter& w, const Stack& frames) {
+    w.beginArray();
+    for (const auto& f : frames) {
+        w.beginObject();
+        w.key("function").value(f.function);
+        w.key("qualname").value(f.qualname);
+        w.key("file").value(f.file);
+        w.key("line").value(f.line);
+        w.endObject();
+    }
+    w.endArray();
+}
+
+void writeThreads(JsonWriter& w, const std::vector<Thread>& threads) {
+    w.beginArray();
+    for (const auto& t : threads) {
+        w.beginObject();
+        w.key("interpreter_id").value(t.interpreterId);
+        w.key("thread_id").value(t.threadId);
+        w.key("native_id").value(t.nativeId);
+        w.key("name").value(t.name);
+        w.key("holds_gil").value(t.holdsGil);
+        w.key("frames");
+        writeFrames(w, t.frames);
+        w.key("truncated").value(t.truncated);
+        w.key("error").value(t.error);
+        w.endObject();
+    }
+    w.endArray();
+}
+
+namespace {
+
+void writeIds(JsonWriter& w, const std::vector<std::uint64_t>& ids) {
+    w.beginArray();
+    for (auto id : ids) w.hex(id);
+    w.endArray();
+}
+
+void writeAwaiting(JsonWriter& w, const std::optional<Awaiting>& a) {
+    if (!a) {
+        w.null();
+        return;
+    }
+    w.beginObject();
+    w.key("kind").value(a->kind);
+    w.key("address");
+    a->address ? w.hex(a->address) : w.null();
+    w.key("type").value(a->type);
+    w.key("object");
+    a->object ? w.hex(*a->object) : w.null();
+    w.key("object_type").value(a->objectType);
+    w.key("task");
+    a->task ? w.hex(*a->task) : w.null();
+    w.key("children");
+    writeIds(w, a->children);
+    w.key("external_refs").value(a->externalRefs);
+    w.endObject();
+}
+
+}  // namespace
+
+void writeTasks(JsonWriter& w, const std::vector<Task>& tasks) {
+    w.beginArray();
+    for (const auto& t : tasks) {
+        w.beginObject();
+        w.key("id").hex(t.id);
+        w.key("name").value(t.name);
+        w.key("state").value(taskStateName(t.state));
+        w.key("interpreter_id").value(t.interpreterId);
+        w.key("thread_id").value(t.threadId);
+        w.key("loop");
+        t.loop ? w.hex(t.loop) : w.null();
+        w.key("stack");
+        writeFrames(w, t.frames());
+        w.key("awaiting");
+        writeAwaiting(w, t.awaiting);
+        w.key("awaited_by");
+        writeIds(w, t.awaitedBy);
+        w.key("cancel_requests").value(t.cancelRequests);
+        w.key("cancel_pending").value(t.cancelPending);
+        w.key("handling_cancel").value(t.handlingCancel);
+        w.key("holds");
+        writeIds(w, t.holds);
+        w.key("error").value(t.error);
+        w.endObject();
+    }
+    w.endArray();
+}
+
+void writeFindings(JsonWriter& w, const std::vector<Finding>& findings) {
+    w.beginArray();
+    for (const auto& f : findings) {
+        w.beginObject();
+        w.key("kind").value(f.kind);
+        w.key("tasks");
+        writeIds(w, f.tasks);
+        w.key("objects");
+        writeIds(w, f.objects);
+        w.key("message").value(f.message);
+        w.endObject();
+    }
+    w.endArray();
+}
+
+void writeJson(const Snapshot& s, std::ostream& out) {
+    JsonWriter w(out);
+    const PythonInfo& p = s.python;
+    w.beginObject();
+    w.key("schema").value(kSnapshotSchema);
+    w.key("pid").value(s.pid);
+    w.key("captured_at").value(s.capturedAt);
+    w.key("duration_ms").value(s.durationMs);
+    w.key("paused_ms").value(s.pausedMs);
+    w.key("attempts").value(s.attempts);
+    w.key("python").beginObject();
+    w.key("version").value(p.version);
+    w.key("hexversion").value(p.hexversion);
+    w.key("implementation").value(p.implementation);
+    w.key("executable").value(p.executable);
+    w.key("runtime_file").value(p.runtimeFile);
+    w.key("shared_libpython").value(p.sharedLibpython);
+    w.key("layout_source").value(p.layoutSource);
+    w.endObject();
+    w.key("threads");
+    writeThreads(w, s.threads);
+    w.key("tasks");
+    writeTasks(w, s.tasks);
+    w.key("findings");
+    writeFindings(w, s.findings);
+    w.key("warnings").beginArray();
+    for (const auto& x : s.warnings) w.value(x);
+    w.endArray();
+    w.endObject();
+    out << "\n";
 }
 
 json toJson(const Snapshot& s) {
-    json threads = json::array();
-    for (const auto& t : s.threads) {
-        json frames = json::array();
-        for (const auto& f : t.frames) frames.push_back(toJson(f));
-        threads.push_back({{"interpreter_id", t.interpreterId},
-                           {"thread_id", t.threadId},
-                           {"native_id", optional(t.nativeId)},
-                           {"name", optional(t.name)},
-                           {"holds_gil", t.holdsGil},
-                           {"frames", std::move(frames)},
-                           {"truncated", t.truncated},
-                           {"error", optional(t.error)}});
-    }
-    const PythonInfo& p = s.python;
-    return {{"schema", kSnapshotSchema},
-            {"pid", s.pid},
-            {"captured_at", s.capturedAt},
-            {"duration_ms", s.durationMs},
-            {"paused_ms", optional(s.pausedMs)},
-            {"attempts", s.attempts},
-            {"python",
-             {{"version", p.version},
-              {"hexversion", p.hexversion},
-              {"implementation", p.implementation},
-              {"executable", p.executable},
-              {"runtime_file", p.runtimeFile},
-              {"shared_libpython", p.sharedLibpython},
-              {"layout_source", p.layoutSource}}},
-            {"threads", std::move(threads)},
-            {"warnings", s.warnings}};
+    std::ostringstream out;
+    writeJson(s, out);
+    return json::parse(out.str());
 }
+
+namespace {
+
+std::uint64_t hexId(const json& v, const char* where) {
+    if (!v.is_string()) bad(std::string(where) + " is not a hex string");
+    const std::string& s = v.get_ref<const std::string&>();
+    if (s.size() < 3 || s.size() > 18 || s.compare(0, 2, "0x") != 0 ||
+        s.find_first_not_of("0123456789abcdefABCDEF", 2) != std::string::npos) {
+        bad(std::string(where) + " is not a hex address: \"" + s + "\"");
+    }
+    return std::stoull(s.substr(2), nullptr, 16);
+}
+
+std::optional<std::uint64_t> optHex(const json& obj, const char* key, const char* where) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::nullopt;
+    return hexId(*it, (std::string(where) + "." + key).c_str());
+}
+
+std::vector<std::uint64_t> hexIds(const json& obj, const char* key, const char* where) {
+    std::vector<std::uint64_t> out;
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return out;
+    if (!it->is_array()) bad(std::string(where) + "." + key + " is not an array");
+    for (const json& v : *it) out.push_back(hexId(v, where));
+    return out;
+}
+
+bool flag(const json& obj, const char* key) {
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_boolean() && it->get<bool>();
+}
+
+TaskState taskState(const std::string& s) {
+    if (s == "running") return TaskState::running;
+    if (s == "done") return TaskState::done;
+    if (s == "cancelled") return TaskState::cancelled;
+    if (s == "pending") return TaskState::pending;
+    bad("unknown task state \"" + s + "\"");
+}
+
+Task taskFromJson(const json& j) {
+    Task t;
+    t.id = hexId(field(j, "id", "task"), "task.id");
+    t.name = str(j, "name", "task");
+    t.state = taskState(str(j, "state", "task"));
+    t.interpreterId = optNum<std::int64_t>(j, "interpreter_id", "task").value_or(0);
+    t.threadId = optNum<std::uint64_t>(j, "thread_id", "task");
+    t.loop = optHex(j, "loop", "task").value_or(0);
+    auto stack = std::make_shared<Stack>();
+    for (const json& f : array(j, "stack", "task")) stack->push_back(frameFromJson(f));
+    t.stack = std::move(stack);
+    if (auto a = j.find("awaiting"); a != j.end() && !a->is_null()) {
+        if (!a->is_object()) bad("task.awaiting is not an object");
+        Awaiting w;
+        w.kind = str(*a, "kind", "awaiting");
+        w.address = optHex(*a, "address", "awaiting").value_or(0);
+        w.type = optStr(*a, "type", "awaiting").value_or("");
+        w.object = optHex(*a, "object", "awaiting");
+        w.objectType = optStr(*a, "object_type", "awaiting").value_or("");
+        w.task = optHex(*a, "task", "awaiting");
+        w.children = hexIds(*a, "children", "awaiting");
+        w.externalRefs = optNum<std::int64_t>(*a, "external_refs", "awaiting");
+        t.awaiting = std::move(w);
+    }
+    t.awaitedBy = hexIds(j, "awaited_by", "task");
+    t.cancelRequests = optNum<int>(j, "cancel_requests", "task");
+    t.cancelPending = flag(j, "cancel_pending");
+    t.handlingCancel = flag(j, "handling_cancel");
+    t.holds = hexIds(j, "holds", "task");
+    t.error = optStr(j, "error", "task");
+    return t;
+}
+
+Finding findingFromJson(const json& j) {
+    Finding f;
+    f.kind = str(j, "kind", "finding");
+    f.tasks = hexIds(j, "tasks", "finding");
+    f.objects = hexIds(j, "objects", "finding");
+    f.message = str(j, "message", "finding");
+    return f;
+}
+
+}  // namespace
 
 Frame frameFromJson(const json& j) {
     Frame f;
@@ -138,6 +325,14 @@ Snapshot snapshotFromJson(const json& doc) {
         th.truncated = tr != t.end() && tr->is_boolean() && tr->get<bool>();
         th.error = optStr(t, "error", "thread");
         s.threads.push_back(std::move(th));
+    }
+    if (auto tasks = doc.find("tasks"); tasks != doc.end()) {
+        if (!tasks->is_array()) bad("snapshot.tasks is not an array");
+        for (const json& t : *tasks) s.tasks.push_back(taskFromJson(t));
+    }
+    if (auto findings = doc.find("findings"); findings != doc.end()) {
+        if (!findings->is_array()) bad("snapshot.findings is not an array");
+        for (const json& f : *findings) s.findings.push_back(findingFromJson(f));
     }
     if (auto w = doc.find("warnings"); w != doc.end() && w->is_array()) {
         for (const json& x : *w) {

@@ -18,5 +18,7 @@ constexpr std::size_t kMaxThreads = 1 << 14;
 constexpr std::size_t kMaxFrames = 1 << 15;
 constexpr std::size_t kMaxTypeDepth = 64;            // tp_base chain
 constexpr std::size_t kMaxTypeName = 256;
+constexpr std::size_t kMaxTasks = 1 << 22;             // per list; far beyond any real program
+constexpr std::size_t kMaxChain = 1 << 12;             // coroutines awaiting coroutines
 
 }  // namespace aioscope::limits

@@ -26,6 +26,10 @@ const CodeInfo& CodeReader::get(Addr code) {
     info.firstLine = b.at<std::int32_t>(L.code.firstlineno);
     info.flags = b.at<std::uint32_t>(L.code.flags);
     if (L.code.firstTraceable != kAbsent) info.firstTraceable = b.at<std::int32_t>(L.code.firstTraceable);
+    if (L.code.nlocalsplus != kAbsent) {
+        info.nlocalsplus = b.at<std::int32_t>(L.code.nlocalsplus);
+        if (info.nlocalsplus < 0 || info.nlocalsplus > (1 << 16)) throw BadRead("implausible co_nlocalsplus");
+    }
     if (auto t = m_objects.bytes(b.ptr(L.code.linetable), limits::kMaxBytes)) info.lineTable = std::move(*t);
     if (L.code.codeAdaptive != kAbsent) {
         info.bytecode = code + static_cast<Addr>(L.code.codeAdaptive);

@@ -20,6 +20,7 @@ struct CodeInfo {
     int firstLine = 0;
     std::uint32_t flags = 0;
     std::int32_t firstTraceable = 0;  // 3.11+: code units of prologue
+    std::int32_t nlocalsplus = 0;     // 3.11+: local, cell and free variable slots
     std::vector<std::uint8_t> lineTable;
     Addr bytecode = 0;  // first code unit (co_code_adaptive, or co_code's data on 3.10)
 };

@@ -1,5 +1,6 @@
 #include "walk/frames.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 namespace aioscope {
@@ -17,6 +18,10 @@ RawFrame FrameWalker::read(Addr addr) {
         raw.code = b.ptr(L.frame.code);
         raw.lasti = b.at<std::int32_t>(L.frame.instr);
         raw.gen = b.ptr(L.frame.gen);
+        raw.state = b.at<std::int8_t>(L.frame.state);
+        raw.locals = addr + static_cast<Addr>(L.frame.localsplus);
+        raw.stackBase = b.ptr(L.frame.valueStack);
+        raw.stackTop = raw.stackBase + 8 * static_cast<Addr>(std::max(0, b.at<std::int32_t>(L.frame.stack)));
         return raw;
     }
 
@@ -28,8 +33,15 @@ RawFrame FrameWalker::read(Addr addr) {
     raw.code = b.ptr(L.frame.code) & ~L.stackRefTagMask;
     if (owner == L.frame.ownerGenerator) raw.gen = addr - static_cast<Addr>(L.gen.frame);
     const CodeInfo& code = m_codes.get(raw.code);
-    Addr instr = b.ptr(L.frame.instr);
-    raw.lasti = (static_cast<std::int64_t>(instr) - static_cast<std::int64_t>(code.bytecode)) / 2;
+    raw.instr = b.ptr(L.frame.instr);
+    raw.lasti = (static_cast<std::int64_t>(raw.instr) - static_cast<std::int64_t>(code.bytecode)) / 2;
+    raw.locals = addr + static_cast<Addr>(L.frame.localsplus);
+    raw.stackBase = raw.locals + 8 * static_cast<Addr>(code.nlocalsplus);
+    if (L.stackModel == StackModel::stackPointer) {
+        raw.stackTop = b.ptr(L.frame.stack);
+    } else {
+        raw.stackTop = raw.locals + 8 * static_cast<Addr>(std::max(0, b.at<std::int32_t>(L.frame.stack)));
+    }
     // CPython's _PyFrame_IsIncomplete: a frame still in its prologue (or an
     // interpreter shim such as _Py_InitCleanup) is not shown in tracebacks.
     if (owner != L.frame.ownerGenerator && raw.lasti < code.firstTraceable) raw.hidden = true;

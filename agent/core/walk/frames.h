@@ -20,7 +20,12 @@ struct RawFrame {
     Addr previous = 0;
     Addr code = 0;
     std::int64_t lasti = -1;  // code units; -1 before the first instruction
+    Addr instr = 0;           // address of the current/last code unit
     Addr gen = 0;             // the generator/coroutine owning this frame, or 0
+    Addr locals = 0;          // first local variable slot
+    Addr stackBase = 0;       // first value-stack slot
+    Addr stackTop = 0;        // one past the top value (meaningful while suspended)
+    int state = 0;            // 3.10: f_state (later versions keep it in the generator)
     bool hidden = false;      // C entry frame or interpreter shim
 };
 
@@ -47,6 +52,7 @@ public:
     WalkedStack walk(Addr first, std::size_t maxFrames = limits::kMaxFrames);
 
     Frame describe(const RawFrame& raw) { return m_codes.frameAt(m_codes.get(raw.code), raw.lasti); }
+    CodeReader& codes() { return m_codes; }
 
 private:
     CodeReader& m_codes;

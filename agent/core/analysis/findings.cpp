@@ -1,0 +1,206 @@
+#include "analysis/findings.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace aioscope {
+
+namespace {
+
+struct Edge {
+    std::uint64_t to;
+    std::optional<std::uint64_t> lock;  // set when the wait is for a lock `to` holds
+};
+
+using Graph = std::map<std::uint64_t, std::vector<Edge>>;
+
+std::string hex(std::uint64_t a) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(a));
+    return buf;
+}
+
+std::string where(const Task& t) {
+    if (t.frames().empty()) return "";
+    const Frame& f = t.frames().front();
+    std::string file = f.file.substr(f.file.rfind('/') + 1);
+    return " at " + f.qualname + " (" + file + ":" + (f.line ? std::to_string(*f.line) : "?") + ")";
+}
+
+std::string label(const Task& t) { return "'" + t.name + "'"; }
+
+bool isLockKind(const std::string& k) { return k == "lock" || k == "semaphore"; }
+
+// Who waits for whom: awaiting a task, being among a task's awaited_by, and
+// waiting for a lock another task holds.
+Graph waitForGraph(const Snapshot& snap, const std::unordered_map<std::uint64_t, const Task*>& byId) {
+    Graph g;
+    auto add = [&](std::uint64_t from, Edge e) {
+        auto& edges = g[from];
+        if (std::none_of(edges.begin(), edges.end(), [&](const Edge& x) { return x.to == e.to && x.lock == e.lock; })) {
+            edges.push_back(e);
+        }
+    };
+    std::map<std::uint64_t, std::vector<std::uint64_t>> holders;
+    for (const auto& t : snap.tasks) {
+        for (auto lock : t.holds) holders[lock].push_back(t.id);
+    }
+    for (const auto& t : snap.tasks) {
+        if (t.state != TaskState::pending) continue;
+        if (t.awaiting && t.awaiting->task && byId.count(*t.awaiting->task)) add(t.id, {*t.awaiting->task, {}});
+        for (auto waiter : t.awaitedBy) {
+            auto w = byId.find(waiter);
+            if (w != byId.end() && w->second->state == TaskState::pending) add(waiter, {t.id, {}});
+        }
+        if (t.awaiting && isLockKind(t.awaiting->kind) && t.awaiting->object) {
+            auto h = holders.find(*t.awaiting->object);
+            // A semaphore held by several tasks is released by any of them:
+            // only a single holder makes the wait a definite edge.
+            if (h != holders.end() && h->second.size() == 1) add(t.id, {h->second.front(), *t.awaiting->object});
+        }
+    }
+    return g;
+}
+
+// Strongly connected components with a cycle (Tarjan, iterative-free recursion
+// bounded by the number of tasks in the cycle structure).
+std::vector<std::vector<std::uint64_t>> cycles(const Graph& g) {
+    std::map<std::uint64_t, int> index, low;
+    std::set<std::uint64_t> onStack;
+    std::vector<std::uint64_t> stack;
+    std::vector<std::vector<std::uint64_t>> out;
+    int next = 0;
+    std::function<void(std::uint64_t)> visit = [&](std::uint64_t v) {
+        index[v] = low[v] = next++;
+        stack.push_back(v);
+        onStack.insert(v);
+        if (auto it = g.find(v); it != g.end()) {
+            for (const auto& e : it->second) {
+                if (!index.count(e.to)) {
+                    visit(e.to);
+                    low[v] = std::min(low[v], low[e.to]);
+                } else if (onStack.count(e.to)) {
+                    low[v] = std::min(low[v], index[e.to]);
+                }
+            }
+        }
+        if (low[v] != index[v]) return;
+        std::vector<std::uint64_t> scc;
+        std::uint64_t w;
+        do {
+            w = stack.back();
+            stack.pop_back();
+            onStack.erase(w);
+            scc.push_back(w);
+        } while (w != v);
+        bool selfLoop = false;
+        if (auto it = g.find(v); it != g.end()) {
+            selfLoop = std::any_of(it->second.begin(), it->second.end(), [&](const Edge& e) { return e.to == v; });
+        }
+        if (scc.size() > 1 || selfLoop) out.push_back(std::move(scc));
+    };
+    for (const auto& [v, edges] : g) {
+        if (!index.count(v)) visit(v);
+    }
+    return out;
+}
+
+// One concrete cycle through the component, in wait-for order.
+std::vector<std::pair<std::uint64_t, Edge>> cyclePath(const Graph& g, const std::vector<std::uint64_t>& scc) {
+    std::set<std::uint64_t> members(scc.begin(), scc.end());
+    std::uint64_t start = *std::min_element(scc.begin(), scc.end());
+    std::vector<std::pair<std::uint64_t, Edge>> path;
+    std::set<std::uint64_t> seen;
+    std::uint64_t v = start;
+    while (seen.insert(v).second) {
+        const auto& edges = g.at(v);
+        auto e = std::find_if(edges.begin(), edges.end(), [&](const Edge& x) { return members.count(x.to); });
+        path.emplace_back(v, *e);
+        v = e->to;
+    }
+    // Drop a lead-in that is not part of the loop.
+    auto loopStart = std::find_if(path.begin(), path.end(), [&](const auto& p) { return p.first == v; });
+    return {loopStart, path.end()};
+}
+
+Finding cycleFinding(const std::vector<std::pair<std::uint64_t, Edge>>& path,
+                     const std::unordered_map<std::uint64_t, const Task*>& byId) {
+    Finding f;
+    bool lock = std::any_of(path.begin(), path.end(), [](const auto& p) { return p.second.lock.has_value(); });
+    f.kind = lock ? "lock-deadlock" : "await-cycle";
+    std::string chain;
+    for (const auto& [from, edge] : path) {
+        const Task& t = *byId.at(from);
+        f.tasks.push_back(from);
+        if (!chain.empty()) chain += ", ";
+        if (edge.lock) {
+            f.objects.push_back(*edge.lock);
+            chain += label(t) + " waits for lock " + hex(*edge.lock) + " held by " + label(*byId.at(edge.to));
+        } else {
+            chain += label(t) + " awaits " + label(*byId.at(edge.to));
+        }
+    }
+    if (lock) {
+        f.message = path.size() == 1 ? label(*byId.at(path[0].first)) + " waits for a lock it already holds"
+                                     : "Deadlock: " + chain + ".";
+        if (path.size() == 1) f.message += " (asyncio.Lock is not reentrant)" + where(*byId.at(path[0].first)) + ".";
+    } else {
+        f.message = "Await cycle: " + chain + "; none of them can ever finish.";
+    }
+    return f;
+}
+
+}  // namespace
+
+bool isDeadlock(const Finding& f) {
+    return f.kind == "await-cycle" || f.kind == "lock-deadlock" || f.kind == "orphaned-wait";
+}
+
+std::vector<Finding> analyze(const Snapshot& snap) {
+    std::vector<Finding> out;
+    std::unordered_map<std::uint64_t, const Task*> byId;
+    for (const auto& t : snap.tasks) byId[t.id] = &t;
+
+    Graph g = waitForGraph(snap, byId);
+    std::set<std::uint64_t> deadlocked;
+    for (const auto& scc : cycles(g)) {
+        Finding f = cycleFinding(cyclePath(g, scc), byId);
+        deadlocked.insert(f.tasks.begin(), f.tasks.end());
+        out.push_back(std::move(f));
+    }
+
+    for (const auto& t : snap.tasks) {
+        if (t.state != TaskState::pending || !t.awaiting || deadlocked.count(t.id)) continue;
+        const Awaiting& a = *t.awaiting;
+        if (a.externalRefs && *a.externalRefs <= 0) {
+            Finding f;
+            f.kind = "orphaned-wait";
+            f.tasks = {t.id};
+            std::string what = a.object ? a.objectType + " " + hex(*a.object) : a.type + " " + hex(a.address);
+            f.objects = {a.object ? *a.object : a.address};
+            f.message = "Task " + label(t) + " waits" + where(t) + " on " + what +
+                        " that nothing outside the task references: no other task, callback or handle can "
+                        "ever complete it.";
+            out.push_back(std::move(f));
+        }
+    }
+
+    for (const auto& t : snap.tasks) {
+        if (t.state != TaskState::pending || !t.cancelRequests || *t.cancelRequests <= 0) continue;
+        if (t.cancelPending || t.handlingCancel) continue;
+        Finding f;
+        f.kind = "cancel-ignored";
+        f.tasks = {t.id};
+        f.message = "Task " + label(t) + " was asked to cancel " + std::to_string(*t.cancelRequests) +
+                    (*t.cancelRequests == 1 ? " time" : " times") + " but is still waiting" + where(t) +
+                    ": its CancelledError was caught and not re-raised (and Task.uncancel() was not called).";
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+}  // namespace aioscope

@@ -1,0 +1,50 @@
+// A small streaming JSON writer: snapshots of 100,000 tasks are written
+// without building a document in memory. Output is indented like
+// nlohmann::json::dump(2) and is valid UTF-8 (strings are UTF-8 already).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string_view>
+#include <vector>
+
+namespace aioscope {
+
+class JsonWriter {
+public:
+    explicit JsonWriter(std::ostream& out, int indent = 2) : m_out(out), m_indent(indent) {}
+
+    JsonWriter& beginObject();
+    JsonWriter& endObject();
+    JsonWriter& beginArray();
+    JsonWriter& endArray();
+    JsonWriter& key(std::string_view k);
+
+    JsonWriter& value(std::string_view s);
+    JsonWriter& value(const char* s) { return value(std::string_view(s)); }
+    JsonWriter& value(std::int64_t v);
+    JsonWriter& value(std::uint64_t v);
+    JsonWriter& value(int v) { return value(static_cast<std::int64_t>(v)); }
+    JsonWriter& value(double v);
+    JsonWriter& value(bool v);
+    JsonWriter& null();
+    JsonWriter& hex(std::uint64_t address);  // "0x7f..."
+
+    template <class T>
+    JsonWriter& value(const std::optional<T>& v) {
+        return v ? value(*v) : null();
+    }
+
+private:
+    void beforeValue();
+    JsonWriter& close(char bracket);
+    void newline();
+
+    std::ostream& m_out;
+    int m_indent;
+    std::vector<bool> m_first;  // per open container: no element written yet
+    bool m_afterKey = false;
+};
+
+}  // namespace aioscope

@@ -1,0 +1,160 @@
+#include "walk/awaiting.h"
+
+#include <array>
+
+namespace aioscope {
+
+namespace {
+
+struct KnownWait {
+    const char* file;      // suffix of co_filename
+    const char* function;  // co_name
+    const char* kind;
+};
+
+// asyncio functions that wait on a plain Future on behalf of their caller.
+// Matched on file and co_name, which exist in every version (3.10 has no
+// co_qualname); the `self` argument tells Lock from Semaphore and so on.
+constexpr std::array kKnownWaits{
+    KnownWait{"/asyncio/tasks.py", "sleep", "sleep"},
+    KnownWait{"/asyncio/tasks.py", "wait_for", "wait_for"},
+    KnownWait{"/asyncio/tasks.py", "_wait", "wait"},
+    KnownWait{"/asyncio/tasks.py", "_wait_for_one", "as_completed"},
+    KnownWait{"/asyncio/tasks.py", "_wait_one", "as_completed"},
+    KnownWait{"/asyncio/locks.py", "wait", "event"},      // Event.wait, Condition.wait, Barrier.wait
+    KnownWait{"/asyncio/locks.py", "wait_for", "condition"},
+    KnownWait{"/asyncio/locks.py", "acquire", "lock"},    // Lock, Semaphore, BoundedSemaphore
+    KnownWait{"/asyncio/locks.py", "_block", "barrier"},
+    KnownWait{"/asyncio/queues.py", "get", "queue-get"},
+    KnownWait{"/asyncio/queues.py", "put", "queue-put"},
+    KnownWait{"/asyncio/queues.py", "join", "queue-join"},
+    KnownWait{"/asyncio/taskgroups.py", "_aexit", "taskgroup"},
+    KnownWait{"/asyncio/taskgroups.py", "__aexit__", "taskgroup"},
+    KnownWait{"/asyncio/timeouts.py", "__aexit__", "timeout"},
+    KnownWait{"/asyncio/threads.py", "to_thread", "executor"},
+    KnownWait{"/asyncio/streams.py", "_wait_for_data", "stream-read"},
+    KnownWait{"/asyncio/streams.py", "_drain_helper", "stream-drain"},
+    KnownWait{"/asyncio/streams.py", "drain", "stream-drain"},
+    KnownWait{"/asyncio/base_subprocess.py", "_wait", "subprocess"},
+    KnownWait{"/asyncio/subprocess.py", "wait", "subprocess"},
+    KnownWait{"/asyncio/subprocess.py", "communicate", "subprocess"},
+    KnownWait{"/asyncio/selector_events.py", "sock_recv", "socket"},
+    KnownWait{"/asyncio/selector_events.py", "sock_recv_into", "socket"},
+    KnownWait{"/asyncio/selector_events.py", "sock_accept", "socket"},
+    KnownWait{"/asyncio/selector_events.py", "sock_connect", "socket"},
+    KnownWait{"/asyncio/selector_events.py", "sock_sendall", "socket"},
+    KnownWait{"/asyncio/base_events.py", "run_in_executor", "executor"},
+    KnownWait{"/asyncio/base_events.py", "serve_forever", "server"},
+    KnownWait{"/asyncio/staggered.py", "staggered_race", "staggered"},
+};
+
+// Refines the generic kind with the class of the object waited on.
+std::string refine(const std::string& kind, const std::string& selfType) {
+    if (kind == "event" && selfType == "Condition") return "condition";
+    if (kind == "event" && selfType == "Barrier") return "barrier";
+    if (kind == "lock" && (selfType == "Semaphore" || selfType == "BoundedSemaphore")) return "semaphore";
+    return kind;
+}
+
+}  // namespace
+
+Addr AwaitClassifier::firstArgument(const RawFrame& frame) {
+    Addr v = 0;
+    if (!m_objects.mem().tryRead(frame.locals, &v, 8)) return 0;
+    v &= ~m_objects.layout().stackRefTagMask;
+    // A captured `self` lives in a cell.
+    if (v && m_objects.typeNameOf(v) == "cell") v = m_objects.mem().ptr(v + m_objects.layout().callable.cellRef, "cell");
+    return v;
+}
+
+std::vector<Addr> AwaitClassifier::containerItems(Addr obj) {
+    if (!obj) return {};
+    const std::string& type = m_objects.typeNameOf(obj);
+    if (type == "list") return m_objects.listItems(obj);
+    if (type == "tuple") return m_objects.tupleItems(obj);
+    if (type == "set" || type == "frozenset") return m_objects.setItems(obj);
+    return {};
+}
+
+void AwaitClassifier::byFrame(const CoroutineChain& chain, AwaitTarget& t) {
+    // The innermost frames are asyncio's own; the first known one names the wait.
+    for (auto it = chain.links.rbegin(); it != chain.links.rend(); ++it) {
+        const CodeInfo& code = m_walker.frames().codes().get(it->frame.code);
+        for (const auto& k : kKnownWaits) {
+            if (code.name != k.function || !code.filename.ends_with(k.file)) continue;
+            t.kind = k.kind;
+            t.frame = &*it;
+            Addr self = firstArgument(it->frame);
+            if (self) {
+                t.object = self;
+                t.objectType = m_objects.typeNameOf(self);
+                t.kind = refine(t.kind, t.objectType);
+            }
+            if (t.kind == "taskgroup" && self) {
+                if (auto tasks = m_objects.attr(self, "_tasks")) t.children = containerItems(*tasks);
+            } else if (t.kind == "wait" && self) {
+                t.children = containerItems(self);  // _wait(fs, ...): the futures
+                t.object = 0;
+                t.objectType.clear();
+            } else if (t.kind == "wait_for") {
+                // 3.10/3.11 wait for a private future; the awaited one is the argument.
+                if (isFuture(self)) t.children = {self};
+                t.object = 0;
+                t.objectType.clear();
+            } else if (t.kind == "sleep" || t.kind == "executor" || t.kind == "staggered") {
+                t.object = 0;  // the first argument is a number or a callable, not a waited object
+                t.objectType.clear();
+            }
+            return;
+        }
+    }
+}
+
+std::optional<AwaitTarget> AwaitClassifier::classify(const CoroutineChain& chain, Addr futWaiter) {
+    AwaitTarget t;
+    Addr future = 0;
+    if (chain.awaited) {
+        const std::string& type = m_objects.typeNameOf(chain.awaited);
+        if (type == "_asyncio.FutureIter") {
+            future = m_objects.mem().ptr(chain.awaited + m_objects.layout().asyncio.futureIterFuture, "FutureIter");
+        } else if (isFuture(chain.awaited)) {
+            future = chain.awaited;
+        } else {
+            t.kind = "other";
+            t.address = chain.awaited;
+            t.type = type;
+            return t;
+        }
+    } else if (futWaiter) {
+        future = futWaiter;
+    }
+    if (!future) {
+        // Not waiting on anything: a bare `yield` (asyncio.sleep(0)) or a task
+        // scheduled to run.
+        if (!chain.links.empty()) {
+            const CodeInfo& code = m_walker.frames().codes().get(chain.links.back().frame.code);
+            if (code.name == "__sleep0") {
+                t.kind = "sleep";
+                return t;
+            }
+        }
+        return std::nullopt;
+    }
+    t.address = future;
+    t.type = m_objects.typeNameOf(future);
+    if (isTask(future)) {
+        t.kind = "task";
+        t.task = future;
+        return t;
+    }
+    if (t.type == "_GatheringFuture") {
+        t.kind = "gather";
+        if (auto children = m_objects.attr(future, "_children")) t.children = containerItems(*children);
+        return t;
+    }
+    t.kind = "future";
+    byFrame(chain, t);
+    return t;
+}
+
+}  // namespace aioscope

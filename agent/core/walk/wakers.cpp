@@ -1,0 +1,106 @@
+#include "walk/wakers.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace aioscope {
+
+namespace {
+constexpr int kMaxDepth = 6;  // futures chained through callbacks (gather of gathers...)
+constexpr std::size_t kMaxCallbacks = 4096;
+}  // namespace
+
+std::vector<Addr> Wakers::callbacks(Addr future) {
+    const auto& A = m_objects.layout().asyncio;
+    std::vector<Addr> out;
+    Addr cb0 = m_objects.mem().ptr(future + A.futCallback0, "fut_callback0");
+    if (cb0) out.push_back(cb0);
+    Addr list = m_objects.mem().ptr(future + A.futCallbacks, "fut_callbacks");
+    if (list) {
+        auto entries = m_objects.listItems(list);
+        if (entries.size() > kMaxCallbacks) entries.resize(kMaxCallbacks);
+        for (Addr pair : entries) {  // (callback, context) tuples
+            auto items = m_objects.tupleItems(pair);
+            if (!items.empty() && items[0]) out.push_back(items[0]);
+        }
+    }
+    return out;
+}
+
+std::string Wakers::functionName(Addr callable) {
+    if (!callable || m_objects.typeNameOf(callable) != "function") return "";
+    Addr code = m_objects.mem().ptr(callable + m_objects.layout().callable.code, "func_code");
+    if (!code || m_objects.typeNameOf(code) != "code") return "";
+    return m_objects.str(m_objects.mem().ptr(code + m_objects.layout().code.name, "co_name"), 256).value_or("");
+}
+
+void Wakers::fromObject(Addr obj, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting) {
+    if (!obj) return;
+    if (m_objects.isInstance(obj, "_asyncio.Task")) {
+        out.push_back(obj);
+    } else if (m_objects.isInstance(obj, "_asyncio.Future")) {
+        collect(obj, depth + 1, out, visiting);
+    }
+}
+
+void Wakers::fromCallable(Addr cb, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting) {
+    const Layout& L = m_objects.layout();
+    Remote& mem = m_objects.mem();
+    const std::string& type = m_objects.typeNameOf(cb);
+    if (type == "builtin_function_or_method") {
+        Addr def = mem.ptr(cb + L.callable.cfuncDef, "m_ml");
+        Addr namePtr = def ? mem.ptr(def, "ml_name") : 0;
+        char name[12] = {};
+        if (namePtr && mem.tryRead(namePtr, name, sizeof name) && std::memcmp(name, "task_wakeup", 12) == 0) {
+            Addr task = mem.ptr(cb + L.callable.cfuncSelf, "m_self");
+            if (m_objects.isInstance(task, "_asyncio.Task")) out.push_back(task);
+        }
+    } else if (type == "method") {
+        Addr self = mem.ptr(cb + L.callable.methodSelf, "im_self");
+        if (self && m_objects.typeNameOf(self) == "TaskGroup") {
+            if (auto parent = m_objects.attr(self, "_parent_task")) fromObject(*parent, depth, out, visiting);
+        } else {
+            fromObject(self, depth, out, visiting);
+        }
+    } else if (type == "functools.partial") {
+        for (Addr arg : m_objects.tupleItems(mem.ptr(cb + L.callable.partialArgs, "partial args"))) {
+            fromObject(arg, depth, out, visiting);
+        }
+    } else if (type == "function") {
+        for (Addr cell : m_objects.tupleItems(mem.ptr(cb + L.callable.closure, "func_closure"))) {
+            if (m_objects.typeNameOf(cell) != "cell") continue;
+            fromObject(mem.ptr(cell + L.callable.cellRef, "cell contents"), depth, out, visiting);
+        }
+    }
+}
+
+void Wakers::collect(Addr future, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting) {
+    if (depth > kMaxDepth || std::find(visiting.begin(), visiting.end(), future) != visiting.end()) return;
+    visiting.push_back(future);
+    const auto& A = m_objects.layout().asyncio;
+    for (Addr cb : callbacks(future)) fromCallable(cb, depth, out, visiting);
+    if (A.futAwaitedBy != kAbsent) {
+        Addr by = m_objects.mem().ptr(future + A.futAwaitedBy, "awaited_by");
+        if (by) {
+            auto isSet = m_objects.mem().get<std::uint8_t>(future + A.futAwaitedByIsSet, "awaited_by_is_set");
+            if (isSet) {
+                for (Addr w : m_objects.setItems(by)) fromObject(w, depth, out, visiting);
+            } else {
+                fromObject(by, depth, out, visiting);
+            }
+        }
+    }
+    visiting.pop_back();
+}
+
+const std::vector<Addr>& Wakers::awaitersOf(Addr future) {
+    if (auto it = m_cache.find(future); it != m_cache.end()) return it->second;
+    std::vector<Addr> out, visiting;
+    collect(future, 0, out, visiting);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    std::erase(out, future);
+    return m_cache.emplace(future, std::move(out)).first->second;
+}
+
+}  // namespace aioscope
