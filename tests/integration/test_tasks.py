@@ -1,0 +1,163 @@
+"""aioscope dump of asyncio tasks equals what the interpreter reports itself.
+
+Each fixture blocks its tasks in known places and computes the ground truth
+from inside (fixtures/_truth.py AsyncTruth): asyncio.all_tasks(), stitched
+coroutine stacks, the running task's live frames, awaited-by edges. One
+process and one dump per interpreter serve all the tests of a fixture.
+"""
+import pytest
+
+from aio import (Snap, awaiting_view, assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks, frames,
+                 mismatches, shared_snap, version, xfail_if)
+
+
+# --- aio_shapes.py: every shape of coroutine chain -------------------------------------
+
+@pytest.fixture(scope="module")
+def shapes(interp):
+    yield from shared_snap(interp, "aio_shapes.py")
+
+
+def test_shapes_task_set(shapes):
+    assert_same_task_set(shapes)
+    finished = shapes.facts.get("finished_task")
+    if finished:
+        assert finished not in shapes.got, "an eager task that finished in its first step is listed"
+
+
+SHAPES = {
+    # shape -> (first CPython with it, task names that show it)
+    "deep-chain": ((3, 10), ["deep"]),
+    "task-awaits-task": ((3, 10), ["chain-top", "chain-middle", "chain-leaf"]),
+    "gather": ((3, 10), ["gatherer", "gather-child-task"]),
+    "nested-gather": ((3, 10), ["nested-gatherer"]),
+    "taskgroup": ((3, 11), ["tg-in-exit", "tg-in-body", "tg-exit-child-0", "tg-body-child-0"]),
+    "eager": ((3, 12), ["eager-suspended"]),
+    "eager_start": ((3, 14), ["eager-start-kw"]),
+    "async-generator": ((3, 10), ["agen-consumer", "agen-body-blocks", "agen-athrow", "agen-asend"]),
+    "yield-from": ((3, 10), ["legacy-yield-from"]),
+    "await-wrapper": ((3, 10), ["await-wrapper"]),
+    "recursion": ((3, 10), ["recursion"]),
+    "methods": ((3, 10), ["methods", "closure"]),
+    "wait": ((3, 10), ["waits-for-two", "wait-a", "wait-b"]),
+    "wait_for": ((3, 10), ["waits-for-one", "wait_for-inner"]),
+    "second-loop": ((3, 10), ["second-leaf", "second-awaits-leaf", "second-rec", "second-sleep"]),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_shape_matches_truth(shapes, shape):
+    first, names = SHAPES[shape]
+    if version(shapes) < first:
+        pytest.skip(f"shape {shape} unavailable: CPython {shapes.truth['version']} predates "
+                    f"{first[0]}.{first[1]}")
+    for name in names:
+        want = shapes.named(name)
+        got = shapes.got.get(want["id"])
+        assert got is not None, f"task {name} missing from the dump"
+        assert frames(got["stack"]) == frames(want["stack"]), f"stack of {name}"
+        assert sorted(got["awaited_by"]) == sorted(want["awaited_by"]), f"awaited_by of {name}"
+        assert awaiting_view(want["awaiting"], got["awaiting"]) == want["awaiting"], \
+            f"awaiting of {name}: {got['awaiting']}"
+
+
+def test_shapes_stacks(shapes):
+    assert_stacks(shapes)
+
+
+def test_shapes_threads_loops_states(shapes):
+    bad = mismatches(shapes, "thread_id", lambda t: t["thread_id"])
+    bad += mismatches(shapes, "loop", lambda t: t["loop"])
+    bad += mismatches(shapes, "state", lambda t: t["state"])
+    bad += mismatches(shapes, "interpreter_id", lambda t: 0)
+    bad += mismatches(shapes, "error", lambda t: None)
+    assert not bad, "\n".join(bad)
+    # Two loops on two threads, as the fixture built them.
+    assert len({t["thread_id"] for t in shapes.doc["tasks"]}) == 2
+    assert set(shapes.truth["loops"].values()) == {t["thread_id"] for t in shapes.doc["tasks"]}
+
+
+def test_shapes_awaiting(shapes):
+    assert_awaiting(shapes)
+    assert all(t["awaiting"] for t in shapes.truth["tasks"]), "the fixture states every task's wait"
+
+
+def test_shapes_awaited_by(shapes):
+    assert_awaited_by(shapes)
+
+
+def test_shapes_call_graph_cross_check(shapes):
+    """3.14+: asyncio.capture_call_graph() agrees with the ground truth, and so the dump."""
+    if version(shapes) < (3, 14):
+        pytest.skip(f"asyncio.capture_call_graph unavailable: CPython {shapes.truth['version']}")
+    bad = []
+    for t in shapes.truth["tasks"]:
+        if sorted(t["call_graph_awaited_by"]) != sorted(t["awaited_by"]):
+            bad.append(f"{t['name']}: capture_call_graph {t['call_graph_awaited_by']}, edges {t['awaited_by']}")
+    assert not bad, "ground truth disagrees with capture_call_graph:\n" + "\n".join(bad)
+    assert_awaited_by(shapes)
+
+
+def test_shapes_cancel_and_holds(shapes):
+    bad = mismatches(shapes, "cancel_requests", lambda t: t["cancel_requests"])
+    bad += mismatches(shapes, "cancel_pending", lambda t: t["cancel_pending"])
+    bad += mismatches(shapes, "handling_cancel", lambda t: False)
+    bad += mismatches(shapes, "holds", lambda t: t["holds"], lambda t: sorted(t["holds"]))
+    assert not bad, "\n".join(bad)
+
+
+def test_shapes_have_no_findings(shapes):
+    assert shapes.doc["findings"] == []
+    assert shapes.rc == 0
+    assert shapes.doc["warnings"] == []
+
+
+# --- aio_primitives.py: what a task waits on, and what it holds ------------------------------
+
+@pytest.fixture(scope="module")
+def primitives(interp):
+    yield from shared_snap(interp, "aio_primitives.py")
+
+
+# task name in the fixture -> first CPython that has the primitive
+PRIMITIVES = {"lock": (3, 10), "semaphore": (3, 10), "condition": (3, 10), "condition-wait_for": (3, 10),
+              "barrier": (3, 11), "queue-get": (3, 10), "queue-put": (3, 10), "queue-join": (3, 10),
+              "executor": (3, 10), "future": (3, 10), "lock-holder": (3, 10), "semaphore-holder": (3, 10)}
+# Known aioscope bugs: task name -> (interpreters affected, reason).
+ALL = lambda v: True  # noqa: E731
+PRIMITIVE_BUGS = {
+    "condition": (ALL, "aioscope bug: a task inside Condition.wait() is reported as holding the Condition "
+                       "(holds), although wait() released its lock"),
+    "condition-wait_for": (ALL, "aioscope bug: a task inside Condition.wait_for() is reported as holding the "
+                                "Condition (holds), although wait() released its lock"),
+    "barrier": (ALL, "aioscope bug: Barrier.wait() is classified as kind 'condition' on the barrier's private "
+                     "Condition instead of kind 'barrier' on the Barrier"),
+    "queue-join": (ALL, "aioscope bug: Queue.join() is classified as kind 'event' on the queue's private "
+                        "_finished Event instead of kind 'queue-join' on the Queue"),
+}
+
+
+def test_primitives_task_set_and_stacks(primitives):
+    assert_same_task_set(primitives)
+    assert_stacks(primitives)
+
+
+@pytest.mark.parametrize("name", list(PRIMITIVES))
+def test_primitive_wait(primitives, name, request):
+    if version(primitives) < PRIMITIVES[name]:
+        pytest.skip(f"asyncio primitive {name} unavailable: CPython {primitives.truth['version']}")
+    bug = PRIMITIVE_BUGS.get(name)
+    xfail_if(request, bug and bug[0](version(primitives)), bug and bug[1])
+    want = primitives.named(name)
+    got = primitives.got.get(want["id"])
+    assert got is not None, f"task {name} missing from the dump"
+    assert got["state"] == "pending"
+    assert frames(got["stack"]) == frames(want["stack"])
+    assert awaiting_view(want["awaiting"], got["awaiting"]) == want["awaiting"], \
+        f"{name} awaits {got['awaiting']}"
+    assert sorted(got["holds"]) == want["holds"], f"{name} holds {got['holds']}"
+
+
+def test_primitives_have_no_findings(primitives):
+    assert primitives.doc["findings"] == []
+    assert primitives.rc == 0
