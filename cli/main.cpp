@@ -20,6 +20,7 @@ void addColor(CLI::App* cmd, std::string& color) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::ios::sync_with_stdio(false);
     CLI::App app{"aioscope: see what every thread and asyncio task of a Python process is doing"};
     app.set_version_flag("--version", std::string("aioscope ") + AIOSCOPE_VERSION);
     app.require_subcommand(1);
@@ -30,12 +31,14 @@ int main(int argc, char** argv) {
     dumpCmd->add_option("pid", dump.pid, "Process id of the Python process")->required();
     dumpCmd->add_flag("--json", dump.json, "Print one JSON document (schema aioscope/snapshot/1)");
     dumpCmd->add_flag("--pause", dump.pause, "Stop the process while reading, for a consistent snapshot");
+    dumpCmd->add_flag("--table", dump.table, "Show asyncio tasks as a table, one line per task");
     addColor(dumpCmd, dumpColor);
 
     RenderArgs render;
     std::string renderColor;
     auto* renderCmd = app.add_subcommand("render", "Print a snapshot saved with `dump --json` as text");
     renderCmd->add_option("file", render.input, "Snapshot JSON file, or - for standard input")->default_val("-");
+    renderCmd->add_flag("--table", render.table, "Show asyncio tasks as a table, one line per task");
     addColor(renderCmd, renderColor);
 
     DemoArgs demo;

@@ -169,7 +169,12 @@ void Inspector::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
             if (!lastAttempt) continue;
         }
         for (auto& w : found.warnings) snap.warnings.push_back(std::move(w));
-        for (auto& t : found.tasks) snap.tasks.push_back(std::move(t));
+        if (snap.tasks.empty()) {
+            snap.tasks = std::move(found.tasks);
+        } else {
+            snap.tasks.insert(snap.tasks.end(), std::make_move_iterator(found.tasks.begin()),
+                              std::make_move_iterator(found.tasks.end()));
+        }
     }
 }
 

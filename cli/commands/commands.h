@@ -19,12 +19,14 @@ struct DumpArgs {
     pid_t pid = 0;
     bool json = false;
     bool pause = false;
+    bool table = false;
     ColorMode color = ColorMode::automatic;
 };
 int runDump(const DumpArgs& args);
 
 struct RenderArgs {
     std::string input = "-";
+    bool table = false;
     ColorMode color = ColorMode::automatic;
 };
 int runRender(const RenderArgs& args);

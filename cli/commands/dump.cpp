@@ -18,7 +18,7 @@ int runDump(const DumpArgs& args) {
     if (args.json) {
         writeJson(snap, std::cout);
     } else {
-        renderText(snap, std::cout, Style::forStdout(args.color));
+        renderText(snap, std::cout, Style::forStdout(args.color), args.table);
     }
     return std::any_of(snap.findings.begin(), snap.findings.end(), isDeadlock) ? kExitDeadlock : 0;
 }

@@ -28,7 +28,7 @@ int runRender(const RenderArgs& args) {
                                                 " is not valid JSON");
     }
     Snapshot snap = snapshotFromJson(doc);
-    renderText(snap, std::cout, Style::forStdout(args.color));
+    renderText(snap, std::cout, Style::forStdout(args.color), args.table);
     return 0;
 }
 

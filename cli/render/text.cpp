@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <set>
 
+#include "render/tasks_text.h"
+
 namespace aioscope::cli {
 
 namespace {
@@ -32,14 +34,22 @@ void renderThread(const Thread& t, std::ostream& out, const Style& st) {
 
 }  // namespace
 
-void renderText(const Snapshot& snap, std::ostream& out, const Style& st) {
+void renderText(const Snapshot& snap, std::ostream& out, const Style& st, bool table) {
     out << st.bold("CPython " + snap.python.version) << " · pid " << snap.pid << " · "
-        << snap.threads.size() << (snap.threads.size() == 1 ? " thread" : " threads") << " · read in "
-        << fmtMs(snap.durationMs);
+        << snap.threads.size() << (snap.threads.size() == 1 ? " thread" : " threads");
+    if (!snap.tasks.empty()) out << " · " << snap.tasks.size() << (snap.tasks.size() == 1 ? " task" : " tasks");
+    out << " · read in " << fmtMs(snap.durationMs);
     if (snap.pausedMs) out << ", stopped for " << fmtMs(*snap.pausedMs);
     if (snap.attempts > 1) out << " (" << snap.attempts << " attempts)";
     out << "\n";
     if (!snap.python.executable.empty()) out << st.dim(snap.python.executable) << "\n";
+    if (!snap.findings.empty()) out << "\n";
+    renderFindings(snap, out, st);
+    if (table) {
+        renderTaskTable(snap, out, st);
+        for (const auto& w : snap.warnings) out << st.yellow("warning: " + w) << "\n";
+        return;
+    }
 
     std::set<std::int64_t> interpreters;
     for (const auto& t : snap.threads) interpreters.insert(t.interpreterId);
@@ -51,6 +61,7 @@ void renderText(const Snapshot& snap, std::ostream& out, const Style& st) {
             renderThread(t, out, st);
         }
     }
+    renderTaskTrees(snap, out, st);
     for (const auto& w : snap.warnings) out << "\n" << st.yellow("warning: " + w);
     if (!snap.warnings.empty()) out << "\n";
 }

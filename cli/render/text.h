@@ -9,6 +9,7 @@
 
 namespace aioscope::cli {
 
-void renderText(const Snapshot& snap, std::ostream& out, const Style& style);
+// `table`: tasks as a ps-like table instead of trees (threads omitted).
+void renderText(const Snapshot& snap, std::ostream& out, const Style& style, bool table = false);
 
 }  // namespace aioscope::cli

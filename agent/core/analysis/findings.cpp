@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -16,7 +15,7 @@ struct Edge {
     std::optional<std::uint64_t> lock;  // set when the wait is for a lock `to` holds
 };
 
-using Graph = std::map<std::uint64_t, std::vector<Edge>>;
+using Graph = std::unordered_map<std::uint64_t, std::vector<Edge>>;
 
 std::string hex(std::uint64_t a) {
     char buf[24];
@@ -39,13 +38,8 @@ bool isLockKind(const std::string& k) { return k == "lock" || k == "semaphore"; 
 // waiting for a lock another task holds.
 Graph waitForGraph(const Snapshot& snap, const std::unordered_map<std::uint64_t, const Task*>& byId) {
     Graph g;
-    auto add = [&](std::uint64_t from, Edge e) {
-        auto& edges = g[from];
-        if (std::none_of(edges.begin(), edges.end(), [&](const Edge& x) { return x.to == e.to && x.lock == e.lock; })) {
-            edges.push_back(e);
-        }
-    };
-    std::map<std::uint64_t, std::vector<std::uint64_t>> holders;
+    auto add = [&](std::uint64_t from, Edge e) { g[from].push_back(e); };
+    std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> holders;
     for (const auto& t : snap.tasks) {
         for (auto lock : t.holds) holders[lock].push_back(t.id);
     }
@@ -63,48 +57,81 @@ Graph waitForGraph(const Snapshot& snap, const std::unordered_map<std::uint64_t,
             if (h != holders.end() && h->second.size() == 1) add(t.id, {h->second.front(), *t.awaiting->object});
         }
     }
+    // The same wait is often seen from both ends (awaiting and awaited_by).
+    for (auto& [from, edges] : g) {
+        auto key = [](const Edge& e) { return std::make_pair(e.to, e.lock.value_or(0)); };
+        std::sort(edges.begin(), edges.end(), [&](const Edge& a, const Edge& b) { return key(a) < key(b); });
+        edges.erase(std::unique(edges.begin(), edges.end(), [&](const Edge& a, const Edge& b) { return key(a) == key(b); }),
+                    edges.end());
+    }
     return g;
 }
 
-// Strongly connected components with a cycle (Tarjan, iterative-free recursion
-// bounded by the number of tasks in the cycle structure).
+// Strongly connected components that contain a cycle (Tarjan's algorithm,
+// iterative: an await chain 100,000 tasks long must not exhaust the stack).
 std::vector<std::vector<std::uint64_t>> cycles(const Graph& g) {
-    std::map<std::uint64_t, int> index, low;
-    std::set<std::uint64_t> onStack;
+    struct Node {
+        int index = -1;
+        int low = 0;
+        bool onStack = false;
+    };
+    std::unordered_map<std::uint64_t, Node> nodes;
+    nodes.reserve(g.size() * 2);
     std::vector<std::uint64_t> stack;
     std::vector<std::vector<std::uint64_t>> out;
-    int next = 0;
-    std::function<void(std::uint64_t)> visit = [&](std::uint64_t v) {
-        index[v] = low[v] = next++;
-        stack.push_back(v);
-        onStack.insert(v);
-        if (auto it = g.find(v); it != g.end()) {
-            for (const auto& e : it->second) {
-                if (!index.count(e.to)) {
-                    visit(e.to);
-                    low[v] = std::min(low[v], low[e.to]);
-                } else if (onStack.count(e.to)) {
-                    low[v] = std::min(low[v], index[e.to]);
-                }
-            }
-        }
-        if (low[v] != index[v]) return;
-        std::vector<std::uint64_t> scc;
-        std::uint64_t w;
-        do {
-            w = stack.back();
-            stack.pop_back();
-            onStack.erase(w);
-            scc.push_back(w);
-        } while (w != v);
-        bool selfLoop = false;
-        if (auto it = g.find(v); it != g.end()) {
-            selfLoop = std::any_of(it->second.begin(), it->second.end(), [&](const Edge& e) { return e.to == v; });
-        }
-        if (scc.size() > 1 || selfLoop) out.push_back(std::move(scc));
+    static const std::vector<Edge> kNoEdges;
+    auto edgesOf = [&](std::uint64_t v) -> const std::vector<Edge>& {
+        auto it = g.find(v);
+        return it == g.end() ? kNoEdges : it->second;
     };
-    for (const auto& [v, edges] : g) {
-        if (!index.count(v)) visit(v);
+    int next = 0;
+    struct Visit {
+        std::uint64_t v;
+        std::size_t edge;
+    };
+    for (const auto& [root, rootEdges] : g) {
+        if (nodes[root].index >= 0) continue;
+        std::vector<Visit> calls{{root, 0}};
+        nodes[root] = {next, next, true};
+        ++next;
+        stack.push_back(root);
+        while (!calls.empty()) {
+            Visit& call = calls.back();
+            const auto& edges = edgesOf(call.v);
+            if (call.edge < edges.size()) {
+                std::uint64_t w = edges[call.edge++].to;
+                Node& nw = nodes[w];
+                if (nw.index < 0) {
+                    nw = {next, next, true};
+                    ++next;
+                    stack.push_back(w);
+                    calls.push_back({w, 0});
+                } else if (nw.onStack) {
+                    Node& nv = nodes[call.v];
+                    nv.low = std::min(nv.low, nw.index);
+                }
+                continue;
+            }
+            std::uint64_t v = call.v;
+            calls.pop_back();
+            Node& nv = nodes[v];
+            if (!calls.empty()) {
+                Node& parent = nodes[calls.back().v];
+                parent.low = std::min(parent.low, nv.low);
+            }
+            if (nv.low != nv.index) continue;
+            std::vector<std::uint64_t> scc;
+            std::uint64_t w;
+            do {
+                w = stack.back();
+                stack.pop_back();
+                nodes[w].onStack = false;
+                scc.push_back(w);
+            } while (w != v);
+            const auto& vEdges = edgesOf(v);
+            bool selfLoop = std::any_of(vEdges.begin(), vEdges.end(), [&](const Edge& e) { return e.to == v; });
+            if (scc.size() > 1 || selfLoop) out.push_back(std::move(scc));
+        }
     }
     return out;
 }

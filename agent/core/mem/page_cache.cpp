@@ -13,28 +13,50 @@ constexpr Addr pageOf(Addr a) { return a & ~static_cast<Addr>(PageCache::kPageSi
 constexpr std::size_t kBypassLen = 4 * PageCache::kPageSize;
 }  // namespace
 
-PageCache::PageCache(MemoryReader& inner, std::size_t maxPages)
-    : m_inner(inner), m_maxPages(maxPages) {}
+PageCache::PageCache(MemoryReader& inner, std::size_t maxPages, std::size_t readahead)
+    : m_inner(inner), m_maxPages(maxPages), m_readahead(std::max<std::size_t>(1, readahead)) {}
 
 void PageCache::clear() {
     m_pages.clear();
     m_badPages.clear();
+    m_lastAddr = 1;
+    m_last = nullptr;
 }
 
 const PageCache::Page* PageCache::page(Addr pageAddr, ReadResult& why) {
-    if (auto it = m_pages.find(pageAddr); it != m_pages.end()) return it->second.get();
+    if (pageAddr == m_lastAddr) return m_last;
+    if (auto it = m_pages.find(pageAddr); it != m_pages.end()) {
+        m_lastAddr = pageAddr;
+        m_last = it->second.get();
+        return m_last;
+    }
     if (auto it = m_badPages.find(pageAddr); it != m_badPages.end()) {
         why = it->second;
         return nullptr;
     }
-    if (m_pages.size() >= m_maxPages) m_pages.clear();
-    auto p = std::make_unique<Page>();
-    why = m_inner.read(pageAddr, p->data(), kPageSize);
-    if (why != ReadResult::ok) {
+    if (m_pages.size() + m_readahead > m_maxPages) {
+        m_pages.clear();
+        m_lastAddr = 1;
+    }
+    // Read ahead, stopping before pages already cached or past the mapping.
+    std::size_t count = 1;
+    while (count < m_readahead && !m_pages.count(pageAddr + count * kPageSize)) ++count;
+    std::vector<std::uint8_t> buf(count * kPageSize);
+    std::size_t got = m_inner.readPrefix(pageAddr, buf.data(), buf.size(), why);
+    if (got < kPageSize) {
+        if (why == ReadResult::ok) why = ReadResult::fault;
         m_badPages.emplace(pageAddr, why);
         return nullptr;
     }
-    return m_pages.emplace(pageAddr, std::move(p)).first->second.get();
+    why = ReadResult::ok;
+    for (std::size_t i = 0; i < got / kPageSize; ++i) {
+        auto p = std::unique_ptr<Page>(new Page);  // no zero-fill: overwritten at once
+        std::memcpy(p->data(), buf.data() + i * kPageSize, kPageSize);
+        m_pages.emplace(pageAddr + i * kPageSize, std::move(p));
+    }
+    m_lastAddr = pageAddr;
+    m_last = m_pages.at(pageAddr).get();
+    return m_last;
 }
 
 ReadResult PageCache::read(Addr addr, void* dst, std::size_t len) {
@@ -90,13 +112,16 @@ void PageCache::readMany(std::span<Request> requests) {
     }
     std::sort(missing.begin(), missing.end());
     missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
-    if (m_pages.size() + missing.size() > m_maxPages) m_pages.clear();
+    if (m_pages.size() + missing.size() > m_maxPages) {
+        m_pages.clear();
+        m_lastAddr = 1;
+    }
     std::vector<std::unique_ptr<Page>> buffers;
     std::vector<Request> batch;
     buffers.reserve(missing.size());
     batch.reserve(missing.size());
     for (Addr pa : missing) {
-        buffers.push_back(std::make_unique<Page>());
+        buffers.push_back(std::unique_ptr<Page>(new Page));
         batch.push_back({pa, buffers.back()->data(), kPageSize});
     }
     m_inner.readMany(batch);

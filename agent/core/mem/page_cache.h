@@ -17,8 +17,10 @@ class PageCache final : public MemoryReader {
 public:
     static constexpr std::size_t kPageSize = 4096;
 
-    // maxPages bounds memory use; when full the cache starts over.
-    explicit PageCache(MemoryReader& inner, std::size_t maxPages = 16384);
+    // maxPages bounds memory use; when full the cache starts over. A miss
+    // reads `readahead` pages at once: consecutive tasks, coroutines and
+    // futures sit in consecutive pages of the same pymalloc arena.
+    explicit PageCache(MemoryReader& inner, std::size_t maxPages = 8192, std::size_t readahead = 8);
 
     ReadResult read(Addr addr, void* dst, std::size_t len) override;
     void readMany(std::span<Request> requests) override;
@@ -35,6 +37,9 @@ private:
 
     MemoryReader& m_inner;
     std::size_t m_maxPages;
+    std::size_t m_readahead;
+    Addr m_lastAddr = 1;  // the page most recently served (1: none)
+    const Page* m_last = nullptr;
     std::unordered_map<Addr, std::unique_ptr<Page>> m_pages;
     std::unordered_map<Addr, ReadResult> m_badPages;
 };

@@ -44,6 +44,20 @@ ReadResult ProcessReader::read(Addr addr, void* dst, std::size_t len) {
     return classify(errno);
 }
 
+std::size_t ProcessReader::readPrefix(Addr addr, void* dst, std::size_t len, ReadResult& why) {
+    if (m_useProcMem) return MemoryReader::readPrefix(addr, dst, len, why);
+    iovec local{dst, len};
+    iovec remote{reinterpret_cast<void*>(addr), len};
+    ssize_t n = ::process_vm_readv(m_pid, &local, 1, &remote, 1, 0);
+    if (n >= 0) {
+        why = static_cast<std::size_t>(n) == len ? ReadResult::ok : ReadResult::fault;
+        return static_cast<std::size_t>(n);
+    }
+    if (errno == ENOSYS) return MemoryReader::readPrefix(addr, dst, len, why);
+    why = classify(errno);
+    return 0;
+}
+
 ReadResult ProcessReader::readViaProcMem(Addr addr, void* dst, std::size_t len) {
     if (m_memFd < 0) {
         std::string path = "/proc/" + std::to_string(m_pid) + "/mem";

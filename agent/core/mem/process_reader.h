@@ -19,6 +19,7 @@ public:
 
     ReadResult read(Addr addr, void* dst, std::size_t len) override;
     void readMany(std::span<Request> requests) override;
+    std::size_t readPrefix(Addr addr, void* dst, std::size_t len, ReadResult& why) override;
 
     pid_t pid() const { return m_pid; }
 

@@ -34,6 +34,10 @@ public:
 
     // Reads many ranges; implementations batch them into few system calls.
     virtual void readMany(std::span<Request> requests);
+
+    // Reads as much of [addr, addr+len) as is readable from the start; returns
+    // the number of bytes read and why it stopped short.
+    virtual std::size_t readPrefix(Addr addr, void* dst, std::size_t len, ReadResult& why);
 };
 
 }  // namespace aioscope

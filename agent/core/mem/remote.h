@@ -25,29 +25,38 @@ public:
 std::string hexAddr(Addr a);
 
 // A local copy of one remote structure; field access is bounds-checked.
+// Structures up to kInline bytes (frames, tasks, code objects) need no
+// allocation.
 class Block {
 public:
-    Block() = default;
-    explicit Block(std::size_t size) : m_bytes(size) {}
+    static constexpr std::size_t kInline = 256;
 
-    std::uint8_t* data() { return m_bytes.data(); }
-    std::size_t size() const { return m_bytes.size(); }
+    Block() = default;
+    explicit Block(std::size_t size) : m_size(size) {
+        if (size > kInline) m_heap.resize(size);
+    }
+
+    std::uint8_t* data() { return m_size > kInline ? m_heap.data() : m_inline; }
+    const std::uint8_t* data() const { return m_size > kInline ? m_heap.data() : m_inline; }
+    std::size_t size() const { return m_size; }
 
     template <class T>
     T at(std::int64_t off) const {
         static_assert(std::is_trivially_copyable_v<T>);
-        if (off < 0 || static_cast<std::size_t>(off) + sizeof(T) > m_bytes.size()) {
-            throw BadRead("field offset " + std::to_string(off) + " outside a " +
-                          std::to_string(m_bytes.size()) + "-byte structure");
+        if (off < 0 || static_cast<std::size_t>(off) + sizeof(T) > m_size) {
+            throw BadRead("field offset " + std::to_string(off) + " outside a " + std::to_string(m_size) +
+                          "-byte structure");
         }
         T v;
-        std::memcpy(&v, m_bytes.data() + off, sizeof(T));
+        std::memcpy(&v, data() + off, sizeof(T));
         return v;
     }
     Addr ptr(std::int64_t off) const { return at<std::uint64_t>(off); }
 
 private:
-    std::vector<std::uint8_t> m_bytes;
+    std::size_t m_size = 0;
+    std::uint8_t m_inline[kInline];
+    std::vector<std::uint8_t> m_heap;
 };
 
 class Remote {

@@ -5,9 +5,14 @@
 
 namespace aioscope {
 
+void JsonWriter::flush() {
+    m_out.write(m_buf.data(), static_cast<std::streamsize>(m_buf.size()));
+    m_buf.clear();
+}
+
 void JsonWriter::newline() {
-    m_out << '\n';
-    for (std::size_t i = 0; i < m_first.size() * static_cast<std::size_t>(m_indent); ++i) m_out << ' ';
+    put('\n');
+    m_buf.append(m_first.size() * static_cast<std::size_t>(m_indent), ' ');
 }
 
 void JsonWriter::beforeValue() {
@@ -16,7 +21,7 @@ void JsonWriter::beforeValue() {
         return;
     }
     if (!m_first.empty()) {
-        if (!m_first.back()) m_out << ',';
+        if (!m_first.back()) put(',');
         m_first.back() = false;
         newline();
     }
@@ -24,7 +29,7 @@ void JsonWriter::beforeValue() {
 
 JsonWriter& JsonWriter::beginObject() {
     beforeValue();
-    m_out << '{';
+    put('{');
     m_first.push_back(true);
     return *this;
 }
@@ -33,7 +38,7 @@ JsonWriter& JsonWriter::close(char bracket) {
     bool empty = m_first.back();
     m_first.pop_back();
     if (!empty) newline();
-    m_out << bracket;
+    put(bracket);
     return *this;
 }
 
@@ -41,7 +46,7 @@ JsonWriter& JsonWriter::endObject() { return close('}'); }
 
 JsonWriter& JsonWriter::beginArray() {
     beforeValue();
-    m_out << '[';
+    put('[');
     m_first.push_back(true);
     return *this;
 }
@@ -50,68 +55,74 @@ JsonWriter& JsonWriter::endArray() { return close(']'); }
 
 JsonWriter& JsonWriter::key(std::string_view k) {
     value(k);
-    m_out << ": ";
+    put(": ");
     m_afterKey = true;
     return *this;
 }
 
 JsonWriter& JsonWriter::value(std::string_view s) {
     beforeValue();
-    m_out << '"';
-    for (char c : s) {
+    put('"');
+    std::size_t run = 0;  // start of the pending run of characters that need no escape
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        m_buf.append(s.substr(run, i - run));
+        run = i + 1;
         switch (c) {
-            case '"': m_out << "\\\""; break;
-            case '\\': m_out << "\\\\"; break;
-            case '\n': m_out << "\\n"; break;
-            case '\r': m_out << "\\r"; break;
-            case '\t': m_out << "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    m_out << buf;
-                } else {
-                    m_out << c;
-                }
+            case '"': put("\\\""); break;
+            case '\\': put("\\\\"); break;
+            case '\n': put("\\n"); break;
+            case '\r': put("\\r"); break;
+            case '\t': put("\\t"); break;
+            default: {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                put(buf);
+            }
         }
     }
-    m_out << '"';
+    put(s.substr(run));
+    put('"');
     return *this;
 }
 
 JsonWriter& JsonWriter::value(std::int64_t v) {
     beforeValue();
-    m_out << v;
+    char buf[24];
+    put(std::string_view(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v)))));
     return *this;
 }
 
 JsonWriter& JsonWriter::value(std::uint64_t v) {
     beforeValue();
-    m_out << v;
+    char buf[24];
+    put(std::string_view(buf, static_cast<std::size_t>(
+                                  std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(v)))));
     return *this;
 }
 
 JsonWriter& JsonWriter::value(double v) {
     beforeValue();
     if (!std::isfinite(v)) {
-        m_out << "null";
+        put("null");
         return *this;
     }
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.17g", v);
-    m_out << buf;
+    put(buf);
     return *this;
 }
 
 JsonWriter& JsonWriter::value(bool v) {
     beforeValue();
-    m_out << (v ? "true" : "false");
+    put(v ? "true" : "false");
     return *this;
 }
 
 JsonWriter& JsonWriter::null() {
     beforeValue();
-    m_out << "null";
+    put("null");
     return *this;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <ostream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -14,6 +15,12 @@ namespace aioscope {
 class JsonWriter {
 public:
     explicit JsonWriter(std::ostream& out, int indent = 2) : m_out(out), m_indent(indent) {}
+    ~JsonWriter() { flush(); }
+    JsonWriter(const JsonWriter&) = delete;
+    JsonWriter& operator=(const JsonWriter&) = delete;
+
+    // Writes what is buffered to the stream (also done on destruction).
+    void flush();
 
     JsonWriter& beginObject();
     JsonWriter& endObject();
@@ -39,9 +46,15 @@ public:
 private:
     void beforeValue();
     JsonWriter& close(char bracket);
+    void put(char c) { m_buf.push_back(c); }
+    void put(std::string_view s) {
+        m_buf.append(s);
+        if (m_buf.size() > (1 << 16)) flush();
+    }
     void newline();
 
     std::ostream& m_out;
+    std::string m_buf;
     int m_indent;
     std::vector<bool> m_first;  // per open container: no element written yet
     bool m_afterKey = false;

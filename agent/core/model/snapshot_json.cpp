@@ -191,6 +191,7 @@ void writeJson(const Snapshot& s, std::ostream& out) {
     for (const auto& x : s.warnings) w.value(x);
     w.endArray();
     w.endObject();
+    w.flush();
     out << "\n";
 }
 

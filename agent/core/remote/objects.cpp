@@ -71,11 +71,19 @@ const std::string& Objects::typeName(Addr type) {
 bool Objects::isInstance(Addr obj, std::string_view tpName) {
     std::uint64_t type = 0;
     if (!m_mem.tryRead(obj + m_layout.object.type, &type, sizeof type)) return false;
-    for (std::size_t depth = 0; type && depth < limits::kMaxTypeDepth; ++depth) {
-        if (typeName(type) == tpName) return true;
-        if (!m_mem.tryRead(type + m_layout.type.base, &type, sizeof type)) return false;
+    auto& known = m_instanceOf[tpName];
+    if (auto it = known.find(type); it != known.end()) return it->second;
+    bool result = false;
+    std::uint64_t t = type;
+    for (std::size_t depth = 0; t && depth < limits::kMaxTypeDepth; ++depth) {
+        if (typeName(t) == tpName) {
+            result = true;
+            break;
+        }
+        if (!m_mem.tryRead(t + m_layout.type.base, &t, sizeof t)) break;
     }
-    return false;
+    known.emplace(type, result);
+    return result;
 }
 
 std::optional<std::string> Objects::str(Addr obj, std::size_t maxChars) {

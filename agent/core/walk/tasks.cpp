@@ -148,6 +148,7 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
     out.warnings = registry.warnings;
     if (registry.tasks.empty()) return out;
     Context ctx{interp, readRunningLoops(m_objects, interp, threads, m_pid), stacks, Wakers(m_objects)};
+    out.tasks.reserve(registry.tasks.size());
     for (Addr addr : registry.tasks) {
         try {
             if (auto t = readTask(addr, ctx)) {

@@ -34,16 +34,17 @@ std::string Wakers::functionName(Addr callable) {
     return m_objects.str(m_objects.mem().ptr(code + m_objects.layout().code.name, "co_name"), 256).value_or("");
 }
 
-void Wakers::fromObject(Addr obj, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting) {
+void Wakers::fromObject(Addr obj, int depth, std::vector<Addr>& out) {
     if (!obj) return;
     if (m_objects.isInstance(obj, "_asyncio.Task")) {
         out.push_back(obj);
     } else if (m_objects.isInstance(obj, "_asyncio.Future")) {
-        collect(obj, depth + 1, out, visiting);
+        const auto& via = collect(obj, depth + 1);
+        out.insert(out.end(), via.begin(), via.end());
     }
 }
 
-void Wakers::fromCallable(Addr cb, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting) {
+void Wakers::fromCallable(Addr cb, int depth, std::vector<Addr>& out) {
     const Layout& L = m_objects.layout();
     Remote& mem = m_objects.mem();
     const std::string& type = m_objects.typeNameOf(cb);
@@ -58,49 +59,50 @@ void Wakers::fromCallable(Addr cb, int depth, std::vector<Addr>& out, std::vecto
     } else if (type == "method") {
         Addr self = mem.ptr(cb + L.callable.methodSelf, "im_self");
         if (self && m_objects.typeNameOf(self) == "TaskGroup") {
-            if (auto parent = m_objects.attr(self, "_parent_task")) fromObject(*parent, depth, out, visiting);
+            if (auto parent = m_objects.attr(self, "_parent_task")) fromObject(*parent, depth, out);
         } else {
-            fromObject(self, depth, out, visiting);
+            fromObject(self, depth, out);
         }
     } else if (type == "functools.partial") {
         for (Addr arg : m_objects.tupleItems(mem.ptr(cb + L.callable.partialArgs, "partial args"))) {
-            fromObject(arg, depth, out, visiting);
+            fromObject(arg, depth, out);
         }
     } else if (type == "function") {
         for (Addr cell : m_objects.tupleItems(mem.ptr(cb + L.callable.closure, "func_closure"))) {
             if (m_objects.typeNameOf(cell) != "cell") continue;
-            fromObject(mem.ptr(cell + L.callable.cellRef, "cell contents"), depth, out, visiting);
+            fromObject(mem.ptr(cell + L.callable.cellRef, "cell contents"), depth, out);
         }
     }
 }
 
-void Wakers::collect(Addr future, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting) {
-    if (depth > kMaxDepth || std::find(visiting.begin(), visiting.end(), future) != visiting.end()) return;
-    visiting.push_back(future);
+const std::vector<Addr>& Wakers::collect(Addr future, int depth) {
+    static const std::vector<Addr> kNone;
+    if (auto it = m_cache.find(future); it != m_cache.end()) return it->second;
+    // Beyond the depth bound, or back at a future being expanded: no answer
+    // from here (not cached, so a shallower visit can still find one).
+    if (depth > kMaxDepth || m_inProgress[future]) return kNone;
+    m_inProgress[future] = true;
     const auto& A = m_objects.layout().asyncio;
-    for (Addr cb : callbacks(future)) fromCallable(cb, depth, out, visiting);
+    std::vector<Addr> out;
+    for (Addr cb : callbacks(future)) fromCallable(cb, depth, out);
     if (A.futAwaitedBy != kAbsent) {
         Addr by = m_objects.mem().ptr(future + A.futAwaitedBy, "awaited_by");
         if (by) {
             auto isSet = m_objects.mem().get<std::uint8_t>(future + A.futAwaitedByIsSet, "awaited_by_is_set");
             if (isSet) {
-                for (Addr w : m_objects.setItems(by)) fromObject(w, depth, out, visiting);
+                for (Addr w : m_objects.setItems(by)) fromObject(w, depth, out);
             } else {
-                fromObject(by, depth, out, visiting);
+                fromObject(by, depth, out);
             }
         }
     }
-    visiting.pop_back();
-}
-
-const std::vector<Addr>& Wakers::awaitersOf(Addr future) {
-    if (auto it = m_cache.find(future); it != m_cache.end()) return it->second;
-    std::vector<Addr> out, visiting;
-    collect(future, 0, out, visiting);
+    m_inProgress[future] = false;
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     std::erase(out, future);
     return m_cache.emplace(future, std::move(out)).first->second;
 }
+
+const std::vector<Addr>& Wakers::awaitersOf(Addr future) { return collect(future, 0); }
 
 }  // namespace aioscope

@@ -29,12 +29,15 @@ public:
     std::string functionName(Addr callable);
 
 private:
-    void collect(Addr future, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting);
-    void fromCallable(Addr cb, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting);
-    void fromObject(Addr obj, int depth, std::vector<Addr>& out, std::vector<Addr>& visiting);
+    // Awaiters of a future, memoized for every future met on the way (a
+    // gather's outer future is reached from each of its children).
+    const std::vector<Addr>& collect(Addr future, int depth);
+    void fromCallable(Addr cb, int depth, std::vector<Addr>& out);
+    void fromObject(Addr obj, int depth, std::vector<Addr>& out);
 
     Objects& m_objects;
     std::unordered_map<Addr, std::vector<Addr>> m_cache;
+    std::unordered_map<Addr, bool> m_inProgress;
 };
 
 }  // namespace aioscope
