@@ -110,25 +110,24 @@ void waitReady(const DemoProcess& proc, const std::string& ready) {
 
 void explain(const Snapshot& snap, std::ostream& out, const Style& st) {
     out << "\n" << st.bold("What this shows") << "\n";
-    out << "aioscope read the process from outside: nothing ran inside it, and it was not stopped.\n";
+    out << "aioscope read the process from outside: nothing ran inside it and it was not stopped.\n";
+    std::size_t loopThreads = 0;
     for (const auto& t : snap.threads) {
-        if (t.frames.empty() || !t.name) continue;
-        const Frame& top = t.frames.front();
-        const Frame* own = nullptr;
-        for (const auto& f : t.frames) {
-            if (f.file.ends_with("demo.py")) {
-                own = &f;
-                break;
-            }
-        }
-        if (!own) continue;
-        out << "- " << st.cyan(*t.name) << " is blocked in " << top.qualname;
-        if (own != &top) out << ", called from " << st.bold(own->qualname) << " line " << (own->line ? *own->line : 0);
-        out << ".\n";
+        if (!t.frames.empty() && t.frames.front().qualname.find("select") != std::string::npos) ++loopThreads;
     }
-    out << "The two workers wait inside `with ledger_lock` and `with inventory_lock` while each\n"
-           "holds the other lock: a lock-order deadlock. The process shows 0% CPU and no logs;\n"
-           "the stacks above say where and why it stopped.\n";
+    if (loopThreads) {
+        out << "- The thread stack alone shows only the event loop waiting in select(): the process looks idle.\n";
+    }
+    out << "- " << snap.tasks.size() << " asyncio tasks, each with its stitched coroutine stack and what it waits on;\n"
+        << "  identical idle tasks are folded into one line (x N).\n";
+    for (const auto& f : snap.findings) {
+        out << "- " << st.red(f.kind) << ": " << f.message << "\n";
+    }
+    if (!snap.findings.empty()) {
+        out << "The two handlers each hold one asyncio.Lock (inferred from their `async with` blocks) and\n"
+               "wait for the other's: no timeout, no exception, no log line, just two requests that never end.\n"
+               "`aioscope dump` exits with status 10 when it finds tasks that can never finish.\n";
+    }
 }
 
 }  // namespace

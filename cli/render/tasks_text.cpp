@@ -182,7 +182,6 @@ void renderFindings(const Snapshot& snap, std::ostream& out, const Style& st) {
         std::string tag = isDeadlock(f) ? "DEADLOCK" : "WARNING";
         out << st.red(st.bold(tag + " " + f.kind) + ": " + f.message) << "\n";
     }
-    if (!snap.findings.empty()) out << "\n";
 }
 
 void renderTaskTrees(const Snapshot& snap, std::ostream& out, const Style& st) {
