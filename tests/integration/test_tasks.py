@@ -161,3 +161,62 @@ def test_primitive_wait(primitives, name, request):
 def test_primitives_have_no_findings(primitives):
     assert primitives.doc["findings"] == []
     assert primitives.rc == 0
+
+
+# --- aio_many.py: ten thousand tasks ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def many(interp):
+    yield from shared_snap(interp, "aio_many.py", "--tasks", "10000", truth_timeout=120)
+
+
+def test_many_every_task_and_stack(many):
+    assert many.facts["tasks"] == 10000
+    assert len(many.truth["tasks"]) == 10001  # and main
+    want = {(t["id"], t["name"], tuple(frames(t["stack"]))) for t in many.truth["tasks"]}
+    got = {(t["id"], t["name"], tuple(frames(t["stack"]))) for t in many.doc["tasks"]}
+    missing, extra = want - got, got - want
+    assert not missing and not extra, \
+        f"{len(missing)} (id, name, stack) expected but not dumped, e.g. {sorted(missing)[:2]}; " \
+        f"{len(extra)} dumped but not expected, e.g. {sorted(extra)[:2]}"
+    # The four code paths give four distinct stacks (and main's).
+    assert len({s for _, _, s in want}) == 5
+
+
+def test_many_awaiting(many):
+    assert_awaiting(many)
+    assert many.doc["findings"] == [] and many.rc == 0
+
+
+# --- aio_running.py: a task blocking its loop ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def running(interp):
+    yield from shared_snap(interp, "aio_running.py")
+
+
+def test_running_tasks_state_and_live_stack(running):
+    assert_same_task_set(running)
+    for name in ("blocker", "sleeper"):
+        want = running.named(name)
+        assert want["state"] == "running"
+        got = running.got[want["id"]]
+        assert got["state"] == "running", f"{name} is {got['state']}"
+        assert frames(got["stack"]) == frames(want["stack"]), f"live stack of {name}"
+        # Sync frames under the coroutine are part of it.
+        assert {"sync_c", "sync_b", "sync_a", "block_here"} <= {f["function"] for f in got["stack"]} or \
+            {"nap_deeper", "nap"} <= {f["function"] for f in got["stack"]}
+        assert got["thread_id"] == want["thread_id"]
+        assert got["awaiting"] is None
+
+
+def test_running_fixture_others_suspended(running):
+    assert_stacks(running)
+    assert_awaiting(running)
+    assert_awaited_by(running)
+    bad = mismatches(running, "state", lambda t: t["state"])
+    bad += mismatches(running, "thread_id", lambda t: t["thread_id"])
+    bad += mismatches(running, "cancel_requests", lambda t: t["cancel_requests"])
+    bad += mismatches(running, "cancel_pending", lambda t: t["cancel_pending"])
+    assert not bad, "\n".join(bad)
+    assert running.doc["findings"] == [] and running.rc == 0
