@@ -220,3 +220,55 @@ def test_running_fixture_others_suspended(running):
     bad += mismatches(running, "cancel_pending", lambda t: t["cancel_pending"])
     assert not bad, "\n".join(bad)
     assert running.doc["findings"] == [] and running.rc == 0
+
+
+# --- real libraries: Debian's python3.11 with python3-aiohttp, -uvloop, -anyio ------------------
+
+LIBRARY_INTERPRETER = "3.11-debian"
+LIBRARIES = {"aiohttp": "aio_aiohttp.py", "uvloop": "aio_uvloop.py", "anyio": "aio_anyio.py"}
+
+
+@pytest.fixture(scope="module", params=list(LIBRARIES))
+def library(interp, request):
+    lib = request.param
+    if interp.name != LIBRARY_INTERPRETER:
+        pytest.skip(f"{lib} fixture unavailable on CPython {interp.name}: the Debian python3-{lib} package "
+                    f"is installed for {LIBRARY_INTERPRETER} only")
+    import subprocess
+    probe = subprocess.run(interp.argv("_version.py")[:1] + ["-c", f"import {lib}"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"{lib} unavailable for {interp.name}: {probe.stderr.strip().splitlines()[-1:]}"
+                    f" (tests/zoo/provision.sh installs python3-{lib})")
+    yield from shared_snap(interp, LIBRARIES[lib])
+
+
+def test_library_tasks_equal_all_tasks(library):
+    assert_same_task_set(library)
+    assert len(library.truth["tasks"]) >= 5
+
+
+def test_library_stacks(library):
+    assert_stacks(library)
+
+
+def test_library_threads_loops_states(library):
+    bad = mismatches(library, "thread_id", lambda t: t["thread_id"])
+    bad += mismatches(library, "loop", lambda t: t["loop"])
+    bad += mismatches(library, "state", lambda t: t["state"])
+    bad += mismatches(library, "error", lambda t: None)
+    assert not bad, "\n".join(bad)
+
+
+def test_library_awaiting_and_awaited_by(library):
+    # What the fixture states (its own primitives, tasks awaiting tasks) must
+    # hold exactly; the libraries' private futures are not stated.
+    assert_awaiting(library, only=lambda t: t["awaiting"] is not None)
+    bad = []
+    for t in library.truth["tasks"]:
+        missing = set(t["awaited_by"]) - set(library.got[t["id"]]["awaited_by"])
+        if missing:
+            bad.append(f"{t['name']}: awaited by {sorted(missing)} per the ground truth, not in the dump")
+    assert not bad, "\n".join(bad)
+    bad = mismatches(library, "holds", lambda t: t["holds"], lambda t: sorted(t["holds"]))
+    assert not bad, "\n".join(bad)
+    assert library.doc["findings"] == [] and library.rc == 0
