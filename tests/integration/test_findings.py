@@ -15,6 +15,7 @@ from aio import (EXIT_OK, EXIT_STUCK, STUCK_KINDS, Snap, assert_awaited_by, asse
 CASES = {
     "lock-deadlock": ("aio_deadlock_locks.py", "deadlock"),
     "lock-self": ("aio_deadlock_locks.py", "self"),
+    "semaphore-deadlock": ("aio_deadlock_locks.py", "semaphore"),
     "lock-clean": ("aio_deadlock_locks.py", "clean"),
     "cycle": ("aio_await_cycle.py", "cycle"),
     "cycle-clean": ("aio_await_cycle.py", "clean"),
@@ -130,7 +131,7 @@ def test_clean_twins_are_really_clean(snaps):
         assert expected_findings(snaps(case)) == set(), case
 
 
-@pytest.mark.parametrize("case", ["lock-deadlock", "lock-self", "cycle"])
+@pytest.mark.parametrize("case", ["lock-deadlock", "lock-self", "semaphore-deadlock", "cycle"])
 def test_deadlock_findings_name_tasks_and_locks(snaps, case):
     snap = snaps(case)
     assert snap.rc == EXIT_STUCK
