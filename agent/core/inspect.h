@@ -1,6 +1,6 @@
-// The inspection pipeline for one live process:
+// `aioscope dump`'s pipeline for another live process:
 //   locate (maps, ELF) -> layout (version table, debug offsets) -> read
-//   (walkers over object readers) -> Snapshot (a plain value).
+//   (SnapshotReader) -> Snapshot (a plain value).
 // Construction locates and validates; snapshot() may be called repeatedly.
 #pragma once
 
@@ -8,14 +8,9 @@
 
 #include <memory>
 
-#include "layout/resolve.h"
-#include "mem/page_cache.h"
 #include "mem/process_reader.h"
-#include "model/snapshot.h"
-#include "remote/objects.h"
+#include "snapshot_reader.h"
 #include "target/locate.h"
-#include "walk/code.h"
-#include "walk/frames.h"
 
 namespace aioscope {
 
@@ -31,23 +26,15 @@ public:
 
     Snapshot snapshot(const InspectOptions& options);
 
-    const ResolvedRuntime& runtime() const { return m_runtime; }
+    const ResolvedRuntime& runtime() const { return m_reader->runtime(); }
     const RuntimeLocation& location() const { return m_location; }
+    SnapshotReader& reader() { return *m_reader; }
 
 private:
-    void readOnce(Snapshot& snap, bool lastAttempt, bool& torn);
-    void fillPythonInfo(Snapshot& snap);
-    void ensureAsyncioLayout(Snapshot& snap);
-
-    ProcFs m_proc;
-    ProcessReader m_reader;
-    PageCache m_cache;
-    Remote m_mem;
+    pid_t m_pid;
+    ProcessReader m_process;
     RuntimeLocation m_location;
-    ResolvedRuntime m_runtime;
-    std::unique_ptr<Objects> m_objects;
-    std::unique_ptr<CodeReader> m_codes;
-    std::unique_ptr<FrameWalker> m_frames;
+    std::unique_ptr<SnapshotReader> m_reader;
 };
 
 }  // namespace aioscope

@@ -266,6 +266,7 @@ struct Layout {
         Off threadRunningTask = kAbsent;
         Off threadTasksHead = kAbsent;
         Off interpTasksHead = kAbsent;
+        Off stateDebugOffsets = kAbsent;          // 3.14+ module state: pointer to .AsyncioDebug
         Off stateNonAsyncioTasks = kAbsent;       // 3.14+ module state: WeakSet of foreign tasks
         Off stateNonAsyncioEagerTasks = kAbsent;  // 3.14+ module state: set
     } asyncio;

@@ -5,7 +5,7 @@
 
 #include "layout/layout.h"
 #include "mem/remote.h"
-#include "target/locate.h"
+#include "target/runtime_location.h"
 
 namespace aioscope {
 

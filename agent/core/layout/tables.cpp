@@ -315,6 +315,7 @@ Layout v314plus(int minor) {
     L.asyncio.registry = TaskRegistryModel::linkedLists;
     L.asyncio.runningLoop = RunningLoopModel::threadStateField;
     L.asyncio.futSize = 112;
+    L.asyncio.stateDebugOffsets = 152;
     L.asyncio.stateNonAsyncioTasks = 48;
     L.asyncio.stateNonAsyncioEagerTasks = 56;
     if (minor == 14) {

@@ -10,21 +10,6 @@
 
 namespace aioscope {
 
-PythonVersion PythonVersion::fromHex(std::uint64_t hex) {
-    PythonVersion v;
-    v.hex = hex;
-    v.major = static_cast<int>((hex >> 24) & 0xff);
-    v.minor = static_cast<int>((hex >> 16) & 0xff);
-    v.micro = static_cast<int>((hex >> 8) & 0xff);
-    return v;
-}
-
-std::string PythonVersion::str() const {
-    std::string s = std::to_string(major) + "." + std::to_string(minor);
-    if (micro >= 0) s += "." + std::to_string(micro);
-    return s;
-}
-
 int minorFromFileName(const std::string& path) {
     std::string base = path.substr(path.rfind('/') + 1);
     static const std::regex re(R"((?:^|lib)python3\.(\d+))");
@@ -145,31 +130,6 @@ RuntimeLocation locateRuntime(const ProcFs& proc, const std::vector<Mapping>& ma
     throw InspectError(Errc::not_python, "process " + std::to_string(proc.pid()) + " (" + name +
                                              ") is not a CPython process: no _PyRuntime in any "
                                              "of its mapped files");
-}
-
-std::optional<Addr> findInMappedFiles(const ProcFs& proc, const std::vector<Mapping>& maps,
-                                      const std::string& fileHint, const std::string& section,
-                                      const std::vector<std::string>& symbols) {
-    for (const auto& f : mappedFiles(maps)) {
-        if (baseName(f.path).find(fileHint) == std::string::npos) continue;
-        auto elf = openMapped(proc, f, {section}, symbols);
-        if (!elf) continue;
-        std::optional<std::uint64_t> vaddr;
-        if (auto s = elf->facts.sections.find(section); s != elf->facts.sections.end()) {
-            vaddr = s->second.addr;
-        } else {
-            for (const auto& sym : symbols) {
-                if (auto y = elf->facts.symbols.find(sym); y != elf->facts.symbols.end()) {
-                    vaddr = y->second;
-                    break;
-                }
-            }
-        }
-        if (!vaddr) continue;
-        auto b = biases(f, elf->facts);
-        if (!b.empty()) return b.front() + *vaddr;
-    }
-    return std::nullopt;
 }
 
 }  // namespace aioscope

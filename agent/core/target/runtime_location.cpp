@@ -1,0 +1,20 @@
+#include "target/runtime_location.h"
+
+namespace aioscope {
+
+PythonVersion PythonVersion::fromHex(std::uint64_t hex) {
+    PythonVersion v;
+    v.hex = hex;
+    v.major = static_cast<int>((hex >> 24) & 0xff);
+    v.minor = static_cast<int>((hex >> 16) & 0xff);
+    v.micro = static_cast<int>((hex >> 8) & 0xff);
+    return v;
+}
+
+std::string PythonVersion::str() const {
+    std::string s = std::to_string(major) + "." + std::to_string(minor);
+    if (micro >= 0) s += "." + std::to_string(micro);
+    return s;
+}
+
+}  // namespace aioscope
