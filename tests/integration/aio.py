@@ -145,6 +145,15 @@ def assert_awaited_by(snap, only=None):
     assert not bad, f"{len(bad)} awaited_by differ:\n" + "\n".join(bad[:30])
 
 
+def assert_call_graph_agrees(snap):
+    """3.14+: the awaited-by edges of the ground truth are those
+    asyncio.capture_call_graph() reports (a check of the truth itself)."""
+    bad = [f"{t['name']}: capture_call_graph {t['call_graph_awaited_by']}, edges {t['awaited_by']}"
+           for t in snap.truth["tasks"]
+           if t["call_graph_awaited_by"] is not None and sorted(t["call_graph_awaited_by"]) != sorted(t["awaited_by"])]
+    assert not bad, "ground truth disagrees with capture_call_graph:\n" + "\n".join(bad)
+
+
 def xfail_if(request, condition, reason):
     """A known aioscope bug on some interpreters only: strict xfail there, a real test elsewhere."""
     if condition:

@@ -9,7 +9,7 @@ records as it builds them.
 """
 import pytest
 
-from aio import (EXIT_OK, EXIT_STUCK, STUCK_KINDS, Snap, assert_awaited_by, assert_awaiting, assert_same_task_set,
+from aio import (EXIT_OK, EXIT_STUCK, STUCK_KINDS, Snap, assert_awaited_by, assert_call_graph_agrees, assert_awaiting, assert_same_task_set,
                  assert_stacks, cycles, mismatches, version, wait_graph, xfail_if)
 
 CASES = {
@@ -90,6 +90,7 @@ def test_tasks_match_truth(snaps, case):
     assert_same_task_set(snap)
     assert_stacks(snap)
     assert_awaiting(snap)
+    assert_call_graph_agrees(snap)
     assert_awaited_by(snap)
     handling = set(snap.facts.get("handling_cancel", []))
     bad = mismatches(snap, "holds", lambda t: t["holds"], lambda t: sorted(t["holds"]))
