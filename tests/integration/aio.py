@@ -20,12 +20,23 @@ def dump_tasks(pid, *extra, timeout=120):
     return json.loads(r.stdout), r.returncode
 
 
+class KilledOnFailure(Fixture):
+    """A Fixture whose process does not outlive a failure to publish its truth."""
+
+    def _wait_truth(self, timeout):
+        try:
+            return super()._wait_truth(timeout)
+        except BaseException:
+            self.close()
+            raise
+
+
 class Snap:
     """A fixture process, its ground truth and one dump of it."""
 
     def __init__(self, interp, script, *args, truth_timeout=60, dump_timeout=120):
         self.interp = interp
-        self.fx = Fixture(interp, script, *args, truth_timeout=truth_timeout)
+        self.fx = KilledOnFailure(interp, script, *args, truth_timeout=truth_timeout)
         try:
             self.doc, self.rc = dump_tasks(self.fx.pid, timeout=dump_timeout)
         except BaseException:
