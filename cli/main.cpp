@@ -1,9 +1,12 @@
 // aioscope: see README.md. Parses the command line, runs one command, and maps
 // every failure to one line on stderr and a documented exit status.
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include "commands/commands.h"
+#include "commands/durations.h"
 #include "errors.h"
 
 using namespace aioscope;
@@ -15,6 +18,32 @@ void addColor(CLI::App* cmd, std::string& color) {
     cmd->add_option("--color", color, "Colour output: auto (on a terminal), always, never")
         ->check(CLI::IsMember({"auto", "always", "never"}))
         ->default_val("auto");
+}
+
+struct StreamFlags {
+    std::string stall = "100ms";
+    std::string interval = "10ms";
+    std::string snapshotEvery = "0";
+    std::string color;
+};
+
+void addStreamOptions(CLI::App* cmd, StreamFlags& f, StreamOptions& out) {
+    cmd->add_option("--stall-threshold", f.stall, "Report the event loop blocked longer than this (default 100ms)");
+    cmd->add_option("--interval", f.interval, "Sampling interval of the agent (default 10ms, 100 Hz)");
+    cmd->add_option("--snapshot-every", f.snapshotEvery, "Also stream a snapshot of all tasks this often (e.g. 5s)");
+    cmd->add_option("-o,--output", out.outputFile, "Write every event to this JSON Lines file");
+    cmd->add_flag("--json", out.json, "JSON Lines on standard output, even on a terminal");
+    cmd->add_flag("-q,--quiet", out.quiet, "Nothing on standard output (use with --output)");
+    addColor(cmd, f.color);
+}
+
+void applyStreamFlags(const StreamFlags& f, AgentOptions& agent, StreamOptions& stream) {
+    agent.stallMs = std::max<std::int64_t>(1, parseDurationMs(f.stall, "--stall-threshold"));
+    agent.intervalMs = std::max<std::int64_t>(1, parseDurationMs(f.interval, "--interval"));
+    agent.snapshotEveryMs = parseDurationMs(f.snapshotEvery, "--snapshot-every");
+    stream.color = parseColorMode(f.color);
+    const char* gha = std::getenv("GITHUB_ACTIONS");
+    stream.githubAnnotations = gha && std::string(gha) == "true";
 }
 
 }  // namespace
@@ -40,6 +69,23 @@ int main(int argc, char** argv) {
     renderCmd->add_option("file", render.input, "Snapshot JSON file, or - for standard input")->default_val("-");
     renderCmd->add_flag("--table", render.table, "Show asyncio tasks as a table, one line per task");
     addColor(renderCmd, renderColor);
+
+    RunArgs run;
+    StreamFlags runFlags;
+    std::string runTimeout = "0", runFailOn;
+    auto* runCmd = app.add_subcommand("run", "Run a program with the agent loaded and stream what its event loops do");
+    runCmd->add_option("command", run.command, "The program and its arguments, after --")->required();
+    runCmd->add_option("--timeout", runTimeout, "Dump everything and stop the program after this long (e.g. 10m)");
+    runCmd->add_option("--fail-on", runFailOn, "Exit non-zero if any occurred: stall, deadlock (comma-separated)");
+    addStreamOptions(runCmd, runFlags, run.stream);
+
+    AttachArgs attach;
+    StreamFlags attachFlags;
+    std::string attachDuration = "0";
+    auto* attachCmd = app.add_subcommand("attach", "Load the agent into a running Python process and stream events");
+    attachCmd->add_option("pid", attach.pid, "Process id of the Python process")->required();
+    attachCmd->add_option("--duration", attachDuration, "Detach after this long (default: until exit or Ctrl-C)");
+    addStreamOptions(attachCmd, attachFlags, attach.stream);
 
     DemoArgs demo;
     std::string demoColor;
@@ -68,6 +114,24 @@ int main(int argc, char** argv) {
         if (renderCmd->parsed()) {
             render.color = parseColorMode(renderColor);
             return runRender(render);
+        }
+        if (runCmd->parsed()) {
+            applyStreamFlags(runFlags, run.agent, run.stream);
+            run.timeoutMs = parseDurationMs(runTimeout, "--timeout");
+            for (std::size_t pos = 0; pos < runFailOn.size();) {
+                std::size_t comma = runFailOn.find(',', pos);
+                std::string what = runFailOn.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+                pos = comma == std::string::npos ? runFailOn.size() : comma + 1;
+                if (what == "stall") run.failOnStall = true;
+                else if (what == "deadlock") run.failOnDeadlock = true;
+                else if (!what.empty()) throw InspectError(Errc::usage, "--fail-on: unknown condition \"" + what + "\" (stall, deadlock)");
+            }
+            return runProgram(run);
+        }
+        if (attachCmd->parsed()) {
+            applyStreamFlags(attachFlags, attach.agent, attach.stream);
+            attach.durationMs = parseDurationMs(attachDuration, "--duration");
+            return runAttach(attach);
         }
         if (demoCmd->parsed()) {
             demo.color = parseColorMode(demoColor);

@@ -1,5 +1,6 @@
 #include "snapshot_reader.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <unordered_map>
@@ -59,6 +60,40 @@ Snapshot SnapshotReader::read(int maxAttempts) {
     snap.durationMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     forget();
     return snap;
+}
+
+std::optional<SnapshotReader::ThreadReport> SnapshotReader::readThread(std::uint64_t threadId) {
+    forget();
+    const Layout& L = m_runtime.layout;
+    Snapshot unused;
+    auto interps = readInterpreters(m_mem, L, m_runtime.runtime);
+    if (!interps.empty()) ensureAsyncioLayout(unused, interps.back());
+    for (const auto& interp : interps) {
+        auto threads = readThreads(m_mem, L, interp);
+        auto ts = std::find_if(threads.begin(), threads.end(), [&](const ThreadState& t) { return t.threadId == threadId; });
+        if (ts == threads.end()) continue;
+        ThreadReport report;
+        report.thread.interpreterId = interp.id;
+        report.thread.threadId = threadId;
+        report.thread.nativeId = ts->nativeId;
+        report.thread.holdsGil = interp.gilHolder == ts->addr;
+        auto stack = m_frames->walk(ts->currentFrame);
+        for (const auto& f : stack.frames) report.thread.frames.push_back(f.frame);
+        report.thread.truncated = stack.truncated;
+        report.thread.error = stack.error;
+        std::unordered_map<std::uint64_t, WalkedStack> stacks;
+        stacks.emplace(threadId, std::move(stack));
+        TaskWalker tasks(*m_objects, *m_frames, m_proc.pid());
+        try {
+            report.task = tasks.readRunning(interp, threads, stacks, threadId);
+        } catch (const BadRead&) {
+            // The stack alone is still worth reporting.
+        }
+        forget();
+        return report;
+    }
+    forget();
+    return std::nullopt;
 }
 
 void SnapshotReader::fillPythonInfo(Snapshot& snap) {

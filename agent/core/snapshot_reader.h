@@ -33,6 +33,14 @@ public:
     Objects& objects() { return *m_objects; }
     FrameWalker& frames() { return *m_frames; }
 
+    // One thread's stack and the task its event loop is running, if any:
+    // what a stall report needs, without reading every task.
+    struct ThreadReport {
+        Thread thread;
+        std::optional<Task> task;
+    };
+    std::optional<ThreadReport> readThread(std::uint64_t threadId);
+
     // Forget cached memory (call before reading a live process again).
     void forget();
 

@@ -6,14 +6,21 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
+#include "commands/agent_session.h"
 #include "render/style.h"
+#include "stream/event_stream.h"
 
 namespace aioscope::cli {
 
 // `dump` found tasks that can never finish (await cycle, lock deadlock,
 // orphaned wait); distinct from every error status.
 constexpr int kExitDeadlock = 10;
+// `run --fail-on stall` saw the event loop stall.
+constexpr int kExitStall = 11;
+// `run --timeout` expired: the program was dumped and stopped.
+constexpr int kExitTimeout = 124;
 
 struct DumpArgs {
     pid_t pid = 0;
@@ -30,6 +37,24 @@ struct RenderArgs {
     ColorMode color = ColorMode::automatic;
 };
 int runRender(const RenderArgs& args);
+
+struct RunArgs {
+    std::vector<std::string> command;
+    AgentOptions agent;
+    StreamOptions stream;
+    std::int64_t timeoutMs = 0;
+    bool failOnStall = false;
+    bool failOnDeadlock = false;
+};
+int runProgram(const RunArgs& args);
+
+struct AttachArgs {
+    pid_t pid = 0;
+    AgentOptions agent;
+    StreamOptions stream;
+    std::int64_t durationMs = 0;  // 0: until the target exits or Ctrl-C
+};
+int runAttach(const AttachArgs& args);
 
 struct DemoArgs {
     std::string python;  // empty: pick one

@@ -11,6 +11,7 @@ void JsonWriter::flush() {
 }
 
 void JsonWriter::newline() {
+    if (m_indent <= 0) return;  // compact: one line
     put('\n');
     m_buf.append(m_first.size() * static_cast<std::size_t>(m_indent), ' ');
 }

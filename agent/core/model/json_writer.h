@@ -14,6 +14,7 @@ namespace aioscope {
 
 class JsonWriter {
 public:
+    // indent 0 writes everything on one line (JSON Lines).
     explicit JsonWriter(std::ostream& out, int indent = 2) : m_out(out), m_indent(indent) {}
     ~JsonWriter() { flush(); }
     JsonWriter(const JsonWriter&) = delete;

@@ -119,9 +119,8 @@ void writeAwaiting(JsonWriter& w, const std::optional<Awaiting>& a) {
 
 }  // namespace
 
-void writeTasks(JsonWriter& w, const std::vector<Task>& tasks) {
-    w.beginArray();
-    for (const auto& t : tasks) {
+void writeTask(JsonWriter& w, const Task& t) {
+    {
         w.beginObject();
         w.key("id").hex(t.id);
         w.key("name").value(t.name);
@@ -144,6 +143,11 @@ void writeTasks(JsonWriter& w, const std::vector<Task>& tasks) {
         w.key("error").value(t.error);
         w.endObject();
     }
+}
+
+void writeTasks(JsonWriter& w, const std::vector<Task>& tasks) {
+    w.beginArray();
+    for (const auto& t : tasks) writeTask(w, t);
     w.endArray();
 }
 

@@ -15,6 +15,7 @@ void writeJson(const Snapshot& snap, std::ostream& out);
 // Pieces reused by other documents (the agent's events).
 void writeFrames(JsonWriter& w, const Stack& frames);
 void writeThreads(JsonWriter& w, const std::vector<Thread>& threads);
+void writeTask(JsonWriter& w, const Task& task);
 void writeTasks(JsonWriter& w, const std::vector<Task>& tasks);
 void writeFindings(JsonWriter& w, const std::vector<Finding>& findings);
 

@@ -139,6 +139,16 @@ std::optional<Task> TaskWalker::readTask(Addr addr, Context& ctx) {
     return t;
 }
 
+std::optional<Task> TaskWalker::readRunning(const InterpreterState& interp, const std::vector<ThreadState>& threads,
+                                            const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
+                                            std::uint64_t threadId) {
+    if (!m_objects.layout().asyncio.available) return std::nullopt;
+    Context ctx{interp, readRunningLoops(m_objects, interp, threads, m_pid), stacks, Wakers(m_objects)};
+    auto it = ctx.loops.taskOfThread.find(threadId);
+    if (it == ctx.loops.taskOfThread.end()) return std::nullopt;
+    return readTask(it->second, ctx);
+}
+
 TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<ThreadState>& threads,
                              const std::unordered_map<std::uint64_t, WalkedStack>& stacks) {
     TasksResult out;

@@ -33,6 +33,11 @@ public:
     TasksResult read(const InterpreterState& interp, const std::vector<ThreadState>& threads,
                      const std::unordered_map<std::uint64_t, WalkedStack>& stacks);
 
+    // Only the task the loop on `threadId` is running now, if any.
+    std::optional<Task> readRunning(const InterpreterState& interp, const std::vector<ThreadState>& threads,
+                                    const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
+                                    std::uint64_t threadId);
+
 private:
     struct Context;
     std::optional<Task> readTask(Addr addr, Context& ctx);

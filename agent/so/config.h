@@ -1,0 +1,23 @@
+// The agent's options, passed as "key=value;key=value" by the CLI (through
+// aioscope_agent_start's argument, or AIOSCOPE_AGENT for `aioscope run`).
+// Plain data: the agent never runs code it receives.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace aioscope::agent {
+
+struct Config {
+    std::string socket;               // Unix socket of the CLI, as this process sees it
+    std::int64_t intervalNs = 10'000'000;      // sampling interval (100 Hz)
+    std::int64_t stallNs = 100'000'000;        // stall threshold
+    std::int64_t snapshotEveryNs = 0;          // periodic snapshots; 0: only on request
+    std::string mode = "attach";              // or "run"
+};
+
+// nullopt when the text is malformed or names no socket.
+std::optional<Config> parseConfig(const std::string& text);
+
+}  // namespace aioscope::agent

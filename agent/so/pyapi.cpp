@@ -1,0 +1,56 @@
+#include "pyapi.h"
+
+#include <dlfcn.h>
+
+namespace aioscope::agent {
+
+namespace {
+
+template <class F>
+void find(F& fn, const char* name) {
+    fn = reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+bool PyApi::resolve() {
+    find(isInitialized, "Py_IsInitialized");
+    find(isFinalizing, "Py_IsFinalizing");  // 3.13+
+    if (!isFinalizing) find(isFinalizing, "_Py_IsFinalizing");
+    find(getVersion, "Py_GetVersion");
+    find(gilStateEnsure, "PyGILState_Ensure");
+    find(gilStateRelease, "PyGILState_Release");
+    find(importGetModule, "PyImport_GetModule");
+    find(unicodeFromString, "PyUnicode_FromString");
+    find(getAttrString, "PyObject_GetAttrString");
+    find(setAttrString, "PyObject_SetAttrString");
+    find(cfunctionNewEx, "PyCFunction_NewEx");
+    find(instanceMethodNew, "PyInstanceMethod_New");
+    find(call, "PyObject_Call");
+    find(vectorcall, "PyObject_Vectorcall");
+    find(decRef, "Py_DecRef");
+    find(errClear, "PyErr_Clear");
+    find(atExit, "Py_AtExit");
+    return isInitialized && isFinalizing && getVersion && gilStateEnsure && gilStateRelease && importGetModule &&
+           unicodeFromString && getAttrString && setAttrString && cfunctionNewEx && instanceMethodNew && call &&
+           decRef && errClear && atExit;
+}
+
+PyObject* PyApi::importedModule(const char* name) {
+    PyObject* n = unicodeFromString(name);
+    if (!n) {
+        errClear();
+        return nullptr;
+    }
+    PyObject* m = importGetModule(n);
+    decRef(n);
+    if (!m) errClear();
+    return m;
+}
+
+PyApi& python() {
+    static PyApi api;
+    return api;
+}
+
+}  // namespace aioscope::agent

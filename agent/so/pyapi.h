@@ -1,0 +1,55 @@
+// The few CPython C-API functions the agent calls, resolved at run time with
+// dlsym: the agent links against no libpython and works with whichever
+// CPython 3.10-3.15 it finds itself in. Only stable-ABI functions and
+// layouts are used. Every call here needs the GIL unless noted.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace aioscope::agent {
+
+struct PyObject;
+using PyCFunction = PyObject* (*)(PyObject*, PyObject*);
+
+// PyMethodDef is part of the stable ABI.
+struct PyMethodDef {
+    const char* ml_name;
+    void* ml_meth;
+    int ml_flags;
+    const char* ml_doc;
+};
+constexpr int kMethVarargs = 0x0001;
+constexpr int kMethKeywords = 0x0002;
+constexpr int kMethFastcall = 0x0080;
+
+struct PyApi {
+    // No GIL needed.
+    int (*isInitialized)() = nullptr;
+    int (*isFinalizing)() = nullptr;
+    const char* (*getVersion)() = nullptr;
+    int (*gilStateEnsure)() = nullptr;
+    void (*gilStateRelease)(int) = nullptr;
+    // GIL needed.
+    PyObject* (*importGetModule)(PyObject*) = nullptr;
+    PyObject* (*unicodeFromString)(const char*) = nullptr;
+    PyObject* (*getAttrString)(PyObject*, const char*) = nullptr;
+    int (*setAttrString)(PyObject*, const char*, PyObject*) = nullptr;
+    PyObject* (*cfunctionNewEx)(PyMethodDef*, PyObject*, PyObject*) = nullptr;
+    PyObject* (*instanceMethodNew)(PyObject*) = nullptr;
+    PyObject* (*call)(PyObject*, PyObject*, PyObject*) = nullptr;
+    PyObject* (*vectorcall)(PyObject*, PyObject* const*, std::size_t, PyObject*) = nullptr;  // 3.11+
+    void (*decRef)(PyObject*) = nullptr;
+    void (*errClear)() = nullptr;
+    int (*atExit)(void (*)()) = nullptr;
+
+    // True when every function above that every version has was found.
+    bool resolve();
+    // The module if already imported (never imports: importing asyncio from
+    // the agent's thread would make it threading's "main thread" on 3.10-3.12).
+    PyObject* importedModule(const char* name);
+};
+
+PyApi& python();
+
+}  // namespace aioscope::agent

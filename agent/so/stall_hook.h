@@ -1,0 +1,74 @@
+// Times every event-loop callback. asyncio runs each callback and each task
+// step through asyncio.events.Handle._run; the agent wraps that method with a
+// C function that records, per thread, when the current callback started and
+// when it ended. The sampler thread reads these records without the GIL and
+// without calling into Python: a callback running longer than the threshold is
+// a stall, and its exact duration is known when it returns.
+//
+// The wrapper is installed once, with the GIL, only after the program itself
+// imported asyncio, and removed on detach (restoring the original method if
+// it is still the one in place).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace aioscope::agent {
+
+std::int64_t monotonicNs();
+
+// One per thread that runs callbacks; written by that thread only.
+struct LoopSlot {
+    std::atomic<std::uint64_t> threadId{0};   // pthread_self(), 0: free
+    std::atomic<std::int32_t> nativeId{0};
+    std::atomic<std::uint64_t> seq{0};        // callbacks started so far
+    std::atomic<std::int64_t> startNs{0};     // of the running callback
+    std::atomic<int> depth{0};                // >0 while a callback runs
+};
+
+// A callback that ran longer than the threshold, recorded when it returned.
+struct LongCallback {
+    int slot;
+    std::uint64_t seq;
+    std::int64_t startNs;
+    std::int64_t endNs;
+};
+
+class StallHook {
+public:
+    static constexpr int kSlots = 64;
+
+    static StallHook& instance();
+
+    // With the GIL held. Returns false while asyncio is not imported yet.
+    bool install(std::int64_t thresholdNs);
+    // With the GIL held.
+    void uninstall();
+    bool installed() const { return m_installed; }
+
+    LoopSlot& slot(int i) { return m_slots[i]; }
+    // Long callbacks recorded since the last call (sampler thread only).
+    std::vector<LongCallback> drainLong();
+
+    // Called by the wrapper, GIL held, on the loop's thread.
+    int enter();
+    void leave(int slot);
+
+private:
+    LoopSlot m_slots[kSlots];
+    std::atomic<std::int64_t> m_thresholdNs{0};
+    bool m_installed = false;
+
+    struct Entry {
+        std::atomic<std::uint64_t> ready{0};  // index + 1 once written
+        LongCallback value;
+    };
+    static constexpr int kRing = 256;
+    Entry m_ring[kRing];
+    std::atomic<std::uint64_t> m_ringWrite{0};
+    std::uint64_t m_ringRead = 0;
+};
+
+}  // namespace aioscope::agent
