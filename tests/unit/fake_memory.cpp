@@ -46,25 +46,40 @@ Addr FakeMemory::alloc(std::size_t size) {
     return a;
 }
 
+// Copies the mapped prefix of [addr, addr + len); adjacent regions behave like
+// one mapping, any gap stops the copy.
+std::size_t FakeMemory::copyOut(Addr addr, std::uint8_t* out, std::size_t len) const {
+    std::size_t done = 0;
+    while (done < len) {
+        auto it = m_regions.upper_bound(addr);
+        if (it == m_regions.begin()) break;
+        --it;
+        std::size_t off = addr - it->first;
+        if (off >= it->second.size()) break;
+        std::size_t n = std::min(len - done, it->second.size() - off);
+        std::memcpy(out + done, it->second.data() + off, n);
+        done += n;
+        addr += n;
+    }
+    return done;
+}
+
 ReadResult FakeMemory::read(Addr addr, void* dst, std::size_t len) {
     m_reads.emplace_back(addr, len);
     if (m_forced != ReadResult::ok) return m_forced;
     if (addr + len < addr) return ReadResult::fault;
-    auto* out = static_cast<std::uint8_t*>(dst);
-    // Adjacent regions behave like one mapping; any gap faults.
-    while (len > 0) {
-        auto it = m_regions.upper_bound(addr);
-        if (it == m_regions.begin()) return ReadResult::fault;
-        --it;
-        std::size_t off = addr - it->first;
-        if (off >= it->second.size()) return ReadResult::fault;
-        std::size_t n = std::min(len, it->second.size() - off);
-        std::memcpy(out, it->second.data() + off, n);
-        out += n;
-        addr += n;
-        len -= n;
+    return copyOut(addr, static_cast<std::uint8_t*>(dst), len) == len ? ReadResult::ok : ReadResult::fault;
+}
+
+std::size_t FakeMemory::readPrefix(Addr addr, void* dst, std::size_t len, ReadResult& why) {
+    m_reads.emplace_back(addr, len);
+    if (m_forced != ReadResult::ok) {
+        why = m_forced;
+        return 0;
     }
-    return ReadResult::ok;
+    std::size_t n = addr + len < addr ? 0 : copyOut(addr, static_cast<std::uint8_t*>(dst), len);
+    why = n == len ? ReadResult::ok : ReadResult::fault;
+    return n;
 }
 
 void FakeMemory::readMany(std::span<Request> requests) {

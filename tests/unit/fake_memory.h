@@ -38,8 +38,11 @@ public:
 
     ReadResult read(Addr addr, void* dst, std::size_t len) override;
     void readMany(std::span<Request> requests) override;
+    // Like process_vm_readv: stops at the first unmapped byte.
+    std::size_t readPrefix(Addr addr, void* dst, std::size_t len, ReadResult& why) override;
 
-    // What reached this reader: for checking that a cache absorbs reads.
+    // What reached this reader (read and readPrefix calls, in order): for
+    // checking that a cache absorbs reads.
     std::size_t readCalls() const { return m_reads.size(); }
     std::size_t readManyCalls() const { return m_readManyCalls; }
     const std::vector<std::pair<Addr, std::size_t>>& reads() const { return m_reads; }
@@ -49,6 +52,8 @@ public:
     }
 
 private:
+    std::size_t copyOut(Addr addr, std::uint8_t* out, std::size_t len) const;
+
     std::map<Addr, std::vector<std::uint8_t>> m_regions;
     Addr m_next = 0x10000000;
     ReadResult m_forced = ReadResult::ok;

@@ -286,6 +286,10 @@ TEST_CASE("location table: malformed tables yield no line", "[linetable][locatio
     endless.insert(endless.end(), 20, 0x7f);  // a varint that never ends before 64 bits
     endless.push_back(0x00);
     CHECK(loc(endless, 1, 0) == std::nullopt);
+    Bytes tooLong(1, entry(13, 1));  // 22 groups: far more than 64 bits
+    tooLong.insert(tooLong.end(), 21, 0x40);
+    tooLong.push_back(0x02);
+    CHECK(loc(tooLong, 1, 0) == std::nullopt);
 
     CHECK(loc({entry(13, 1), 0x05}, 1, 0) == std::nullopt);  // line 1 - 2 = -1
 }

@@ -188,7 +188,7 @@ TEST_CASE("loadBias without a covering segment is nullopt", "[maps][bias]") {
     CHECK_FALSE(loadBias(mapping(0xa85000, 0xaca000, 0x684000), kPython311).has_value());
 }
 
-// BUG (agent/core/target/maps.cpp:79): loadBias takes the first segment whose
+// BUG (agent/core/target/maps.cpp:81): loadBias takes the first segment whose
 // [page-aligned p_offset, p_offset + p_filesz) contains the mapping's file
 // offset. A segment that starts mid-page shares its first file page with the
 // previous segment's tail, so the RELRO mapping of the data segment (real maps

@@ -123,6 +123,10 @@ TEST_CASE("str: legacy strings keep their data elsewhere", "[objects][str]") {
         Addr s = w.py.unicode(2, {0x100, 'B'}, false);
         CHECK(w.objects.str(s) == "\xC4\x80" "B");
         CHECK(w.objects.str(w.py.unicode(1, {'l', 'e', 'g'}, false, 0x77)) == "leg");
+        // A ready legacy string of ASCII has the ascii bit but is still not compact.
+        Addr asciiLegacy = w.py.unicode(1, {'o', 'l', 'd'}, false);
+        w.mem.put<std::uint32_t>(asciiLegacy + static_cast<Addr>(w.L.unicode.state), unicodeState(1, false, true));
+        CHECK(w.objects.str(asciiLegacy) == "old");
 
         w.mem.put<Addr>(s + static_cast<Addr>(w.L.unicode.legacyData), 0);  // not ready (3.10)
         CHECK(w.objects.str(s) == std::nullopt);
@@ -239,6 +243,9 @@ TEST_CASE("int with signed ob_size (3.10/3.11)", "[objects][int]") {
         CHECK(w.objects.integer(makeInt(w, size(3), {kDigitMax, kDigitMax, 7})) == INT64_MAX);
         CHECK(w.objects.integer(makeInt(w, size(4), {1, 0, 0, 1})) == std::nullopt);
         CHECK(w.objects.integer(makeInt(w, size(-4), {1, 0, 0, 1})) == std::nullopt);
+        // A torn ob_size. (agent/core/remote/objects.cpp:153 negates it, which
+        // is undefined for INT64_MIN: a -fsanitize=undefined build reports it.)
+        CHECK(w.objects.integer(makeInt(w, size(INT64_MIN), {1})) == std::nullopt);
     }
 }
 

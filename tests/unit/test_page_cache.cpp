@@ -1,4 +1,6 @@
-// PageCache over a FakeMemory that records every read reaching it.
+// PageCache over a FakeMemory that records every read reaching it. Most cases
+// use a readahead of 1 so the exact inner reads can be checked; readahead
+// has its own cases.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -17,6 +19,7 @@ namespace {
 
 constexpr Addr kBase = 0x100000;
 constexpr std::size_t kPage = 4096;
+constexpr std::size_t kMany = 16384;
 
 std::uint8_t pattern(Addr a) { return static_cast<std::uint8_t>((a * 7 + 3) >> 2); }
 
@@ -40,7 +43,7 @@ bool matches(const std::uint8_t* got, Addr at, std::size_t len) {
 TEST_CASE("a read spanning two pages fetches both, then hits the cache", "[page_cache]") {
     FakeMemory mem;
     mapPattern(mem, kBase, 2 * kPage);
-    PageCache cache(mem);
+    PageCache cache(mem, kMany, 1);
     std::array<std::uint8_t, 8> buf{};
 
     REQUIRE(cache.read(kBase + kPage - 4, buf.data(), buf.size()) == ReadResult::ok);
@@ -51,6 +54,7 @@ TEST_CASE("a read spanning two pages fetches both, then hits the cache", "[page_
     mem.resetCounts();
     std::array<std::uint8_t, 64> more{};
     REQUIRE(cache.read(kBase + 100, more.data(), more.size()) == ReadResult::ok);
+    CHECK(matches(more.data(), kBase + 100, more.size()));
     REQUIRE(cache.read(kBase + kPage + 7, more.data(), more.size()) == ReadResult::ok);
     CHECK(matches(more.data(), kBase + kPage + 7, more.size()));
     CHECK(mem.readCalls() == 0);
@@ -59,10 +63,43 @@ TEST_CASE("a read spanning two pages fetches both, then hits the cache", "[page_
     CHECK(mem.readCalls() == 0);
 }
 
+TEST_CASE("a miss reads ahead up to the end of the mapping", "[page_cache][readahead]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 3 * kPage);
+    PageCache cache(mem, kMany, 8);
+    std::uint64_t v = 0;
+
+    REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
+    CHECK(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + 8, 8));
+    CHECK(mem.reads() == Reads{{kBase, 8 * kPage}});
+    CHECK(cache.pagesCached() == 3);  // only the mapped part is kept
+
+    mem.resetCounts();
+    REQUIRE(cache.read(kBase + 2 * kPage + 16, &v, 8) == ReadResult::ok);
+    CHECK(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + 2 * kPage + 16, 8));
+    CHECK(mem.readCalls() == 0);
+
+    // Past the mapping: the readahead finds nothing, the exact read faults.
+    CHECK(cache.read(kBase + 3 * kPage, &v, 8) == ReadResult::fault);
+    CHECK(mem.reads() == Reads{{kBase + 3 * kPage, 8 * kPage}, {kBase + 3 * kPage, 8}});
+}
+
+TEST_CASE("readahead stops before a page already cached", "[page_cache][readahead]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 4 * kPage);
+    PageCache cache(mem, kMany, 8);
+    std::uint64_t v = 0;
+    REQUIRE(cache.read(kBase + 2 * kPage, &v, 8) == ReadResult::ok);
+    REQUIRE(cache.read(kBase, &v, 8) == ReadResult::ok);
+    CHECK(matches(reinterpret_cast<std::uint8_t*>(&v), kBase, 8));
+    CHECK(mem.reads() == Reads{{kBase + 2 * kPage, 8 * kPage}, {kBase, 2 * kPage}});
+    CHECK(cache.pagesCached() == 4);
+}
+
 TEST_CASE("clear() forgets every page", "[page_cache]") {
     FakeMemory mem;
     mapPattern(mem, kBase, kPage);
-    PageCache cache(mem);
+    PageCache cache(mem, kMany, 1);
     std::uint64_t v = 0;
     REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
     mem.put<std::uint64_t>(kBase + 8, 0x1122334455667788);  // the target moved on
@@ -73,7 +110,7 @@ TEST_CASE("clear() forgets every page", "[page_cache]") {
     CHECK(cache.pagesCached() == 0);
     mem.resetCounts();
     REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
-    CHECK(v == 0x1122334455667788);
+    CHECK(v == 0x1122334455667788);  // not the page last served before clear()
     CHECK(mem.readCalls() == 1);
 }
 
@@ -91,7 +128,7 @@ TEST_CASE("large reads bypass the cache", "[page_cache]") {
 TEST_CASE("a partly mapped page still serves exact reads inside the mapping", "[page_cache]") {
     FakeMemory mem;
     mapPattern(mem, kBase, 0x800);  // half a page, as at the edge of a mapping
-    PageCache cache(mem);
+    PageCache cache(mem, kMany, 1);
     std::array<std::uint8_t, 16> buf{};
 
     REQUIRE(cache.read(kBase + 0x100, buf.data(), buf.size()) == ReadResult::ok);
@@ -125,13 +162,16 @@ TEST_CASE("gone and denied are passed on, not retried as faults", "[page_cache]"
 
 TEST_CASE("maxPages bounds the cache on single reads", "[page_cache]") {
     FakeMemory mem;
-    mapPattern(mem, kBase, 6 * kPage);
-    PageCache cache(mem, 2);
-    std::uint64_t v = 0;
-    for (Addr p = 0; p < 6; ++p) {
-        REQUIRE(cache.read(kBase + p * kPage + 16, &v, 8) == ReadResult::ok);
-        CHECK(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + p * kPage + 16, 8));
-        CHECK(cache.pagesCached() <= 2);
+    mapPattern(mem, kBase, 12 * kPage);
+    for (std::size_t readahead : {1, 2, 4}) {
+        INFO("readahead " << readahead);
+        PageCache cache(mem, 4, readahead);
+        std::uint64_t v = 0;
+        for (Addr p = 0; p < 12; p += 3) {
+            REQUIRE(cache.read(kBase + p * kPage + 16, &v, 8) == ReadResult::ok);
+            CHECK(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + p * kPage + 16, 8));
+            CHECK(cache.pagesCached() <= 4);
+        }
     }
 }
 
@@ -165,10 +205,11 @@ TEST_CASE("readMany fetches the missing pages in one batch", "[page_cache]") {
     std::vector<MemoryReader::Request> cached = {{kBase + 2 * kPage, again.data(), again.size()}};
     cache.readMany(cached);
     CHECK(cached[0].result == ReadResult::ok);
+    CHECK(matches(again.data(), kBase + 2 * kPage, again.size()));
     CHECK(mem.readCalls() == 0);
 }
 
-// BUG (agent/core/mem/page_cache.cpp:93): readMany clears the cache when the
+// BUG (agent/core/mem/page_cache.cpp:115): readMany clears the cache when the
 // missing pages would not fit, then inserts all of them anyway, so one batch
 // touching more than maxPages distinct pages leaves the cache above its bound.
 TEST_CASE("readMany respects maxPages", "[page_cache][!shouldfail]") {
@@ -180,5 +221,18 @@ TEST_CASE("readMany respects maxPages", "[page_cache][!shouldfail]") {
     for (std::size_t i = 0; i < 3; ++i) reqs.push_back({kBase + i * kPage, bufs[i].data(), 8});
     cache.readMany(reqs);
     for (const auto& r : reqs) CHECK(r.result == ReadResult::ok);
+    CHECK(cache.pagesCached() <= 2);
+}
+
+// BUG (agent/core/mem/page_cache.cpp:37): a miss clears the cache when
+// the readahead would not fit, then stores up to `readahead` pages, so a cache
+// whose maxPages is below its readahead (PageCache(inner, 2) with the default
+// readahead of 8) holds more pages than maxPages.
+TEST_CASE("a cache smaller than its readahead respects maxPages", "[page_cache][!shouldfail]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 8 * kPage);
+    PageCache cache(mem, 2);
+    std::uint64_t v = 0;
+    REQUIRE(cache.read(kBase, &v, 8) == ReadResult::ok);
     CHECK(cache.pagesCached() <= 2);
 }
