@@ -40,7 +40,7 @@ def test_pause_gives_same_stacks_and_resumes(interp):
         assert_matches_truth(dump, fx.truth)
         assert fx.alive()
         assert fx.state() in "SR", "the target must run normally after --pause"
-        assert f"TracerPid:\t0" in open(f"/proc/{fx.pid}/status").read()
+        assert "TracerPid:\t0" in open(f"/proc/{fx.pid}/status").read()
 
 
 def test_text_output_lists_frames_like_a_traceback(interp):

@@ -10,7 +10,7 @@ records as it builds them.
 import pytest
 
 from aio import (EXIT_OK, EXIT_STUCK, STUCK_KINDS, Snap, assert_awaited_by, assert_call_graph_agrees, assert_awaiting, assert_same_task_set,
-                 assert_stacks, cycles, mismatches, version, wait_graph, xfail_if)
+                 assert_stacks, cycles, mismatches, version, wait_graph)
 
 CASES = {
     "lock-deadlock": ("aio_deadlock_locks.py", "deadlock"),
@@ -26,9 +26,6 @@ CASES = {
 }
 CLEAN = [c for c in CASES if c.endswith("clean")]
 
-LIST_IN_FRAME_BUG = ("aioscope bug: a Future reachable only through a list that only the waiting task's frame "
-                     "references (aio_orphan.py 'orphan-list-in-frame') is not reported as orphaned-wait: the "
-                     "list counts as an outside reference")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +105,6 @@ def test_findings_exactly_as_built(snaps, case, request):
     if case == "cancel-ignored" and version(snap) < (3, 11):
         pytest.skip(f"cancel-ignored unavailable on CPython {snap.truth['version']}: Task.cancelling() does "
                     f"not exist, a swallowed cancel leaves no trace")
-    xfail_if(request, case == "orphan", LIST_IN_FRAME_BUG)
     got = dumped_findings(snap)
     assert got == expected, f"dumped {describe(snap, got)}\nexpected {describe(snap, expected)}"
 
@@ -162,7 +158,6 @@ ORPHANS = ["orphan-event", "orphan-future", "orphan-queue", "orphan-dropped-list
 @pytest.mark.parametrize("name", ORPHANS)
 def test_orphaned_wait(snaps, name, request):
     snap = snaps("orphan")
-    xfail_if(request, name == "orphan-list-in-frame", LIST_IN_FRAME_BUG)
     task = snap.named(name)
     pairs = {tuple(p) for p in snap.facts["orphans"] if p[0] == task["id"]}
     assert len(pairs) == 1, "the fixture records what the task waits on"

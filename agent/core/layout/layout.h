@@ -84,6 +84,7 @@ struct Layout {
     InstanceDictModel instanceDict = InstanceDictModel::managedInline;
     std::uint64_t stackRefTagMask = 0;  // low bits of _PyStackRef that are tags (3.14+)
     int firstEntryOwner = -1;           // frame owners >= this are C entry frames; -1: none
+    bool callerStackSaved = true;       // frames calling or awaiting deeper save their stack pointer (3.12+)
 
     struct {
         Off interpretersHead = kAbsent;

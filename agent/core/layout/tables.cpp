@@ -23,6 +23,7 @@ Layout v310() {
     L.dictKeys = DictKeysModel::v310;
     L.yieldFrom = YieldFromModel::opcode310;
     L.stackModel = StackModel::valueStack310;
+    L.callerStackSaved = false;  // f_stackdepth is only written when a generator yields
     L.instanceDict = InstanceDictModel::dictOffset;
 
     L.runtime.interpretersHead = 32;
@@ -98,6 +99,9 @@ Layout v311() {
     L.yieldFrom = YieldFromModel::resume311;
     L.stackModel = StackModel::stackTop;
     L.instanceDict = InstanceDictModel::managed311;
+    // `await` of a coroutine runs through C (PyIter_Send): the awaiting
+    // frame's stack pointer is not saved, so stale slots would mislead.
+    L.callerStackSaved = false;
 
     L.runtime.interpretersHead = 40;
     L.runtime.gil = 360;

@@ -77,36 +77,44 @@ std::vector<Addr> AwaitClassifier::containerItems(Addr obj) {
 }
 
 void AwaitClassifier::byFrame(const CoroutineChain& chain, AwaitTarget& t) {
-    // The innermost frames are asyncio's own; the first known one names the wait.
+    // asyncio's own frames sit innermost, and one asyncio wait is often built
+    // on another (Barrier.wait on a Condition, Queue.join on an Event): the
+    // outermost known wait of that innermost run of asyncio frames names it.
+    const ChainLink* match = nullptr;
+    const KnownWait* known = nullptr;
     for (auto it = chain.links.rbegin(); it != chain.links.rend(); ++it) {
         const CodeInfo& code = m_walker.frames().codes().get(it->frame.code);
+        if (code.filename.find("/asyncio/") == std::string::npos) break;
         for (const auto& k : kKnownWaits) {
-            if (code.name != k.function || !code.filename.ends_with(k.file)) continue;
-            t.kind = k.kind;
-            t.frame = &*it;
-            Addr self = firstArgument(it->frame);
-            if (self) {
-                t.object = self;
-                t.objectType = m_objects.typeNameOf(self);
-                t.kind = refine(t.kind, t.objectType);
+            if (code.name == k.function && code.filename.ends_with(k.file)) {
+                match = &*it;
+                known = &k;
+                break;
             }
-            if (t.kind == "taskgroup" && self) {
-                if (auto tasks = m_objects.attr(self, "_tasks")) t.children = containerItems(*tasks);
-            } else if (t.kind == "wait" && self) {
-                t.children = containerItems(self);  // _wait(fs, ...): the futures
-                t.object = 0;
-                t.objectType.clear();
-            } else if (t.kind == "wait_for") {
-                // 3.10/3.11 wait for a private future; the awaited one is the argument.
-                if (isFuture(self)) t.children = {self};
-                t.object = 0;
-                t.objectType.clear();
-            } else if (t.kind == "sleep" || t.kind == "executor" || t.kind == "staggered") {
-                t.object = 0;  // the first argument is a number or a callable, not a waited object
-                t.objectType.clear();
-            }
-            return;
         }
+    }
+    if (!match) return;
+    t.kind = known->kind;
+    Addr self = firstArgument(match->frame);
+    if (self) {
+        t.object = self;
+        t.objectType = m_objects.typeNameOf(self);
+        t.kind = refine(t.kind, t.objectType);
+    }
+    if (t.kind == "taskgroup" && self) {
+        if (auto tasks = m_objects.attr(self, "_tasks")) t.children = containerItems(*tasks);
+    } else if (t.kind == "wait" && self) {
+        t.children = containerItems(self);  // _wait(fs, ...): the futures
+        t.object = 0;
+        t.objectType.clear();
+    } else if (t.kind == "wait_for") {
+        // 3.10/3.11 wait for a private future; the awaited one is the argument.
+        if (isFuture(self)) t.children = {self};
+        t.object = 0;
+        t.objectType.clear();
+    } else if (t.kind == "sleep" || t.kind == "executor" || t.kind == "staggered") {
+        t.object = 0;  // the first argument is a number or a callable, not a waited object
+        t.objectType.clear();
     }
 }
 

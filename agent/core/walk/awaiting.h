@@ -21,7 +21,6 @@ struct AwaitTarget {
     std::string objectType;
     Addr task = 0;              // kind "task": the awaited task
     std::vector<Addr> children; // gather / TaskGroup / wait: the futures or tasks waited for
-    const ChainLink* frame = nullptr;  // the asyncio frame that decided the kind, if any
 };
 
 class AwaitClassifier {

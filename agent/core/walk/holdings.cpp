@@ -1,6 +1,7 @@
 #include "walk/holdings.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace aioscope {
 
@@ -32,10 +33,15 @@ std::vector<Addr> Holdings::heldLocks(const CoroutineChain& chain) {
             it->second += n;
         }
     };
+    // Condition.wait releases the lock while it waits: not held either.
     for (const auto& link : chain.links) {
-        if (!isLocksMethod(m_walker.frames().codes().get(link.frame.code), "__aenter__")) continue;
+        const CodeInfo& code = m_walker.frames().codes().get(link.frame.code);
+        if (!isLocksMethod(code, "__aenter__") && !isLocksMethod(code, "wait")) continue;
         Addr self = 0;
-        if (m_objects.mem().tryRead(link.frame.locals, &self, 8)) add(self & ~L.stackRefTagMask, -1);
+        if (!m_objects.mem().tryRead(link.frame.locals, &self, 8)) continue;
+        self &= ~L.stackRefTagMask;
+        if (code.name == "wait" && m_objects.typeNameOf(self) != "Condition") continue;
+        add(self, -1);
     }
     for (const auto& link : chain.links) {
         if (link.state == L.frameState.executing) continue;  // its stack pointer is not saved
@@ -71,22 +77,39 @@ std::optional<std::int64_t> Holdings::refcount(Addr obj) {
 
 std::int64_t Holdings::referencesFromChain(const CoroutineChain& chain, Addr obj) {
     const Layout& L = m_objects.layout();
-    std::int64_t n = 0;
+    // Every strong reference the chain's frames hold, by object.
+    std::unordered_map<Addr, std::int64_t> owned;
     for (const auto& link : chain.links) {
         if (link.state == L.frameState.executing) continue;
         for (Addr slot : m_walker.frameSlots(link.frame)) {
             // 3.14+: a tagged stack reference is borrowed and owns no count.
-            if (slot & L.stackRefTagMask) continue;
-            if (slot == obj) {
-                ++n;
-            } else if (slot && m_objects.typeNameOf(slot) == "cell" &&
-                       m_objects.mem().ptr(slot + L.callable.cellRef, "cell") == obj) {
-                // A cell shared with a closure: the cell holds the reference;
-                // count it only if this frame is all that holds the cell.
-                auto cellRc = refcount(slot);
-                if (cellRc && *cellRc == 1) ++n;
-            }
+            if (slot && !(slot & L.stackRefTagMask)) ++owned[slot];
         }
+    }
+    std::int64_t n = 0;
+    for (const auto& [holder, count] : owned) {
+        if (holder == obj) {
+            n += count;
+            continue;
+        }
+        // A cell or container that only the chain holds counts as the chain:
+        // `futs = [fut]; await futs[0]` is still held by nobody else.
+        auto rc = refcount(holder);
+        if (!rc || *rc != count) continue;
+        const std::string& type = m_objects.typeNameOf(holder);
+        std::vector<Addr> inside;
+        if (type == "cell") {
+            inside = {m_objects.mem().ptr(holder + L.callable.cellRef, "cell")};
+        } else if (type == "list") {
+            inside = m_objects.listItems(holder);
+        } else if (type == "tuple") {
+            inside = m_objects.tupleItems(holder);
+        } else if (type == "set") {
+            inside = m_objects.setItems(holder);
+        } else if (type == "dict") {
+            for (const auto& [k, v] : m_objects.dictItems(holder)) inside.insert(inside.end(), {k, v});
+        }
+        n += std::count(inside.begin(), inside.end(), obj);
     }
     if (chain.awaited && m_objects.typeNameOf(chain.awaited) == "_asyncio.FutureIter" &&
         m_objects.mem().ptr(chain.awaited + L.asyncio.futureIterFuture, "FutureIter") == obj) {

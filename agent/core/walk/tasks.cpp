@@ -114,6 +114,15 @@ std::optional<Task> TaskWalker::readTask(Addr addr, Context& ctx) {
             if (own == walked.frames.end()) continue;
             for (auto it = walked.frames.begin(); it <= own; ++it) stack->push_back(it->frame);
             if (!t.threadId) t.threadId = tid;
+            // Frames that called deeper saved their stacks: what they hold is
+            // readable; the innermost frame's is not.
+            if (L.callerStackSaved) {
+                CoroutineChain callers;
+                for (auto it = walked.frames.begin() + 1; it <= own; ++it) {
+                    callers.links.push_back({it->gen, m_frames.read(it->addr), L.frameState.suspended});
+                }
+                t.holds = m_holdings.heldLocks(callers);
+            }
             break;
         }
         t.stack = std::move(stack);
