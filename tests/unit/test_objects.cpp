@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "errors.h"
 #include "fake_memory.h"
 #include "fake_python.h"
 #include "layout/tables.h"
@@ -515,4 +516,23 @@ TEST_CASE("attr: torn objects never crash", "[objects][attr]") {
         Addr obj = w.py.object(kUnmapped, 16, 32);  // its type pointer is torn
         CHECK(emptyOrBadRead([&] { return w.objects.attr(obj, "x"); }));
     }
+}
+
+TEST_CASE("a vanished or forbidden process is fatal, not a torn read", "[objects][remote]") {
+    World w(staticLayout(12).value());
+    Addr s = w.py.str("abc");
+    auto codeOf = [&] {
+        try {
+            w.objects.str(s);
+        } catch (const InspectError& e) {
+            return e.code();
+        }
+        return Errc::internal;
+    };
+    w.mem.failAll(ReadResult::gone);
+    CHECK(codeOf() == Errc::process_exited);
+    w.mem.failAll(ReadResult::denied);
+    CHECK(codeOf() == Errc::permission_denied);
+    w.mem.failAll(ReadResult::ok);
+    CHECK(w.objects.str(s) == "abc");
 }
