@@ -28,6 +28,7 @@ public:
 
     const ResolvedRuntime& runtime() const { return m_reader->runtime(); }
     const RuntimeLocation& location() const { return m_location; }
+    pid_t pid() const { return m_pid; }
     SnapshotReader& reader() { return *m_reader; }
 
 private:

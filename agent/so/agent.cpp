@@ -77,6 +77,9 @@ int Agent::start(const std::string& configText) {
     auto cfg = parseConfig(configText);
     if (!cfg) return -1;
     std::lock_guard lock(m_mutex);
+    // The same loader may run on several threads (PEP 768 asks more than one):
+    // one session per configuration.
+    if (configText == m_lastConfig && m_sessionActive) return 0;
     m_lastConfig = configText;
     std::uint64_t generation = ++m_generation;  // any running session stops
     std::thread(&Agent::run, this, *cfg, generation).detach();

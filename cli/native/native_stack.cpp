@@ -1,14 +1,19 @@
 #include "native/native_stack.h"
 
+#include "target/proc.h"
+
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <libunwind-ptrace.h>
 #include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -58,11 +63,137 @@ private:
     std::string m_error;
 };
 
+
+// libunwind reads the stopped thread's registers and stack from a copy taken
+// while it was stopped, and everything else (code, unwind tables) live: the
+// thread only stops for the copy, about a millisecond.
+struct Copy {
+    void* upt = nullptr;  // libunwind's ptrace context: finds unwind info from /proc/PID/maps
+    pid_t pid = 0;
+    user_regs_struct regs{};
+    std::uint64_t stackLow = 0;
+    std::vector<std::uint8_t> stack;
+};
+
+// libunwind's ptrace helpers call back into these accessors with their own
+// argument, so the copy being unwound is found here, not through `arg`.
+thread_local Copy* t_copy = nullptr;
+
+int accessMem(unw_addr_space_t, unw_word_t addr, unw_word_t* val, int write, void*) {
+    if (write) return -UNW_EINVAL;
+    Copy* c = t_copy;
+    if (addr >= c->stackLow && addr + sizeof *val <= c->stackLow + c->stack.size()) {
+        std::memcpy(val, c->stack.data() + (addr - c->stackLow), sizeof *val);
+        return 0;
+    }
+    iovec local{val, sizeof *val};
+    iovec remote{reinterpret_cast<void*>(addr), sizeof *val};
+    return process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == sizeof *val ? 0 : -UNW_EINVAL;
+}
+
+int accessReg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* val, int write, void*) {
+    if (write) return -UNW_EINVAL;
+    const user_regs_struct& r = t_copy->regs;
+    const unsigned long long* map[] = {&r.rax, &r.rdx, &r.rcx, &r.rbx, &r.rsi, &r.rdi, &r.rbp, &r.rsp, &r.r8,
+                                       &r.r9,  &r.r10, &r.r11, &r.r12, &r.r13, &r.r14, &r.r15, &r.rip};
+    if (reg < 0 || reg > UNW_X86_64_RIP) return -UNW_EBADREG;
+    *val = *map[reg];
+    return 0;
+}
+
+int accessFpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { return -UNW_EBADREG; }
+int resume(unw_addr_space_t, unw_cursor_t*, void*) { return -UNW_EINVAL; }
+int findProcInfo(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* pi, int need, void*) {
+    return _UPT_find_proc_info(as, ip, pi, need, t_copy->upt);
+}
+void putUnwindInfo(unw_addr_space_t as, unw_proc_info_t* pi, void*) { _UPT_put_unwind_info(as, pi, t_copy->upt); }
+int getDynInfoListAddr(unw_addr_space_t as, unw_word_t* addr, void*) {
+    return _UPT_get_dyn_info_list_addr(as, addr, t_copy->upt);
+}
+int getProcName(unw_addr_space_t as, unw_word_t addr, char* buf, size_t len, unw_word_t* off, void*) {
+    return _UPT_get_proc_name(as, addr, buf, len, off, t_copy->upt);
+}
+
+// The part of the thread's stack above its stack pointer, up to the end of
+// its mapping (or kStackCopy bytes).
+constexpr std::size_t kStackCopy = 512 * 1024;
+
+bool copyStack(Copy& c) {
+    std::uint64_t sp = c.regs.rsp;
+    std::uint64_t end = sp + kStackCopy;
+    ProcFs proc(c.pid);
+    for (const auto& m : proc.maps()) {
+        if (sp >= m.start && sp < m.end) {
+            end = std::min<std::uint64_t>(m.end, end);
+            break;
+        }
+    }
+    c.stackLow = sp & ~std::uint64_t{7};
+    c.stack.resize(end - c.stackLow);
+    iovec local{c.stack.data(), c.stack.size()};
+    iovec remote{reinterpret_cast<void*>(c.stackLow), c.stack.size()};
+    ssize_t n = process_vm_readv(c.pid, &local, 1, &remote, 1, 0);
+    if (n <= 0) return false;
+    c.stack.resize(static_cast<std::size_t>(n));
+    return true;
+}
+
+// elfutils' unwinder over the same copy: the fallback where libunwind stops
+// early (it does not understand some newer toolchains' unwind tables).
+struct DwflCopy {
+    Copy* copy;
+    pid_t tid;
+};
+
+pid_t dwflNextThread(Dwfl*, void* arg, void** threadArg) {
+    if (*threadArg) return 0;
+    *threadArg = arg;
+    return static_cast<DwflCopy*>(arg)->tid;
+}
+
+bool dwflMemoryRead(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
+    Copy* saved = t_copy;
+    t_copy = static_cast<DwflCopy*>(arg)->copy;
+    unw_word_t v = 0;
+    bool ok = accessMem(nullptr, addr, &v, 0, nullptr) == 0;
+    t_copy = saved;
+    *result = v;
+    return ok;
+}
+
+bool dwflInitialRegisters(Dwfl_Thread* thread, void* threadArg) {
+    const user_regs_struct& r = static_cast<DwflCopy*>(threadArg)->copy->regs;
+    // x86_64 DWARF numbering: rax rdx rcx rbx rsi rdi rbp rsp r8-r15, then the return address.
+    Dwarf_Word regs[17] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
+                           r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
+    return dwfl_thread_state_registers(thread, 0, 17, regs);
+}
+
+int dwflCollect(Dwfl_Frame* frame, void* arg) {
+    auto* ips = static_cast<std::vector<std::uint64_t>*>(arg);
+    Dwarf_Addr pc = 0;
+    bool activation = false;
+    if (!dwfl_frame_pc(frame, &pc, &activation) || !pc) return DWARF_CB_ABORT;
+    ips->push_back(pc);
+    return ips->size() < kMaxFrames ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+std::vector<std::uint64_t> unwindWithDwfl(Dwfl* dwfl, Copy& copy, pid_t tid) {
+    static const Dwfl_Thread_Callbacks callbacks{dwflNextThread, nullptr, dwflMemoryRead, dwflInitialRegisters,
+                                                 nullptr,        nullptr};
+    DwflCopy arg{&copy, tid};
+    std::vector<std::uint64_t> ips;
+    if (dwfl_attach_state(dwfl, nullptr, copy.pid, &callbacks, &arg)) dwfl_getthread_frames(dwfl, tid, dwflCollect, &ips);
+    return ips;
+}
+
 }  // namespace
 
 NativeStack captureNativeStack(pid_t pid, pid_t tid) {
     NativeStack out;
     std::vector<std::uint64_t> ips;
+    Copy copy;
+    copy.pid = pid;
     {
         auto t0 = std::chrono::steady_clock::now();
         ThreadStop stop(tid);
@@ -70,22 +201,31 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid) {
             out.error = stop.error().empty() ? "the thread did not stop" : stop.error();
             return out;
         }
-        unw_addr_space_t as = unw_create_addr_space(&_UPT_accessors, 0);
-        void* upt = _UPT_create(tid);
-        unw_cursor_t cursor;
-        if (as && upt && unw_init_remote(&cursor, as, upt) == 0) {
-            do {
-                unw_word_t ip = 0;
-                if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
-                ips.push_back(ip);
-            } while (ips.size() < kMaxFrames && unw_step(&cursor) > 0);
-        } else {
-            out.error = "libunwind could not start unwinding the thread";
-        }
-        if (upt) _UPT_destroy(upt);
-        if (as) unw_destroy_addr_space(as);
+        bool ok = ptrace(PTRACE_GETREGS, tid, nullptr, &copy.regs) == 0 && copyStack(copy);
         out.stoppedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (!ok) {
+            out.error = "cannot read the thread's registers or stack";
+            return out;
+        }
+    }  // released here: the unwinding below works on the copy
+    unw_accessors_t accessors{findProcInfo, putUnwindInfo, getDynInfoListAddr, accessMem,
+                              accessReg,    accessFpreg,   resume,             getProcName};
+    unw_addr_space_t as = unw_create_addr_space(&accessors, 0);
+    copy.upt = _UPT_create(tid);
+    t_copy = &copy;
+    unw_cursor_t cursor;
+    if (as && copy.upt && unw_init_remote(&cursor, as, copy.upt) == 0) {
+        do {
+            unw_word_t ip = 0;
+            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+            ips.push_back(ip);
+        } while (ips.size() < kMaxFrames && unw_step(&cursor) > 0);
+    } else {
+        out.error = "libunwind could not start unwinding the thread";
     }
+    t_copy = nullptr;
+    if (copy.upt) _UPT_destroy(copy.upt);
+    if (as) unw_destroy_addr_space(as);
 
     static char* debuginfoPath = nullptr;
     Dwfl_Callbacks callbacks{};
@@ -100,6 +240,13 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid) {
             dwfl = nullptr;
         } else {
             dwfl_report_end(dwfl, nullptr, nullptr);
+        }
+    }
+    if (dwfl && ips.size() <= 2) {
+        auto more = unwindWithDwfl(dwfl, copy, tid);
+        if (more.size() > ips.size()) {
+            ips = std::move(more);
+            out.error.reset();
         }
     }
     for (std::size_t i = 0; i < ips.size(); ++i) {

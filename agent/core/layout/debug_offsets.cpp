@@ -260,6 +260,18 @@ void applyDebugOffsets(Layout& L, const DebugOffsets& d) {
         L.set.mask = off("set_object.mask");
         L.set.table = off("set_object.table");
     }
+    if (d.has("debugger_support.remote_debugger_support")) {
+        auto& R = L.remoteDebug;
+        R.evalBreaker = off("debugger_support.eval_breaker");
+        R.support = off("debugger_support.remote_debugger_support");
+        R.enabled = off("debugger_support.remote_debugging_enabled");
+        R.pendingCall = off("debugger_support.debugger_pending_call");
+        R.scriptPath = off("debugger_support.debugger_script_path");
+        R.scriptPathSize = off("debugger_support.debugger_script_path_size");
+        R.threadsMain = off("interpreter_state.threads_main");
+        R.available = R.scriptPathSize > 1 && R.scriptPathSize <= 4096 &&
+                      R.support + R.scriptPath + R.scriptPathSize <= L.thread.size;
+    }
     if (d.has("gen_object.gi_iframe")) {
         L.gen.frame = off("gen_object.gi_iframe");
         L.gen.name = off("gen_object.gi_name");

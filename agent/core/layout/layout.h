@@ -239,6 +239,18 @@ struct Layout {
     } frameState;
     int awaiteeSlot = -1;  // stack slot, from the top, holding what a suspended frame awaits
 
+    // PEP 768 (3.14+): where a debugger asks a thread to run a script.
+    struct {
+        bool available = false;
+        Off evalBreaker = kAbsent;        // PyThreadState.eval_breaker
+        Off support = kAbsent;            // PyThreadState.remote_debugger_support
+        Off enabled = kAbsent;            // PyInterpreterState.config.remote_debug (int)
+        Off pendingCall = kAbsent;        // inside support (int32)
+        Off scriptPath = kAbsent;         // inside support (char[])
+        Off scriptPathSize = kAbsent;     // its size
+        Off threadsMain = kAbsent;        // PyInterpreterState.threads.main
+    } remoteDebug;
+
     // _asyncio's private Future/Task structures (Modules/_asynciomodule.c).
     struct {
         TaskRegistryModel registry = TaskRegistryModel::allTasksWeakSet;

@@ -1,0 +1,39 @@
+// PEP 768 (CPython 3.14+): asks the interpreter to run a Python script at its
+// next safe point, with the GIL held, by writing the script's path and a flag
+// into a thread state and setting that thread's eval breaker. No ptrace, no
+// code run by us in the target. Refused when the target disabled remote
+// debugging (PYTHON_DISABLE_REMOTE_DEBUG, -X disable-remote-debug, or a build
+// without it): aioscope honours that and does not fall back to ptrace.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "inspect.h"
+
+namespace aioscope::cli {
+
+class RemoteExec {
+public:
+    explicit RemoteExec(Inspector& target);
+
+    // True when this interpreter supports PEP 768 at all.
+    static bool supported(const Inspector& target);
+
+    // Queues `scriptPath` (as the target names it) on the main thread, or on
+    // every thread (a main thread blocked in C never reaches a safe point).
+    void request(const std::string& scriptPath, bool everyThread);
+    // Withdraws requests not yet run, so a stale one cannot run later.
+    void withdraw();
+
+private:
+    struct Thread {
+        Addr tstate;
+        bool main;
+    };
+    std::vector<Thread> threads();
+
+    Inspector& m_target;
+};
+
+}  // namespace aioscope::cli
