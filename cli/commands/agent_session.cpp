@@ -1,5 +1,6 @@
 #include "commands/agent_session.h"
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,7 +66,22 @@ void AgentRelay::onLine(int conn, std::string& line) {
     m_stream.emit(*event);
 }
 
+namespace {
+volatile sig_atomic_t g_snapshotRequested = 0;
+void onSnapshotRequest(int) { g_snapshotRequested = 1; }
+}  // namespace
+
+void installSnapshotRequestSignal() {
+    struct sigaction sa{};
+    sa.sa_handler = onSnapshotRequest;
+    sigaction(SIGUSR1, &sa, nullptr);
+}
+
 void AgentRelay::pump(int timeoutMs) {
+    if (g_snapshotRequested) {
+        g_snapshotRequested = 0;
+        m_server.sendAll("{\"cmd\": \"snapshot\"}\n");
+    }
     m_server.poll(
         timeoutMs, [&](int conn, std::string& line) { onLine(conn, line); },
         [&](int conn) { m_pidOf.erase(conn); });

@@ -27,6 +27,9 @@ std::string agentLibraryPath();
 // "socket=...;interval_ms=...;..." for the agent.
 std::string agentConfig(const AgentOptions& options, const std::string& socketAsSeenByAgent, const char* mode);
 
+// SIGUSR1 to aioscope asks every agent for a snapshot (handled in pump()).
+void installSnapshotRequestSignal();
+
 class AgentRelay {
 public:
     AgentRelay(EventServer& server, EventStream& stream) : m_server(server), m_stream(stream) {}

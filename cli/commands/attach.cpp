@@ -49,6 +49,7 @@ int runAttach(const AttachArgs& args) {
     TargetFiles files(args.pid);
     EventStream stream(args.stream);
     AgentRelay relay(files.server(), stream);
+    installSnapshotRequestSignal();
     struct sigaction sa{};
     sa.sa_handler = onSignal;
     sigaction(SIGINT, &sa, nullptr);

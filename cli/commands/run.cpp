@@ -87,6 +87,7 @@ int runProgram(const RunArgs& args) {
     EventStream stream(args.stream);
     AgentRelay relay(server, stream);
 
+    installSnapshotRequestSignal();
     struct sigaction sa{};
     sa.sa_handler = onSignal;
     sigaction(SIGINT, &sa, nullptr);
