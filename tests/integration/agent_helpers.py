@@ -1,0 +1,421 @@
+"""Helpers for the agent's integration tests (`aioscope run`, `aioscope attach`):
+running them, parsing their event streams, starting targets with extra
+environment, reading a target's heartbeat and its mappings."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import AIOSCOPE, Fixture
+from zoo import Interpreter
+
+EVENT_SCHEMA = "aioscope/event/1"
+AGENT_SO = "aioscope-agent.so"
+
+# The options every test passes explicitly (they are also the defaults).
+THRESHOLD_MS = 100
+INTERVAL_MS = 10
+
+# Documented exit statuses of run/attach.
+EXIT_DEADLOCK = 10
+EXIT_STALL = 11
+EXIT_TIMEOUT = 124
+EXIT_PERMISSION = 4
+
+
+class Stream:
+    """What one `aioscope run`/`attach` printed: its events (JSON Lines on
+    stdout), any other stdout lines (GitHub annotations), stderr, status."""
+
+    def __init__(self, argv, rc, stdout, stderr, seconds):
+        self.argv = argv
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.seconds = seconds
+        self.events = []
+        self.other_lines = []
+        for line in stdout.splitlines():
+            if line.startswith("{"):
+                self.events.append(json.loads(line))
+            elif line.strip():
+                self.other_lines.append(line)
+
+    def of(self, type_, pid=None):
+        return [e for e in self.events if e["type"] == type_ and (pid is None or e["pid"] == pid)]
+
+    def one(self, type_, pid=None):
+        hits = self.of(type_, pid)
+        assert len(hits) == 1, f"{len(hits)} {type_} events{'' if pid is None else f' from pid {pid}'}:\n{self.summary()}"
+        return hits[0]
+
+    def types(self, pid=None):
+        return [e["type"] for e in self.events if pid is None or e["pid"] == pid]
+
+    def pids(self, type_="hello"):
+        return [e["pid"] for e in self.of(type_)]
+
+    def summary(self, limit=60):
+        """The stream in short, for assertion messages."""
+        out = []
+        for e in self.events[:limit]:
+            extra = ""
+            if e["type"] == "stall":
+                top = e["stack"][0] if e["stack"] else {}
+                extra = (f" #{e['stall_id']} elapsed {e['elapsed_ms']:.1f} ms at "
+                         f"{top.get('qualname')} ({top.get('file')}:{top.get('line')}) "
+                         f"task {(e['task'] or {}).get('name')}")
+            elif e["type"] == "stall_end":
+                extra = f" #{e['stall_id']} {e['duration_ms']:.1f} ms"
+            elif "message" in e:
+                extra = f" {e['message']}"
+            elif e["type"] == "snapshot":
+                extra = f" {len(e['tasks'])} tasks reason={e.get('reason')}"
+            elif e["type"] == "exit":
+                extra = f" {e['description']}"
+            out.append(f"  pid {e['pid']} {e['type']}{extra}")
+        if len(self.events) > limit:
+            out.append(f"  ... {len(self.events) - limit} more")
+        out.append(f"  rc={self.rc} stderr={self.stderr.strip()[:500]!r}")
+        return "\n".join(out)
+
+    def assert_well_formed(self):
+        bad = [e for e in self.events if e.get("schema") != EVENT_SCHEMA or not isinstance(e.get("type"), str)
+               or not isinstance(e.get("pid"), int) or not isinstance(e.get("ts"), (int, float))]
+        assert not bad, f"events without schema/type/pid/ts: {bad[:3]}"
+
+
+def run_stream(argv, timeout=120, env=None, **kw):
+    t0 = time.monotonic()
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    return Stream(argv, r.returncode, r.stdout, r.stderr, time.monotonic() - t0)
+
+
+def aioscope_run(program, *options, timeout=120, env=None, json_=True):
+    """`aioscope run [options] -- program...` to completion."""
+    argv = [AIOSCOPE, "run", *(["--json"] if json_ else []), *options, "--", *program]
+    return run_stream(argv, timeout=timeout, env=env)
+
+
+def aioscope_attach(pid, *options, timeout=120, env=None):
+    argv = [AIOSCOPE, "attach", "--json", *options, pid]
+    return run_stream(argv, timeout=timeout, env=env)
+
+
+def host_only(interp):
+    """`run` is tested with the host's interpreters: the agent and the CLI's
+    socket are paths of the host, which a chroot does not see."""
+    if interp.root != "/":
+        pytest.skip(f"CPython {interp.name} unavailable for `aioscope run`: it lives in the chroot {interp.root}, "
+                    "where the host's agent library and event socket do not exist (attach covers it)")
+
+
+def fixture_cmd(interp: Interpreter, script, *args):
+    return interp.argv(script, *args)
+
+
+def out_path(interp: Interpreter, stem):
+    """A fresh file in the fixtures' out/ directory (as seen from here)."""
+    d = interp.fixture_dir() / "out"
+    d.mkdir(exist_ok=True)
+    p = d / f"{stem}-{interp.name}-{os.getpid()}-{time.monotonic_ns()}.json"
+    p.unlink(missing_ok=True)
+    return p
+
+
+def read_json(path, what="truth"):
+    p = Path(path)
+    assert p.exists(), f"the fixture wrote no {what} ({p})"
+    return json.loads(p.read_text())
+
+
+def wait_file(path, timeout, proc=None, what="file"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(path).exists():
+            return json.loads(Path(path).read_text())
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process exited ({proc.returncode}) before writing its {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"no {what} at {path} within {timeout}s")
+
+
+# ---------------------------------------------------------------------------
+# Targets for attach
+
+class Target(Fixture):
+    """A fixture process for attach: like harness.Fixture, with extra
+    environment, stderr kept in a file (a long run must not fill a pipe, and
+    what it logged is checked), killed if it fails to publish its truth."""
+
+    def __init__(self, interp, script, *args, env=None, truth_timeout=60, files=()):
+        self.interp = interp
+        self.stderr_path = out_path(interp, Path(script).stem + "-stderr")
+        self.truth_path = out_path(interp, Path(script).stem)
+        self.extra_files = [self.stderr_path, *files]
+        cmd = interp.argv(script, "--truth", interp.inside(self.truth_path), *args)
+        full_env = dict(os.environ, **(env or {}))
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=full_env)
+        self.pid = self.proc.pid
+        try:
+            self.truth = self._wait_truth(truth_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_truth(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fixture exited early ({self.proc.returncode}): {self.stderr()}")
+            if self.truth_path.exists():
+                truth = json.loads(self.truth_path.read_text())
+                if "error" in truth:
+                    raise AssertionError(f"fixture could not settle: {truth['error']}")
+                return truth
+            time.sleep(0.05)
+        raise AssertionError(f"no ground truth from {self.interp.name} within {timeout}s")
+
+    def stderr(self):
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+    def file(self, stem):
+        """A path for the fixture to write: (as the fixture names it, as we see it)."""
+        p = out_path(self.interp, stem)
+        self.extra_files.append(p)
+        return self.interp.inside(p), p
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        for p in [self.truth_path, *self.extra_files]:
+            p.unlink(missing_ok=True)
+
+
+class BusyTarget(Target):
+    """fixtures/agent_busy.py: a busy service with a heartbeat file; parks on SIGUSR1."""
+
+    def __init__(self, interp, *args, env=None):
+        self.interp = interp
+        hb_inside, self.heartbeat_path = self._reserve(interp, "agent_busy-heartbeat")
+        pt_inside, self.parked_truth_path = self._reserve(interp, "agent_busy-parked")
+        super().__init__(interp, "agent_busy.py", "--heartbeat", hb_inside, "--parked-truth", pt_inside,
+                         *args, env=env, files=(self.heartbeat_path, self.parked_truth_path))
+
+    @staticmethod
+    def _reserve(interp, stem):
+        p = out_path(interp, stem)
+        return interp.inside(p), p
+
+    def heartbeat(self):
+        for _ in range(50):  # replaced atomically; may be absent for an instant on the first write
+            try:
+                return json.loads(self.heartbeat_path.read_text())
+            except FileNotFoundError:
+                time.sleep(0.02)
+        raise AssertionError("no heartbeat file")
+
+    def wait_heartbeat(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        hb = self.heartbeat()
+        while not predicate(hb):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"heartbeat never showed {what}: {short_heartbeat(hb)}")
+            assert self.alive(), f"the target died: {self.stderr()}"
+            time.sleep(0.05)
+            hb = self.heartbeat()
+        return hb
+
+    def park(self, timeout=30):
+        """SIGUSR1, then the ground truth of its parked tasks."""
+        os.kill(self.pid, signal.SIGUSR1)
+        truth = wait_file(self.parked_truth_path, timeout, self.proc, "parked truth")
+        if "error" in truth:
+            raise AssertionError(f"fixture could not settle: {truth['error']}")
+        Fixture._wait_gone(self, truth.get("observer_native_id"), time.monotonic() + timeout)
+        return truth
+
+
+def short_heartbeat(hb):
+    return {k: v for k, v in hb.items() if k != "episodes"} | {"episodes": len(hb.get("episodes", []))}
+
+
+# ---------------------------------------------------------------------------
+# /proc
+
+def agent_mappings(pid):
+    """Distinct paths of the agent library mapped in the process (deleted or not)."""
+    paths = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split(None, 5)
+        if len(parts) == 6:
+            path = parts[5].removesuffix(" (deleted)")
+            if path.endswith("/" + AGENT_SO):
+                paths.add(path)
+    return paths
+
+
+def thread_ids(pid):
+    return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+
+
+def wait_threads(pid, want, timeout=5.0):
+    """Waits until the process has exactly `want` threads; returns what it has at the end."""
+    deadline = time.monotonic() + timeout
+    tids = thread_ids(pid)
+    while len(tids) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        tids = thread_ids(pid)
+    return tids
+
+
+def thread_names(pid):
+    out = {}
+    for tid in thread_ids(pid):
+        try:
+            out[tid] = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def pid_gone(pid, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat[stat.rindex(")") + 2] == "Z":  # a zombie: ended, not reaped by its parent yet
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Stalls against a fixture's episodes
+
+def match_stalls(stream, episodes, pid=None, slack_s=0.08):
+    """Pairs each stall with the fixture's episode that started closest to it
+    (within slack_s). Returns ([(stall, stall_end or None, episode)], unmatched
+    stalls, unmatched episodes)."""
+    stalls = stream.of("stall", pid)
+    ends = {e["stall_id"]: e for e in stream.of("stall_end", pid)}
+    pairs, lost, used = [], [], set()
+    for s in stalls:
+        best = min(((abs(s["started_at"] - ep["started_at"]), i) for i, ep in enumerate(episodes)
+                    if i not in used), default=None)
+        if best is None or best[0] > slack_s:
+            lost.append(s)
+            continue
+        used.add(best[1])
+        pairs.append((s, ends.get(s["stall_id"]), episodes[best[1]]))
+    missed = [ep for i, ep in enumerate(episodes) if i not in used]
+    return pairs, lost, missed
+
+
+def describe_stall(s):
+    top = s["stack"][0] if s["stack"] else {}
+    return (f"stall #{s['stall_id']} pid {s['pid']} elapsed {s['elapsed_ms']:.1f} ms at "
+            f"{top.get('qualname')} ({top.get('file')}:{top.get('line')}), task {(s['task'] or {}).get('name')}")
+
+
+def frames(stack):
+    return [(f["function"], f["qualname"], f["file"], f["line"]) for f in stack or []]
+
+
+# ---------------------------------------------------------------------------
+# A run or attach read while it streams
+
+class Live:
+    """`aioscope run`/`attach` in the background; its events are collected as
+    they arrive. stop() sends SIGINT (run passes it on to the program,
+    attach detaches) and returns the whole Stream."""
+
+    def __init__(self, argv, env=None):
+        self.argv = [str(a) for a in argv]
+        self._t0 = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.events = []
+        self._lines = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line)
+                if line.startswith("{"):
+                    self.events.append(json.loads(line))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout, what):
+        """The first event satisfying predicate (waiting up to timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for e in self.events[seen:]:
+                    if predicate(e):
+                        return e
+                seen = len(self.events)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    types = [e["type"] for e in self.events]
+                    raise AssertionError(f"no {what} within {timeout}s (events so far: {types})")
+                self._cond.wait(min(left, 0.1))
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        stderr = self.proc.stderr.read()
+        return Stream(self.argv, self.proc.returncode, "".join(self._lines), stderr, time.monotonic() - self._t0)
+
+
+# ---------------------------------------------------------------------------
+# Tasks of a snapshot against a fixture's AsyncTruth (the shape aio.py expects)
+
+class TaskView:
+    def __init__(self, truth, tasks):
+        self.truth = truth
+        self.facts = truth.get("facts", {})
+        self.want = {t["id"]: t for t in truth["tasks"]}
+        self.got = {t["id"]: t for t in tasks}
+
+    def name(self, tid):
+        t = self.want.get(tid) or self.got.get(tid)
+        return f"{t['name']}({tid})" if t else tid
+
+
+def by_id(items, key):
+    return sorted(items, key=lambda x: str(x[key]))
+
+
+def diff_lists(got, want, key, label):
+    """Readable differences between two lists of dicts keyed by `key`."""
+    g = {str(x[key]): x for x in got}
+    w = {str(x[key]): x for x in want}
+    out = [f"{label} {k}: only in the first" for k in g.keys() - w.keys()]
+    out += [f"{label} {k}: only in the second" for k in w.keys() - g.keys()]
+    for k in g.keys() & w.keys():
+        if g[k] != w[k]:
+            fields = {f: (g[k].get(f), w[k].get(f)) for f in set(g[k]) | set(w[k]) if g[k].get(f) != w[k].get(f)}
+            out.append(f"{label} {k} ({g[k].get('name')}): {fields}")
+    return out
