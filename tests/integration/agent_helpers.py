@@ -178,6 +178,7 @@ class Target(Fixture):
                 truth = json.loads(self.truth_path.read_text())
                 if "error" in truth:
                     raise AssertionError(f"fixture could not settle: {truth['error']}")
+                self._wait_gone(truth.get("observer_native_id"), deadline)
                 return truth
             time.sleep(0.05)
         raise AssertionError(f"no ground truth from {self.interp.name} within {timeout}s")

@@ -1,0 +1,308 @@
+"""`aioscope attach`: the agent loaded into a running process (PEP 768 on
+3.14+, ptrace dlopen below), its stream, detaching, attaching again, and
+100 attach/detach cycles, against fixtures that check themselves.
+
+fixtures/agent_busy.py is a busy service: a ticker, self-checking work, a
+250 ms stall every second (block_for(): measured by the fixture, its stacks
+sampled from inside), and a heartbeat file saying how far it got, what went
+wrong, and whether asyncio's Handle._run is hooked. On SIGUSR1 it parks its
+tasks and publishes their ground truth for a dump.
+"""
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks, xfail_if
+from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
+                           agent_mappings, aioscope_attach, describe_stall, diff_lists, frames, match_stalls,
+                           short_heartbeat, thread_ids, wait_threads)
+from harness import AIOSCOPE, dump_json, run_aioscope
+from test_dump_threads import assert_matches_truth
+from zoo import ZOO
+
+OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
+# See test_agent_run.py: detection within one interval of the threshold, plus
+# the agent thread's wake-up latency on a loaded 2-core machine.
+DETECT_SLACK_MS = 5.0
+DURATION_TOLERANCE_MS = 2 * INTERVAL_MS
+ATTACH_SECONDS = 4
+
+CHROOT_REATTACH_BUG = ("aioscope bug: a second attach to a target in a chroot passes the agent's path as the "
+                       "host sees it in /proc/PID/maps (ROOT/tmp/aioscope-XXXX/aioscope-agent.so) to the "
+                       "target's PEP 768 loader, which cannot open it: exit 1 after 12 s, tracebacks in the target")
+
+
+def version_of(truth):
+    return tuple(int(x) for x in truth["version"].split(".")[:2])
+
+
+# --------------------------------------------------------------------------------------
+# One busy target per interpreter: attach, check it runs on, attach again, park, dump
+
+class Session:
+    """Everything done to one agent_busy.py target; the tests judge the record."""
+
+    def __init__(self, interp):
+        self.interp = interp
+        self.target = BusyTarget(interp)
+        pid = self.pid = self.target.pid
+        self.threads_before = thread_ids(pid)
+        self.maps_before = agent_mappings(pid)
+        self.hb_before = self.target.wait_heartbeat(lambda hb: hb["episodes"], 10, "a first episode")
+
+        self.first = aioscope_attach(pid, *OPTS, "--duration", f"{ATTACH_SECONDS}s")
+        self.first_end = time.time()
+        self.alive_after_first = self.target.alive()
+        self.threads_after_first = wait_threads(pid, len(self.threads_before))
+        self.maps_after_first = agent_mappings(pid)
+        # Heartbeats written after the detach, 0.5 s apart.
+        self.hb_after_first = self.target.wait_heartbeat(lambda hb: hb["time"] > self.first_end + 0.2, 10,
+                                                         "a beat after the detach")
+        self.hb_later = self.target.wait_heartbeat(lambda hb: hb["time"] > self.hb_after_first["time"] + 0.5, 10,
+                                                   "a later beat")
+
+        self.second = aioscope_attach(pid, *OPTS, "--duration", "2s")
+        self.alive_after_second = self.target.alive()
+        self.threads_after_second = wait_threads(pid, len(self.threads_before))
+        self.maps_after_second = agent_mappings(pid)
+
+        self.parked_truth = self.target.park()
+        self.hb_parked = self.target.heartbeat()
+        self.dump = dump_json(pid)
+        self.stderr = self.target.stderr()
+
+    def close(self):
+        self.target.close()
+
+
+@pytest.fixture(scope="module")
+def session(interp):
+    s = Session(interp)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_attach_streams_hello_stalls_and_detached(session):
+    s, truth = session.first, session.target.truth
+    s.assert_well_formed()
+    assert s.rc == 0, s.summary()
+    hello = s.one("hello")
+    assert hello["pid"] == session.pid and s.events[0] is hello, s.summary()
+    assert hello["mode"] == "attach" and hello["python"]["version"] == truth["version"]
+    assert hello["options"] == {"interval_ms": INTERVAL_MS, "stall_threshold_ms": THRESHOLD_MS,
+                                "snapshot_interval_ms": 0}
+    assert hello["stall_detection"] == "active", "the target had imported asyncio long before"
+    assert s.events[-1]["type"] == "detached" and s.events[-1]["pid"] == session.pid, s.summary()
+    assert {e["pid"] for e in s.events} == {session.pid}
+    assert not s.of("error") and not s.of("warning"), s.summary()
+
+
+def test_attach_stalls_are_the_fixtures_episodes(session):
+    s = session.first
+    episodes = session.hb_after_first["episodes"]
+    stalls = s.of("stall")
+    # 4 s of a 250 ms stall every second.
+    assert len(stalls) >= ATTACH_SECONDS - 2, s.summary()
+    pairs, lost, missed_all = match_stalls(s, episodes)
+    assert not lost, "stalls the fixture did not cause:\n" + "\n".join(map(describe_stall, lost))
+    hello_ts = s.one("hello")["ts"]
+    detached_ts = s.events[-1]["ts"]
+    # Every episode that ran entirely while attached (after the hello, with
+    # room for its first sample before the detach) was reported.
+    missed = [ep for ep in missed_all
+              if ep["started_at"] > hello_ts and ep["started_at"] + (THRESHOLD_MS + 50) / 1000 < detached_ts]
+    assert not missed, f"episodes while attached without a stall: {missed}\n{s.summary()}"
+    ends = s.of("stall_end")
+    assert len(ends) >= len(stalls) - 1, "only a stall still running at the detach may lack its end"
+    bad = []
+    for st, end, ep in pairs:
+        if frames(st["stack"]) != frames(ep["stack"]):
+            bad.append(f"{describe_stall(st)}: stack differs from the sampled {frames(ep['stack'])[:2]}")
+        task = st["task"] or {}
+        if (task.get("name"), task.get("id")) != ("stall-task", ep["task_id"]):
+            bad.append(f"{describe_stall(st)}: task {task.get('name')} {task.get('id')}, expected {ep['task_id']}")
+        elif frames(task["stack"]) != frames(ep["task_stack"]):
+            bad.append(f"{describe_stall(st)}: task stack differs")
+        if (st["thread_id"], st["native_id"]) != (ep["thread_id"], ep["native_id"]):
+            bad.append(f"{describe_stall(st)}: thread {st['thread_id']}/{st['native_id']}")
+        if not THRESHOLD_MS <= st["elapsed_ms"] <= THRESHOLD_MS + INTERVAL_MS + DETECT_SLACK_MS:
+            bad.append(f"{describe_stall(st)}: detected after {st['elapsed_ms']:.2f} ms")
+        if end is not None and abs(end["duration_ms"] - ep["measured_ms"]) > DURATION_TOLERANCE_MS:
+            bad.append(f"{describe_stall(st)}: lasted {end['duration_ms']:.2f} ms, measured {ep['measured_ms']:.2f}")
+        if "native_error" in st or not st["native_stack"]:
+            bad.append(f"{describe_stall(st)}: no native stack ({st.get('native_error')})")
+    assert not bad, "\n".join(bad)
+    order = [e["type"] for e in s.events]
+    assert order.index("detached") > max(i for i, t in enumerate(order) if t in ("stall", "stall_end"))
+
+
+def test_target_runs_on_after_detach(session):
+    assert session.alive_after_first and session.alive_after_second, session.stderr
+    assert session.maps_before == set(), "the agent was loaded before the first attach"
+    before, after, later = session.hb_before, session.hb_after_first, session.hb_later
+    assert not after["hooked"] and not later["hooked"], "Handle._run is still hooked after the detach"
+    assert later["ticks"] > after["ticks"] > before["ticks"], (short_heartbeat(after), short_heartbeat(later))
+    assert later["work_done"] > after["work_done"] > before["work_done"]
+    assert len(later["episodes"]) > len(before["episodes"]) or later["episodes"][-1] != before["episodes"][-1]
+    for hb in (after, later, session.hb_parked):
+        assert hb["work_errors"] == [] and hb["loop_errors"] == [], short_heartbeat(hb)
+        assert hb["work_started"] - hb["work_done"] <= 1, short_heartbeat(hb)
+    assert session.threads_after_first == session.threads_before, \
+        "the agent's thread must exit on detach (threads before/after)"
+
+
+def test_target_logged_nothing(session, request):
+    xfail_if(request, session.interp.root != "/", CHROOT_REATTACH_BUG)
+    assert session.stderr == "", session.stderr
+
+
+def test_attach_twice_loads_the_agent_once(session, request):
+    xfail_if(request, session.interp.root != "/", CHROOT_REATTACH_BUG)
+    s = session.second
+    assert len(session.maps_after_first) == 1, session.maps_after_first
+    assert session.maps_after_second == session.maps_after_first, "a second copy of the agent was loaded"
+    assert s.rc == 0, s.summary()
+    hello = s.one("hello")
+    assert hello["pid"] == session.pid and hello["mode"] == "attach"
+    assert s.events[-1]["type"] == "detached", s.summary()
+    assert session.threads_after_second == session.threads_before
+
+
+def test_dump_after_detach_matches_truth(session):
+    truth, dump = session.parked_truth, session.dump
+    assert session.hb_parked["parked"]
+    view = TaskView(truth, dump["tasks"])
+    assert_same_task_set(view)
+    assert_stacks(view)
+    assert_awaiting(view)
+    assert_awaited_by(view)
+    # No Python thread state of the agent's is left behind either.
+    assert_matches_truth(dump, truth)
+    assert dump["warnings"] == [] and dump["findings"] == []
+
+
+# --------------------------------------------------------------------------------------
+# A snapshot on request (SIGUSR1 to aioscope) against dump and truth
+
+def test_attach_snapshot_on_request_equals_dump_and_truth(interp):
+    # --tick: a plain callback every 20 ms gives PEP 768 (3.14+) a safe point.
+    with Target(interp, "agent_parked.py", "--tick", "0.02") as target:
+        pid = target.pid
+        live = Live([AIOSCOPE, "attach", "--json", *OPTS, pid])
+        try:
+            live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+            os.kill(live.proc.pid, signal.SIGUSR1)
+            snap = live.wait_for(lambda e: e["type"] == "snapshot", 10, "a snapshot on SIGUSR1")
+            dump = dump_json(pid)
+        finally:
+            s = live.stop()
+        assert s.rc == 0 and s.events[-1]["type"] == "detached", s.summary()
+        assert len(s.of("snapshot")) == 1 and snap["pid"] == pid
+        assert s.one("hello")["options"]["snapshot_interval_ms"] == 0
+        bad = diff_lists(snap["tasks"], dump["tasks"], "id", "task")
+        bad += diff_lists(snap["threads"], dump["threads"], "thread_id", "thread")
+        assert not bad, "snapshot (first) and dump (second) differ:\n" + "\n".join(bad[:20])
+        assert snap["findings"] == dump["findings"] and snap["warnings"] == []
+        view = TaskView(target.truth, snap["tasks"])
+        assert_same_task_set(view)
+        assert_stacks(view)
+        assert_awaiting(view)
+        assert_awaited_by(view)
+        assert target.alive()
+
+
+IDLE_PEP768_BUG = ("aioscope bug: on 3.14+ attach only asks PEP 768, which runs the loader at the next "
+                   "bytecode; an asyncio program idle in epoll (an idle or deadlocked service) never gets there, "
+                   "so attach fails after 12 s (exit 1) although ptrace injection, used below 3.14, would work")
+
+
+def test_attach_to_an_idle_program(interp, request):
+    """Every task parked, the loop asleep in epoll for an hour: the typical hung service."""
+    with Target(interp, "agent_parked.py") as target:
+        xfail_if(request, version_of(target.truth) >= (3, 14), IDLE_PEP768_BUG)
+        s = aioscope_attach(target.pid, *OPTS, "--duration", "1s")
+        assert s.rc == 0, s.summary()
+        assert s.one("hello")["pid"] == target.pid
+        assert s.events[-1]["type"] == "detached", s.summary()
+        assert len(agent_mappings(target.pid)) == 1
+        assert target.alive()
+
+
+# --------------------------------------------------------------------------------------
+# PEP 768 refused
+
+def tmp_entries(pid):
+    return {p.name for p in Path(f"/proc/{pid}/root/tmp").iterdir() if p.name.startswith("aioscope-")}
+
+
+def test_attach_refused_when_remote_debug_disabled(interp):
+    with Target(interp, "agent_parked.py", env={"PYTHON_DISABLE_REMOTE_DEBUG": "1"}) as target:
+        if version_of(target.truth) < (3, 14):
+            pytest.skip(f"CPython {interp.name}: PYTHON_DISABLE_REMOTE_DEBUG is a 3.14+ (PEP 768) setting; "
+                        "below 3.14 attach uses ptrace")
+        staged_before = tmp_entries(target.pid)
+        s = aioscope_attach(target.pid, *OPTS, "--duration", "2s")
+        assert s.rc == EXIT_PERMISSION, s.summary()
+        lines = s.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("aioscope: "), s.stderr
+        assert "PYTHON_DISABLE_REMOTE_DEBUG" in lines[0]
+        assert not s.of("hello"), s.summary()
+        assert agent_mappings(target.pid) == set(), "the agent was loaded anyway"
+        assert tmp_entries(target.pid) == staged_before, "files left in the target's /tmp"
+        assert target.alive() and target.stderr() == ""
+
+
+# --------------------------------------------------------------------------------------
+# 100 attach/detach cycles
+
+CYCLES = 100
+CYCLE_INTERPS = [i for i in ZOO if i.name in ("3.12", "3.14")]
+
+
+@pytest.fixture(params=CYCLE_INTERPS, ids=[i.name for i in CYCLE_INTERPS])
+def cycle_interp(request):
+    it = request.param
+    why = it.unavailable()
+    if why:
+        pytest.skip(f"CPython {it.name} unavailable: {why}")
+    it.prepare()
+    return it
+
+
+def test_attach_detach_cycles(cycle_interp, request):
+    xfail_if(request, cycle_interp.root != "/", CHROOT_REATTACH_BUG)
+    target = BusyTarget(cycle_interp)
+    try:
+        pid = target.pid
+        threads_before = thread_ids(pid)
+        hb_before = target.heartbeat()
+        t0 = time.monotonic()
+        for n in range(1, CYCLES + 1):
+            s = aioscope_attach(pid, *OPTS, "--duration", "0.3s", timeout=60)
+            ok = (s.rc == 0 and [e["type"] for e in s.events].count("hello") == 1
+                  and s.events[-1]["type"] == "detached")
+            assert ok, f"attach #{n} of {CYCLES} after {time.monotonic() - t0:.1f} s:\n{s.summary()}"
+            assert target.alive(), f"the target died at attach #{n}: {target.stderr()}"
+        elapsed = time.monotonic() - t0
+        maps = agent_mappings(pid)
+        threads_after = wait_threads(pid, len(threads_before))
+        end = time.time()
+        hb = target.wait_heartbeat(lambda b: b["time"] > end + 0.2, 10, "a beat after the cycles")
+        later = target.wait_heartbeat(lambda b: b["time"] > hb["time"] + 0.3, 10, "a later beat")
+        assert len(maps) == 1, f"agent mappings after {CYCLES} attaches: {maps}"
+        assert threads_after == threads_before, "a thread of aioscope's stayed in the target"
+        assert later["ticks"] > hb["ticks"] > hb_before["ticks"], "the target stopped ticking"
+        assert later["work_done"] > hb_before["work_done"]
+        assert later["work_errors"] == [] and later["loop_errors"] == [], short_heartbeat(later)
+        assert later["work_started"] - later["work_done"] <= 1
+        assert not later["hooked"], "Handle._run is still hooked after the last detach"
+        assert target.stderr() == ""
+        print(f"{CYCLES} attach/detach cycles on {cycle_interp.name} in {elapsed:.1f} s")
+    finally:
+        target.close()
