@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <iostream>
 
 #include "commands/commands.h"
@@ -25,6 +26,7 @@ struct StreamFlags {
     std::string interval = "10ms";
     std::string snapshotEvery = "0";
     std::string color;
+    bool trackOrigins = false;
 };
 
 void addStreamOptions(CLI::App* cmd, StreamFlags& f, StreamOptions& out) {
@@ -33,6 +35,9 @@ void addStreamOptions(CLI::App* cmd, StreamFlags& f, StreamOptions& out) {
     cmd->add_option("--snapshot-every", f.snapshotEvery, "Also stream a snapshot of all tasks this often (e.g. 5s)");
     cmd->add_option("-o,--output", out.outputFile, "Write every event to this JSON Lines file");
     cmd->add_flag("--json", out.json, "JSON Lines on standard output, even on a terminal");
+    cmd->add_flag("--track-origins", f.trackOrigins,
+                  "Record where every coroutine is created from the start (costly; otherwise from the first "
+                  "never-awaited one on)");
     cmd->add_flag("-q,--quiet", out.quiet, "Nothing on standard output (use with --output)");
     addColor(cmd, f.color);
 }
@@ -41,6 +46,7 @@ void applyStreamFlags(const StreamFlags& f, AgentOptions& agent, StreamOptions& 
     agent.stallMs = std::max<std::int64_t>(1, parseDurationMs(f.stall, "--stall-threshold"));
     agent.intervalMs = std::max<std::int64_t>(1, parseDurationMs(f.interval, "--interval"));
     agent.snapshotEveryMs = parseDurationMs(f.snapshotEvery, "--snapshot-every");
+    agent.trackOrigins = f.trackOrigins;
     stream.color = parseColorMode(f.color);
     const char* gha = std::getenv("GITHUB_ACTIONS");
     stream.githubAnnotations = gha && std::string(gha) == "true";
@@ -76,7 +82,9 @@ int main(int argc, char** argv) {
     auto* runCmd = app.add_subcommand("run", "Run a program with the agent loaded and stream what its event loops do");
     runCmd->add_option("command", run.command, "The program and its arguments, after --")->required();
     runCmd->add_option("--timeout", runTimeout, "Dump everything and stop the program after this long (e.g. 10m)");
-    runCmd->add_option("--fail-on", runFailOn, "Exit non-zero if any occurred: stall, deadlock (comma-separated)");
+    runCmd->add_option("--fail-on", runFailOn,
+                       "Exit non-zero if any occurred (comma-separated): stall, deadlock, unawaited, "
+                       "cancel-swallowed, unretrieved, destroyed-pending");
     addStreamOptions(runCmd, runFlags, run.stream);
 
     AttachArgs attach;
@@ -122,9 +130,17 @@ int main(int argc, char** argv) {
                 std::size_t comma = runFailOn.find(',', pos);
                 std::string what = runFailOn.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
                 pos = comma == std::string::npos ? runFailOn.size() : comma + 1;
+                static const std::map<std::string, std::string> bugs{
+                    {"unawaited", "unawaited_coroutine"}, {"cancel-swallowed", "cancellation_swallowed"},
+                    {"unretrieved", "task_exception_unretrieved"}, {"destroyed-pending", "task_destroyed_pending"}};
                 if (what == "stall") run.failOnStall = true;
                 else if (what == "deadlock") run.failOnDeadlock = true;
-                else if (!what.empty()) throw InspectError(Errc::usage, "--fail-on: unknown condition \"" + what + "\" (stall, deadlock)");
+                else if (bugs.count(what)) run.failOnBugs.push_back(bugs.at(what));
+                else if (!what.empty()) {
+                    throw InspectError(Errc::usage, "--fail-on: unknown condition \"" + what +
+                                                        "\" (stall, deadlock, unawaited, cancel-swallowed, "
+                                                        "unretrieved, destroyed-pending)");
+                }
             }
             return runProgram(run);
         }

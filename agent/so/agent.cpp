@@ -15,6 +15,7 @@
 #include "events.h"
 #include "layout/resolve.h"
 #include "mem/process_reader.h"
+#include "observers.h"
 #include "pyapi.h"
 #include "snapshot_reader.h"
 #include "stall_hook.h"
@@ -61,6 +62,32 @@ private:
 
 void onInterpreterExit() { Agent::instance().interpreterExiting(); }
 
+// `aioscope run` observes from the program's first line: the main thread
+// installs the hooks at its first safe point, importing asyncio itself (on
+// the main thread, where importing threading is harmless).
+struct MainThreadInstall {
+    std::int64_t stallNs;
+    bool trackOrigins;
+    const Layout* layout;
+    std::atomic<bool> ran{false};
+};
+
+int installOnMainThread(void* arg) {
+    auto* job = static_cast<MainThreadInstall*>(arg);
+    PyApi& py = python();
+    if (PyObject* asyncio = py.importModule("asyncio")) {
+        py.decRef(asyncio);
+        if (StallHook::instance().install(job->stallNs)) Observers::instance().install(*job->layout, job->trackOrigins);
+    }
+    py.errClear();  // a pending call that fails would raise in the program
+    job->ran = true;
+    return 0;
+}
+
+void forwardObserved(Channel& channel) {
+    for (const auto& line : Observers::instance().drain()) channel.send(line);
+}
+
 struct StallState {
     std::uint64_t reportedSeq = 0;  // the callback already reported for this slot
     std::uint64_t stallId = 0;
@@ -71,6 +98,15 @@ struct StallState {
 Agent& Agent::instance() {
     static Agent agent;
     return agent;
+}
+
+void Agent::interpreterExiting() {
+    m_exiting = true;
+    std::lock_guard lock(m_channelMutex);
+    if (m_channel) {
+        forwardObserved(*m_channel);
+        m_channel->send(messageEvent("goodbye", "the interpreter has shut down"));
+    }
 }
 
 int Agent::start(const std::string& configText) {
@@ -134,14 +170,36 @@ void Agent::run(Config cfg, std::uint64_t generation) {
         Gil gil;
         static bool atExitRegistered = false;
         if (!atExitRegistered) atExitRegistered = py.atExit(&onInterpreterExit) == 0;
-        return hook.install(cfg.stallNs);
+        if (!hook.install(cfg.stallNs)) return false;
+        Observers::instance().install(reader->runtime().layout, cfg.trackOrigins);
+        return true;
     };
-    bool hooked = tryHook();
+    static MainThreadInstall job;  // lives as long as the process: the call may run late
+    bool hooked = false;
+    if (cfg.mode == "run" && !job.ran) {
+        static bool atExitRegistered = false;
+        job.stallNs = cfg.stallNs;
+        job.trackOrigins = cfg.trackOrigins;
+        job.layout = &reader->runtime().layout;
+        if (py.addPendingCall(&installOnMainThread, &job) == 0) {
+            for (int i = 0; i < 200 && !job.ran && current(generation); ++i) channel.receive(commands, 10);
+        }
+        hooked = hook.installed();
+        if (hooked && !atExitRegistered) {
+            Gil gil;
+            atExitRegistered = py.atExit(&onInterpreterExit) == 0;
+        }
+    }
+    if (!hooked) hooked = tryHook();
     std::int64_t nextHookTry = monotonicNs() + kHookRetryNs;
 
     Snapshot first = reader->read(1);
     PythonInfo python = first.python;
     channel.send(helloEvent(cfg, python, hooked));
+    {
+        std::lock_guard lock(m_channelMutex);
+        m_channel = &channel;
+    }
 
     std::map<int, StallState> stalls;
     std::uint64_t stallCounter = 0;
@@ -197,13 +255,14 @@ void Agent::run(Config cfg, std::uint64_t generation) {
             if (c.find("\"snapshot\"") != std::string::npos) channel.send(snapshotEvent(reader->read()));
         }
         std::int64_t now = monotonicNs();
+        forwardObserved(channel);
+        if (m_exiting) break;  // the exit handler sent the rest
+        // While the interpreter shuts down, observers still report (pending
+        // tasks are destroyed then); nothing else is read.
+        if (py.isFinalizing()) continue;
         if (hooked) {
             reportEnded();
             reportRunning(now);
-        }
-        if (m_exiting || py.isFinalizing()) {
-            channel.send(messageEvent("goodbye", "the interpreter is shutting down"));
-            break;
         }
         if (!hooked && now >= nextHookTry) {
             hooked = tryHook();
@@ -215,11 +274,17 @@ void Agent::run(Config cfg, std::uint64_t generation) {
             nextSnapshot = now + cfg.snapshotEveryNs;
         }
     }
+    {
+        std::lock_guard lock(m_channelMutex);
+        m_channel = nullptr;
+    }
     // Detached or replaced: leave the program as it was.
     if (hooked && current(generation) && !m_exiting && !py.isFinalizing()) {
         Gil gil;
         hook.uninstall();
+        Observers::instance().uninstall();
     }
+    forwardObserved(channel);
     if (detached) channel.send(messageEvent("detached", "the agent is idle"));
     if (current(generation)) m_sessionActive = false;
 }

@@ -25,8 +25,10 @@ public:
     // does not exist here; start a fresh one if the parent had one.
     void afterForkInChild();
 
-    // Set when the interpreter runs its exit handlers: stop touching it.
-    void interpreterExiting() { m_exiting = true; }
+    // The interpreter's last exit handler (Py_AtExit, main thread): stop
+    // touching it, and send what the observers saw during shutdown now,
+    // before the process ends.
+    void interpreterExiting();
     bool exiting() const { return m_exiting; }
 
 private:
@@ -38,6 +40,8 @@ private:
     std::atomic<bool> m_exiting{false};
     std::atomic<bool> m_sessionActive{false};
     std::string m_lastConfig;
+    std::mutex m_channelMutex;
+    class Channel* m_channel = nullptr;  // the running session's, for the exit flush
 };
 
 }  // namespace aioscope::agent

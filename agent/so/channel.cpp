@@ -31,6 +31,7 @@ bool Channel::connect(const std::string& path) {
 }
 
 bool Channel::send(const std::string& line) {
+    std::lock_guard lock(m_sendMutex);
     if (m_fd < 0) return false;
     std::size_t off = 0;
     while (off < line.size()) {

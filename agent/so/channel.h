@@ -2,6 +2,7 @@
 // lines in. Sends never raise SIGPIPE in the target (MSG_NOSIGNAL).
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,7 @@ public:
     ~Channel();
     bool connect(const std::string& path);
     bool connected() const { return m_fd >= 0; }
-    // False once the CLI is gone.
+    // False once the CLI is gone. Any thread.
     bool send(const std::string& line);
     // Complete lines received, waiting at most timeoutMs; false once closed.
     bool receive(std::vector<std::string>& lines, int timeoutMs);
@@ -21,6 +22,7 @@ public:
 private:
     int m_fd = -1;
     std::string m_pending;
+    std::mutex m_sendMutex;
 };
 
 }  // namespace aioscope::agent

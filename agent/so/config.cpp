@@ -37,6 +37,8 @@ std::optional<Config> parseConfig(const std::string& text) {
             ok = positive(value, c.stallNs, 1'000'000, 1, 3'600'000);
         } else if (key == "snapshot_ms") {
             ok = positive(value, c.snapshotEveryNs, 1'000'000, 0, 86'400'000);
+        } else if (key == "track_origins") {
+            c.trackOrigins = value == "1";
         } else if (key == "mode") {
             c.mode = value == "run" ? "run" : "attach";
         }  // unknown keys: from a newer CLI, ignored

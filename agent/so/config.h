@@ -15,6 +15,7 @@ struct Config {
     std::int64_t stallNs = 100'000'000;        // stall threshold
     std::int64_t snapshotEveryNs = 0;          // periodic snapshots; 0: only on request
     std::string mode = "attach";              // or "run"
+    bool trackOrigins = false;                // record where every coroutine is created (costly)
 };
 
 // nullopt when the text is malformed or names no socket.

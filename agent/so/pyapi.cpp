@@ -31,9 +31,22 @@ bool PyApi::resolve() {
     find(decRef, "Py_DecRef");
     find(errClear, "PyErr_Clear");
     find(atExit, "Py_AtExit");
+    find(runString, "PyRun_String");
+    find(dictNew, "PyDict_New");
+    find(dictSetItemString, "PyDict_SetItemString");
+    find(dictGetItemString, "PyDict_GetItemString");
+    find(evalGetBuiltins, "PyEval_GetBuiltins");
+    find(buildValue, "Py_BuildValue");
+    find(argParseTuple, "PyArg_ParseTuple");
+    find(boolFromLong, "PyBool_FromLong");
+    find(errFetch, "PyErr_Fetch");
+    find(errRestore, "PyErr_Restore");
+    find(importModule, "PyImport_ImportModule");
+    find(addPendingCall, "Py_AddPendingCall");
     return isInitialized && isFinalizing && getVersion && gilStateEnsure && gilStateRelease && importGetModule &&
            unicodeFromString && getAttrString && setAttrString && cfunctionNewEx && instanceMethodNew && call &&
-           decRef && errClear && atExit;
+           decRef && errClear && atExit && runString && dictNew && dictSetItemString && dictGetItemString &&
+           evalGetBuiltins && buildValue && argParseTuple && boolFromLong && errFetch && errRestore && importModule && addPendingCall;
 }
 
 PyObject* PyApi::importedModule(const char* name) {

@@ -22,6 +22,7 @@ struct PyMethodDef {
 constexpr int kMethVarargs = 0x0001;
 constexpr int kMethKeywords = 0x0002;
 constexpr int kMethFastcall = 0x0080;
+constexpr int kFileInput = 257;  // Py_file_input
 
 struct PyApi {
     // No GIL needed.
@@ -42,6 +43,18 @@ struct PyApi {
     void (*decRef)(PyObject*) = nullptr;
     void (*errClear)() = nullptr;
     int (*atExit)(void (*)()) = nullptr;
+    PyObject* (*runString)(const char*, int, PyObject*, PyObject*) = nullptr;
+    PyObject* (*dictNew)() = nullptr;
+    int (*dictSetItemString)(PyObject*, const char*, PyObject*) = nullptr;
+    PyObject* (*dictGetItemString)(PyObject*, const char*) = nullptr;  // borrowed
+    PyObject* (*evalGetBuiltins)() = nullptr;                          // borrowed
+    PyObject* (*buildValue)(const char*, ...) = nullptr;
+    int (*argParseTuple)(PyObject*, const char*, ...) = nullptr;
+    PyObject* (*boolFromLong)(long) = nullptr;
+    void (*errFetch)(PyObject**, PyObject**, PyObject**) = nullptr;
+    PyObject* (*importModule)(const char*) = nullptr;
+    int (*addPendingCall)(int (*)(void*), void*) = nullptr;  // no GIL needed
+    void (*errRestore)(PyObject*, PyObject*, PyObject*) = nullptr;
 
     // True when every function above that every version has was found.
     bool resolve();

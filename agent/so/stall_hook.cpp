@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "observers.h"
 #include "pyapi.h"
 
 namespace aioscope::agent {
@@ -19,17 +20,23 @@ thread_local int t_slot = -2;   // -2: not looked up yet, -1: no slot free
 
 PyObject* runVectorcall(PyObject*, PyObject* const* args, std::size_t nargs, PyObject* kwnames) {
     auto& hook = StallHook::instance();
+    auto& observers = Observers::instance();
+    PyObject* cancelStep = observers.active() && nargs ? observers.stepBegin(args[0]) : nullptr;
     int slot = hook.enter();
     PyObject* result = python().vectorcall(g_original, args, nargs, kwnames);
     hook.leave(slot);
+    if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
 }
 
 PyObject* runTuple(PyObject*, PyObject* args, PyObject* kwargs) {
     auto& hook = StallHook::instance();
+    auto& observers = Observers::instance();
+    PyObject* cancelStep = observers.active() ? observers.stepBegin(observers.firstOf(args)) : nullptr;
     int slot = hook.enter();
     PyObject* result = python().call(g_original, args, kwargs);
     hook.leave(slot);
+    if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
 }
 

@@ -46,7 +46,7 @@ public:
     bool install(std::int64_t thresholdNs);
     // With the GIL held.
     void uninstall();
-    bool installed() const { return m_installed; }
+    bool installed() const { return m_installed.load(); }
 
     LoopSlot& slot(int i) { return m_slots[i]; }
     // Long callbacks recorded since the last call (sampler thread only).
@@ -59,7 +59,7 @@ public:
 private:
     LoopSlot m_slots[kSlots];
     std::atomic<std::int64_t> m_thresholdNs{0};
-    bool m_installed = false;
+    std::atomic<bool> m_installed{false};
 
     struct Entry {
         std::atomic<std::uint64_t> ready{0};  // index + 1 once written

@@ -26,7 +26,8 @@ std::string agentLibraryPath() {
 
 std::string agentConfig(const AgentOptions& o, const std::string& socket, const char* mode) {
     return "socket=" + socket + ";mode=" + mode + ";interval_ms=" + std::to_string(o.intervalMs) +
-           ";stall_ms=" + std::to_string(o.stallMs) + ";snapshot_ms=" + std::to_string(o.snapshotEveryMs);
+           ";stall_ms=" + std::to_string(o.stallMs) + ";snapshot_ms=" + std::to_string(o.snapshotEveryMs) +
+           ";track_origins=" + (o.trackOrigins ? "1" : "0");
 }
 
 void AgentRelay::onLine(int conn, std::string& line) {

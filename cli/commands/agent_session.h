@@ -19,6 +19,7 @@ struct AgentOptions {
     std::int64_t stallMs = 100;
     std::int64_t intervalMs = 10;
     std::int64_t snapshotEveryMs = 0;
+    bool trackOrigins = false;
 };
 
 // The agent shared object shipped with this aioscope.

@@ -19,6 +19,9 @@ namespace aioscope::cli {
 constexpr int kExitDeadlock = 10;
 // `run --fail-on stall` saw the event loop stall.
 constexpr int kExitStall = 11;
+// `run --fail-on` a silent asyncio bug (unawaited, cancel-swallowed,
+// unretrieved, destroyed-pending) that occurred.
+constexpr int kExitAsyncioBug = 12;
 // `run --timeout` expired: the program was dumped and stopped.
 constexpr int kExitTimeout = 124;
 
@@ -45,6 +48,7 @@ struct RunArgs {
     std::int64_t timeoutMs = 0;
     bool failOnStall = false;
     bool failOnDeadlock = false;
+    std::vector<std::string> failOnBugs;  // event types
 };
 int runProgram(const RunArgs& args);
 

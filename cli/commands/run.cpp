@@ -129,12 +129,16 @@ int runProgram(const RunArgs& args) {
     e["description"] = timedOut ? "after the timeout (stopped by aioscope)" : describeStatus(status);
     e["stalls"] = stream.stalls();
     e["deadlocks"] = stream.deadlocks();
+    for (const auto& [type, n] : stream.bugCounts()) e[type + "s"] = n;
     e["timed_out"] = timedOut;
     stream.emit(e);
 
     if (timedOut) return kExitTimeout;
     if (args.failOnDeadlock && stream.deadlocks() > 0) return kExitDeadlock;
     if (args.failOnStall && stream.stalls() > 0) return kExitStall;
+    for (const auto& type : args.failOnBugs) {
+        if (stream.bugs(type) > 0) return kExitAsyncioBug;
+    }
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
 }

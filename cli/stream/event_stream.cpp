@@ -36,6 +36,21 @@ std::string frameText(const json& f, const Style& st) {
 
 bool isDeadlockKind(const std::string& k) { return k == "await-cycle" || k == "lock-deadlock" || k == "orphaned-wait"; }
 
+bool isBugEvent(const std::string& t) {
+    return t == "unawaited_coroutine" || t == "cancellation_swallowed" || t == "task_exception_unretrieved" ||
+           t == "task_destroyed_pending";
+}
+
+std::string where(const json& f, const Style& st) {
+    if (!f.is_object()) return st.dim("(unknown)");
+    return frameText(f, st);
+}
+
+std::string taskName(const json& t) {
+    if (!t.is_object()) return "(no task)";
+    return "'" + t.value("name", std::string("?")) + "'";
+}
+
 // GitHub's workflow commands treat %, CR, LF (and , : in properties) specially.
 std::string ghEscape(std::string s, bool property) {
     std::string out;
@@ -87,6 +102,7 @@ void EventStream::emit(const json& e) {
     long pid = e.value("pid", 0L);
     if (type == "hello" && e.contains("python")) m_python[pid] = e["python"];
     if (type == "stall") ++m_stalls;
+    if (isBugEvent(type)) ++m_bugs[type];
     if (type == "snapshot" && e.contains("findings") && e["findings"].is_array()) {
         for (const auto& f : e["findings"]) {
             if (f.is_object() && isDeadlockKind(f.value("kind", std::string()))) {
@@ -164,6 +180,35 @@ void EventStream::renderText(const json& e) {
         } catch (const InspectError& err) {
             std::cout << st.yellow("unreadable snapshot: " + std::string(err.what())) << "\n";
         }
+    } else if (type == "unawaited_coroutine") {
+        const json& c = e.value("coroutine", json::object());
+        std::cout << st.red(st.bold("NEVER AWAITED") + " coroutine '" + c.value("qualname", std::string("?")) +
+                            "' · " + who)
+                  << "\n";
+        std::cout << "  created   " << (e.contains("created_at") && e["created_at"].is_object()
+                                            ? where(e["created_at"], st)
+                                            : st.dim("(where: unknown, " + e.value("note", std::string("")) + ")"))
+                  << "\n";
+        std::cout << "  discarded " << where(e.value("discarded_at", json()), st) << "\n";
+        std::cout << "  task      " << taskName(e.value("task", json())) << "\n";
+    } else if (type == "cancellation_swallowed") {
+        std::cout << st.red(st.bold("CANCELLATION SWALLOWED") + " task " + taskName(e.value("task", json())) +
+                            " · " + who)
+                  << "\n";
+        std::cout << "  caught at " << where(e.value("caught_at", json()), st) << " and "
+                  << e.value("outcome", std::string("?")) << "\n";
+    } else if (type == "task_exception_unretrieved") {
+        const json& x = e.value("exception", json::object());
+        std::cout << st.red(st.bold("EXCEPTION NEVER RETRIEVED") + " task " + taskName(e.value("task", json())) +
+                            " · " + who + ": " + x.value("type", std::string("?")) + ": " +
+                            x.value("message", std::string()))
+                  << "\n";
+        for (const auto& f : x.value("traceback", json::array())) std::cout << "    " << frameText(f, st) << "\n";
+    } else if (type == "task_destroyed_pending") {
+        std::cout << st.red(st.bold("PENDING TASK DESTROYED") + " task " + taskName(e.value("task", json())) + " · " +
+                            who)
+                  << "\n";
+        for (const auto& f : e.value("stack", json::array())) std::cout << "    " << frameText(f, st) << "\n";
     } else if (type == "exit") {
         std::cout << st.bold(who + " exited") << " " << e.value("description", std::string()) << "\n";
     } else if (e.contains("message")) {

@@ -37,6 +37,9 @@ public:
 
     int stalls() const { return m_stalls; }
     int deadlocks() const { return m_deadlocks; }
+    // Silent asyncio bugs seen, by event type (unawaited_coroutine, ...).
+    int bugs(const std::string& type) const { auto it = m_bugs.find(type); return it == m_bugs.end() ? 0 : it->second; }
+    const std::map<std::string, int>& bugCounts() const { return m_bugs; }
     bool text() const { return m_text; }
     const Style& style() const { return m_style; }
 
@@ -51,6 +54,7 @@ private:
     int m_stalls = 0;
     int m_deadlocks = 0;
     int m_dropped = 0;
+    std::map<std::string, int> m_bugs;
 };
 
 }  // namespace aioscope::cli

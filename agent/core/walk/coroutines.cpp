@@ -20,6 +20,15 @@ bool isWrapper(const std::string& type) {
 
 }  // namespace
 
+bool handlingCancelledError(Objects& objects, const CoroutineChain& chain) {
+    const Layout& L = objects.layout();
+    for (const auto& link : chain.links) {
+        Addr exc = objects.mem().ptr(link.gen + L.gen.excValue, "gi_exc_state");
+        if (exc && objects.isInstance(exc, "CancelledError")) return true;
+    }
+    return false;
+}
+
 Addr CoroutineWalker::unwrap(Addr obj) {
     for (int i = 0; obj && i < 4; ++i) {
         const std::string& type = m_objects.typeNameOf(obj);

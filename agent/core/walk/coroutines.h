@@ -27,6 +27,10 @@ struct CoroutineChain {
     std::optional<std::string> error;
 };
 
+// True when one of the chain's frames is handling a CancelledError (inside an
+// `except` or `finally` reached by one): the generator's saved exception.
+bool handlingCancelledError(Objects& objects, const CoroutineChain& chain);
+
 class CoroutineWalker {
 public:
     explicit CoroutineWalker(FrameWalker& frames, Objects& objects) : m_frames(frames), m_objects(objects) {}

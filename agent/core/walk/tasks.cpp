@@ -41,15 +41,6 @@ std::string TaskWalker::taskName(Addr nameObj) {
     return "";
 }
 
-bool TaskWalker::handlingCancel(const CoroutineChain& chain) {
-    const Layout& L = m_objects.layout();
-    for (const auto& link : chain.links) {
-        Addr exc = m_objects.mem().ptr(link.gen + L.gen.excValue, "gi_exc_state");
-        if (exc && m_objects.isInstance(exc, "CancelledError")) return true;
-    }
-    return false;
-}
-
 std::shared_ptr<const Stack> TaskWalker::suspendedStack(const CoroutineChain& chain) {
     std::vector<std::pair<Addr, std::int64_t>> key;
     key.reserve(chain.links.size());
@@ -144,7 +135,7 @@ std::optional<Task> TaskWalker::readTask(Addr addr, Context& ctx) {
         }
         t.holds = m_holdings.heldLocks(chain);
     }
-    t.handlingCancel = handlingCancel(chain);
+    t.handlingCancel = handlingCancelledError(m_objects, chain);
     return t;
 }
 

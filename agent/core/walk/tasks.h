@@ -42,7 +42,6 @@ private:
     struct Context;
     std::optional<Task> readTask(Addr addr, Context& ctx);
     std::string taskName(Addr nameObj);
-    bool handlingCancel(const CoroutineChain& chain);
     std::shared_ptr<const Stack> suspendedStack(const CoroutineChain& chain);
     std::optional<std::int64_t> externalRefs(const CoroutineChain& chain, const AwaitTarget& t, Addr futWaiter);
 

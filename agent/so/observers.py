@@ -1,0 +1,326 @@
+"""aioscope's observers: run inside the program by its agent (this source is
+embedded in aioscope-agent.so and executed once, with the GIL held, in a
+private namespace). They report the asyncio bugs that leave no trace:
+
+  unawaited_coroutine         a coroutine created and never awaited
+  cancellation_swallowed      a CancelledError caught and not re-raised
+  task_exception_unretrieved  a task's exception nobody retrieved
+  task_destroyed_pending      a pending task garbage-collected
+
+They observe and change nothing: every hook calls what it replaced with the
+same arguments, so the program's own handlers, filters and output stay the
+same. They depend on no module that interpreter shutdown may clear: the
+events they are most needed for (tasks destroyed while pending) happen then.
+"""
+
+import sys
+
+_emit = None        # the agent's C function: _emit(type, json_object_text)
+_handling = None    # the agent's C function: _handling(task) -> a CancelledError is being handled
+_trampoline = None  # the agent's C function: _trampoline(original, observer, method) -> callable
+# A C trampoline calls observer(*args), then original(*args) (or original(*r)
+# if the observer returned a tuple r). Being C, it is no frame: the program's
+# tracebacks and warning stack levels stay exactly as without aioscope.
+_patched = []       # (owner, attribute, original, ours), undone by uninstall()
+_origin = {"before": 0, "ours": 0, "armed": False}
+_cancel = {}        # thread ident -> state of the cancellation step running there
+_reported = set()   # (task id, cancel count) already reported as swallowed
+
+
+# -- output ------------------------------------------------------------------
+
+def _json(value):
+    """JSON text for str, int, float, bool, None, list, tuple and dict."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        out = ['"']
+        for ch in value:
+            code = ord(ch)
+            if ch == '"' or ch == "\\":
+                out.append("\\" + ch)
+            elif code < 0x20:
+                out.append("\\u%04x" % code)
+            elif 0xD800 <= code <= 0xDFFF:
+                out.append("\\ufffd")
+            else:
+                out.append(ch)
+        out.append('"')
+        return "".join(out)
+    if isinstance(value, dict):
+        return "{" + ", ".join(_json(str(k)) + ": " + _json(v) for k, v in value.items()) + "}"
+    return "[" + ", ".join(_json(v) for v in value) + "]"
+
+
+def _send(kind, body):
+    try:
+        _emit(kind, _json(body))
+    except Exception:
+        pass
+
+
+def _frame(code, line):
+    return {"function": code.co_name, "qualname": getattr(code, "co_qualname", code.co_name),
+            "file": code.co_filename, "line": line}
+
+
+def _stack(frame, limit=32):
+    out = []
+    while frame is not None and len(out) < limit:
+        out.append(_frame(frame.f_code, frame.f_lineno))
+        frame = frame.f_back
+    return out
+
+
+def _traceback(tb, limit=64):
+    """Frames of a traceback, innermost first, like every stack aioscope reports."""
+    out = []
+    while tb is not None and len(out) < limit:
+        out.append(_frame(tb.tb_frame.f_code, tb.tb_lineno))
+        tb = tb.tb_next
+    out.reverse()
+    return out
+
+
+def _task_ref(task):
+    if task is None:
+        return None
+    try:
+        name = task.get_name()
+    except Exception:
+        name = None
+    return {"id": hex(id(task)), "name": name}
+
+
+def _current_task():
+    try:
+        tasks = sys.modules["asyncio.tasks"]
+        return tasks.current_task()
+    except Exception:
+        return None
+
+
+def _patch(owner, attribute, ours):
+    original = owner.__dict__[attribute] if isinstance(owner, type) else getattr(owner, attribute)
+    setattr(owner, attribute, ours)
+    # What getattr() returns for it later (a method descriptor unwraps).
+    _patched.append((owner, attribute, original, getattr(owner, attribute)))
+    return original
+
+
+# -- never-awaited coroutines --------------------------------------------------
+
+def _set_origin_tracking():
+    """Record where coroutines are created from now on (CPython's cr_origin)."""
+    if _origin["armed"]:
+        return
+    _origin["armed"] = True
+    _origin["before"] = sys.get_coroutine_origin_tracking_depth()
+    if _origin["before"] == 0:
+        _origin["ours"] = 16
+        sys.set_coroutine_origin_tracking_depth(16)
+
+
+class _WithoutOrigin:
+    """The coroutine as the warning must see it when its cr_origin exists
+    only because aioscope turned origin tracking on."""
+    __slots__ = ("__qualname__", "cr_origin")
+
+    def __init__(self, coro):
+        self.__qualname__ = coro.__qualname__
+        self.cr_origin = None
+
+
+def _tracemalloc_tracing():
+    tracemalloc = sys.modules.get("tracemalloc")
+    return tracemalloc is not None and tracemalloc.is_tracing()
+
+
+def _install_unawaited(track_origins):
+    warnings = sys.modules["warnings"]
+
+    def observe(coro):
+        try:
+            _report_unawaited(coro, sys._getframe(1))
+        except Exception:
+            pass
+        ours = _origin["ours"] and sys.get_coroutine_origin_tracking_depth() == _origin["ours"]
+        if ours and coro.cr_origin is not None:
+            return (_WithoutOrigin(coro),)
+        return None
+
+    _patch(warnings, "_warn_unawaited_coroutine", _trampoline(warnings._warn_unawaited_coroutine, observe, False))
+    if track_origins:
+        _set_origin_tracking()
+
+
+def _report_unawaited(coro, frame):
+    code = coro.cr_code
+    origin = coro.cr_origin
+    body = {
+        "coroutine": {"id": hex(id(coro)), "qualname": coro.__qualname__},
+        "defined_at": _frame(code, code.co_firstlineno),
+        "created_at": None,
+        "creating_stack": None,
+        "discarded_at": None,
+        "discarding_stack": _stack(frame),
+        "task": _task_ref(_current_task()),
+    }
+    if origin is not None:
+        body["creating_stack"] = [{"function": fn, "qualname": fn, "file": fname, "line": line}
+                                  for fname, line, fn in origin]
+        body["created_at"] = body["creating_stack"][0] if origin else None
+    if body["discarding_stack"]:
+        body["discarded_at"] = body["discarding_stack"][0]
+    if origin is None and not _origin["armed"]:
+        body["note"] = ("where it was created is known for later ones: coroutine origin tracking is on from "
+                        "now (or from the start with --track-origins)")
+    _send("unawaited_coroutine", body)
+    # Adaptive: a program that drops one coroutine usually drops more. Not
+    # under tracemalloc: its traceback of the coroutine would be lost.
+    if not _tracemalloc_tracing():
+        _set_origin_tracking()
+
+
+# -- swallowed cancellations --------------------------------------------------
+
+def _cancelled_error():
+    exceptions = sys.modules.get("asyncio.exceptions")
+    return getattr(exceptions, "CancelledError", None)
+
+
+def cancel_step_begin(task):
+    """Called by the agent's Handle._run wrapper before a task step that
+    delivers (or follows) a cancellation: find where it is caught."""
+    state = {"task": task, "handled_at": None, "exc_frame": None, "traced": False}
+    cancelled = _cancelled_error()
+    if sys.gettrace() is None and cancelled is not None:
+        # Tracing just this step, and only when no tracer (debugger, coverage)
+        # is active: theirs is never replaced.
+        def tracer(frame, event, arg):
+            if event == "exception" and isinstance(arg[1], cancelled):
+                state["exc_frame"] = frame
+            elif event == "line" and frame is state["exc_frame"]:
+                state["handled_at"] = _frame(frame.f_code, frame.f_lineno)
+                state["exc_frame"] = None
+            return tracer
+
+        state["traced"] = True
+        sys.settrace(tracer)
+    _cancel[_ident()] = state
+
+
+def _ident():
+    return sys.modules["_thread"].get_ident()
+
+
+def cancel_step_end(task):
+    state = _cancel.pop(_ident(), None)
+    if state is None:
+        return
+    if state["traced"]:
+        sys.settrace(None)
+    try:
+        _judge(task, state)
+    except Exception:
+        pass
+
+
+def _judge(task, state):
+    count = task.cancelling() if hasattr(task, "cancelling") else None
+    if task.done():
+        if task.cancelled():
+            return  # the cancellation went through
+        if count == 0:
+            return  # uncancel()ed: asyncio.timeout() / TaskGroup turned it into their own outcome
+        exc = task.exception()
+        outcome = "finished normally" if exc is None else f"finished with {type(exc).__name__}"
+    else:
+        if count == 0:
+            return
+        if _handling(task):
+            return  # still in an except/finally handling it: judged at a later step
+        outcome = "kept running"
+    key = (id(task), count)
+    if key in _reported:
+        return
+    _reported.add(key)
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    message = None
+    try:
+        message = task._cancel_message  # the message given to cancel(msg), if any
+    except Exception:
+        pass
+    _send("cancellation_swallowed", {
+        "task": _task_ref(task),
+        "caught_at": state["handled_at"],
+        "cancel_requests": count,
+        "cancel_message": message if isinstance(message, str) else None,
+        "outcome": outcome,
+        "task_stack": _stack(frame) if frame is not None and not task.done() else [],
+    })
+
+
+# -- what asyncio itself only logs --------------------------------------------
+
+def _install_loop_reports():
+    loop_class = sys.modules["asyncio.base_events"].BaseEventLoop
+
+    def observe(loop, context, *rest):
+        try:
+            _report_loop_context(context)
+        except Exception:
+            pass
+        return None
+
+    _patch(loop_class, "call_exception_handler", _trampoline(loop_class.call_exception_handler, observe, True))
+
+
+def _report_loop_context(context):
+    message = context.get("message") or ""
+    if message.endswith("exception was never retrieved"):
+        future = context.get("future")
+        exc = context.get("exception")
+        if future is None or not hasattr(future, "get_coro"):
+            return  # a plain Future: not a task
+        _send("task_exception_unretrieved", {
+            "task": _task_ref(future),
+            "exception": {
+                "type": type(exc).__qualname__ if exc is not None else None,
+                "module": type(exc).__module__ if exc is not None else None,
+                "message": str(exc) if exc is not None else None,
+                "traceback": _traceback(exc.__traceback__) if exc is not None else [],
+            },
+        })
+    elif message == "Task was destroyed but it is pending!":
+        task = context.get("task")
+        coro = task.get_coro() if task is not None else None
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        _send("task_destroyed_pending", {"task": _task_ref(task), "stack": _stack(frame) if frame else []})
+
+
+# -- life cycle ---------------------------------------------------------------
+
+def install(emit, handling, trampoline, track_origins):
+    global _emit, _handling, _trampoline
+    _emit, _handling, _trampoline = emit, handling, trampoline
+    _install_unawaited(track_origins)
+    _install_loop_reports()
+
+
+def uninstall():
+    while _patched:
+        owner, attribute, original, ours = _patched.pop()
+        if getattr(owner, attribute, None) is ours:  # somebody wrapped ours meanwhile: leave theirs
+            setattr(owner, attribute, original)
+    if _origin["ours"] and sys.get_coroutine_origin_tracking_depth() == _origin["ours"]:
+        sys.set_coroutine_origin_tracking_depth(_origin["before"])
+    _origin.update(ours=0, armed=False)
+    # A cancellation step in flight ends its own tracing (cancel_step_end).
