@@ -8,9 +8,10 @@ sampled from inside), and a heartbeat file saying how far it got, what went
 wrong, and whether asyncio's Handle._run is hooked. On SIGUSR1 it parks its
 tasks and publishes their ground truth for a dump.
 """
-import json
 import os
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,14 @@ ATTACH_SECONDS = 4
 CHROOT_REATTACH_BUG = ("aioscope bug: a second attach to a target in a chroot passes the agent's path as the "
                        "host sees it in /proc/PID/maps (ROOT/tmp/aioscope-XXXX/aioscope-agent.so) to the "
                        "target's PEP 768 loader, which cannot open it: exit 1 after 12 s, tracebacks in the target")
+
+
+def pick_host_interp(preferred="3.12"):
+    hosts = sorted((i for i in ZOO if i.root == "/"), key=lambda i: i.name != preferred)
+    for it in hosts:
+        if not it.unavailable():
+            return it
+    pytest.skip("no host CPython available: " + "; ".join(f"{i.name}: {i.unavailable()}" for i in hosts))
 
 
 def version_of(truth):
@@ -98,6 +107,7 @@ def test_attach_streams_hello_stalls_and_detached(session):
     assert hello["options"] == {"interval_ms": INTERVAL_MS, "stall_threshold_ms": THRESHOLD_MS,
                                 "snapshot_interval_ms": 0}
     assert hello["stall_detection"] == "active", "the target had imported asyncio long before"
+    assert ATTACH_SECONDS <= s.seconds < ATTACH_SECONDS + 5, f"attach --duration {ATTACH_SECONDS}s took {s.seconds:.1f} s"
     assert s.events[-1]["type"] == "detached" and s.events[-1]["pid"] == session.pid, s.summary()
     assert {e["pid"] for e in s.events} == {session.pid}
     assert not s.of("error") and not s.of("warning"), s.summary()
@@ -232,6 +242,50 @@ def test_attach_to_an_idle_program(interp, request):
         assert s.events[-1]["type"] == "detached", s.summary()
         assert len(agent_mappings(target.pid)) == 1
         assert target.alive()
+
+
+def attach_until_exit(interp, reap, timeout=20):
+    with Target(interp, "agent_parked.py", "--tick", "0.02", "--exit-after", "2") as target:
+        if reap:  # like a shell or a supervisor, the parent reaps the program as soon as it ends
+            threading.Thread(target=target.proc.wait, daemon=True).start()
+        s = aioscope_attach(target.pid, *OPTS, timeout=timeout)
+        assert s.rc == 0, s.summary()
+        assert s.one("hello")["pid"] == target.pid
+        assert s.one("goodbye")["pid"] == target.pid
+        last = s.events[-1]
+        assert last["type"] == "exit" and last["pid"] == target.pid and last["status"] is None, s.summary()
+        assert target.proc.wait(10) == 0
+
+
+def test_attach_until_the_target_exits(interp):
+    """No --duration: the stream ends when the program does, with the agent's
+    goodbye and the CLI's exit event."""
+    attach_until_exit(interp, reap=True)
+
+
+@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
+                   reason="aioscope bug: attach takes a zombie for a live process (kill(pid, 0) succeeds), "
+                          "so it streams forever after the program ended if its parent has not reaped it yet")
+def test_attach_ends_when_the_target_is_a_zombie():
+    # The program ends about 2 s after the attach; 8 s is plenty to notice.
+    attach_until_exit(pick_host_interp(), reap=False, timeout=8)
+
+
+@pytest.mark.parametrize("what, status", [("no such pid", 3), ("not python", 5)])
+def test_attach_errors(what, status):
+    proc = subprocess.Popen(["sleep", "60"]) if what == "not python" else None
+    try:
+        pid = proc.pid if proc else 4194304 + 1  # above the kernel's pid_max limit
+        s = aioscope_attach(pid, *OPTS, "--duration", "1s")
+        assert s.rc == status, s.summary()
+        assert s.stderr.startswith("aioscope: ") and s.stderr.count("\n") == 1, s.stderr
+        assert s.events == []
+        if proc:
+            assert agent_mappings(proc.pid) == set() and proc.poll() is None
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
 
 
 # --------------------------------------------------------------------------------------

@@ -341,6 +341,11 @@ def test_run_signal_death_is_128_plus_signal():
     assert s.rc == 128 + signal.SIGTERM
 
 
+def test_run_missing_program_is_a_usage_error():
+    s = aioscope_run(["/nonexistent/aioscope-test-program"])
+    assert s.rc == 2 and s.stderr.startswith("aioscope: ") and "nonexistent" in s.stderr, s.summary()
+
+
 def test_run_unknown_fail_on_is_a_usage_error():
     s = aioscope_run(["true"], "--fail-on", "stalls")
     assert s.rc == 2 and s.stderr.startswith("aioscope: ") and "stalls" in s.stderr
@@ -538,6 +543,7 @@ def test_run_pytest_asyncio_suite(launcher, tmp_path):
     s.events = [json.loads(l) for l in events.read_text().splitlines()]
     truth = read_json(truth_path)
     assert "3 passed" in s.stdout, s.stdout + s.stderr
+    assert '"schema"' not in s.stdout, "--quiet printed events"
     assert truth["hooked"], "the agent never hooked Handle._run"
     hello = s.one("hello")
     assert hello["pid"] == truth["pid"] and hello["python"]["version"] == truth["version"]
