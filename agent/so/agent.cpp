@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "channel.h"
+#include "early_install.h"
 #include "errors.h"
 #include "events.h"
 #include "layout/resolve.h"
@@ -62,26 +63,10 @@ private:
 
 void onInterpreterExit() { Agent::instance().interpreterExiting(); }
 
-// `aioscope run` observes from the program's first line: the main thread
-// installs the hooks at its first safe point, importing asyncio itself (on
-// the main thread, where importing threading is harmless).
-struct MainThreadInstall {
-    std::int64_t stallNs;
-    bool trackOrigins;
-    const Layout* layout;
-    std::atomic<bool> ran{false};
-};
-
-int installOnMainThread(void* arg) {
-    auto* job = static_cast<MainThreadInstall*>(arg);
-    PyApi& py = python();
-    if (PyObject* asyncio = py.importModule("asyncio")) {
-        py.decRef(asyncio);
-        if (StallHook::instance().install(job->stallNs)) Observers::instance().install(*job->layout, job->trackOrigins);
-    }
-    py.errClear();  // a pending call that fails would raise in the program
-    job->ran = true;
-    return 0;
+// Once per process, with the GIL held.
+void registerExitHandler() {
+    static bool registered = false;
+    if (!registered) registered = python().atExit(&onInterpreterExit) == 0;
 }
 
 void forwardObserved(Channel& channel) {
@@ -168,26 +153,18 @@ void Agent::run(Config cfg, std::uint64_t generation) {
     auto tryHook = [&] {
         if (m_exiting || py.isFinalizing()) return false;
         Gil gil;
-        static bool atExitRegistered = false;
-        if (!atExitRegistered) atExitRegistered = py.atExit(&onInterpreterExit) == 0;
+        registerExitHandler();
         if (!hook.install(cfg.stallNs)) return false;
         Observers::instance().install(reader->runtime().layout, cfg.trackOrigins);
         return true;
     };
-    static MainThreadInstall job;  // lives as long as the process: the call may run late
     bool hooked = false;
-    if (cfg.mode == "run" && !job.ran) {
-        static bool atExitRegistered = false;
-        job.stallNs = cfg.stallNs;
-        job.trackOrigins = cfg.trackOrigins;
-        job.layout = &reader->runtime().layout;
-        if (py.addPendingCall(&installOnMainThread, &job) == 0) {
-            for (int i = 0; i < 200 && !job.ran && current(generation); ++i) channel.receive(commands, 10);
-        }
-        hooked = hook.installed();
-        if (hooked && !atExitRegistered) {
+    if (cfg.mode == "run") {
+        hooked = EarlyInstall::instance().run(cfg.stallNs, cfg.trackOrigins, reader->runtime().layout, 2000,
+                                              [&](int ms) { return current(generation) && channel.receive(commands, ms); });
+        if (hooked) {
             Gil gil;
-            atExitRegistered = py.atExit(&onInterpreterExit) == 0;
+            registerExitHandler();
         }
     }
     if (!hooked) hooked = tryHook();

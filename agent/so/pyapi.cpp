@@ -43,10 +43,12 @@ bool PyApi::resolve() {
     find(errRestore, "PyErr_Restore");
     find(importModule, "PyImport_ImportModule");
     find(addPendingCall, "Py_AddPendingCall");
+    find(isTrue, "PyObject_IsTrue");
     return isInitialized && isFinalizing && getVersion && gilStateEnsure && gilStateRelease && importGetModule &&
            unicodeFromString && getAttrString && setAttrString && cfunctionNewEx && instanceMethodNew && call &&
            decRef && errClear && atExit && runString && dictNew && dictSetItemString && dictGetItemString &&
-           evalGetBuiltins && buildValue && argParseTuple && boolFromLong && errFetch && errRestore && importModule && addPendingCall;
+           evalGetBuiltins && buildValue && argParseTuple && boolFromLong && errFetch && errRestore && importModule && addPendingCall &&
+           isTrue;
 }
 
 PyObject* PyApi::importedModule(const char* name) {

@@ -55,6 +55,7 @@ struct PyApi {
     PyObject* (*importModule)(const char*) = nullptr;
     int (*addPendingCall)(int (*)(void*), void*) = nullptr;  // no GIL needed
     void (*errRestore)(PyObject*, PyObject*, PyObject*) = nullptr;
+    int (*isTrue)(PyObject*) = nullptr;
 
     // True when every function above that every version has was found.
     bool resolve();

@@ -14,6 +14,10 @@
 
 namespace aioscope::cli {
 
+// `run --fail-on ...`: the program exited 0 but no agent ever reported, so
+// nothing was checked (a chroot or container hid the agent from it, or no
+// CPython ran).
+constexpr int kExitNotObserved = 9;
 // `dump` found tasks that can never finish (await cycle, lock deadlock,
 // orphaned wait); distinct from every error status.
 constexpr int kExitDeadlock = 10;

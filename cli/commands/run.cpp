@@ -133,12 +133,19 @@ int runProgram(const RunArgs& args) {
     e["timed_out"] = timedOut;
     stream.emit(e);
 
+    bool failOn = args.failOnDeadlock || args.failOnStall || !args.failOnBugs.empty();
+    if (!relay.helloSeen()) {
+        stream.warn("no agent reported: the program ran no CPython 3.10-3.15, or could not load " + agentSo +
+                    " (a chroot or container hides the host's files: start the program there and use "
+                    "`aioscope attach PID` from the host)");
+    }
     if (timedOut) return kExitTimeout;
     if (args.failOnDeadlock && stream.deadlocks() > 0) return kExitDeadlock;
     if (args.failOnStall && stream.stalls() > 0) return kExitStall;
     for (const auto& type : args.failOnBugs) {
         if (stream.bugs(type) > 0) return kExitAsyncioBug;
     }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && failOn && !relay.helloSeen()) return kExitNotObserved;
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
 }

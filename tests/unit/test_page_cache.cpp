@@ -209,10 +209,9 @@ TEST_CASE("readMany fetches the missing pages in one batch", "[page_cache]") {
     CHECK(mem.readCalls() == 0);
 }
 
-// BUG (agent/core/mem/page_cache.cpp:115): readMany clears the cache when the
-// missing pages would not fit, then inserts all of them anyway, so one batch
-// touching more than maxPages distinct pages leaves the cache above its bound.
-TEST_CASE("readMany respects maxPages", "[page_cache][!shouldfail]") {
+// One batch touching more distinct pages than maxPages must not leave the
+// cache above its bound.
+TEST_CASE("readMany respects maxPages", "[page_cache]") {
     FakeMemory mem;
     mapPattern(mem, kBase, 4 * kPage);
     PageCache cache(mem, 2);
@@ -224,11 +223,9 @@ TEST_CASE("readMany respects maxPages", "[page_cache][!shouldfail]") {
     CHECK(cache.pagesCached() <= 2);
 }
 
-// BUG (agent/core/mem/page_cache.cpp:37): a miss clears the cache when
-// the readahead would not fit, then stores up to `readahead` pages, so a cache
-// whose maxPages is below its readahead (PageCache(inner, 2) with the default
-// readahead of 8) holds more pages than maxPages.
-TEST_CASE("a cache smaller than its readahead respects maxPages", "[page_cache][!shouldfail]") {
+// The readahead (8 pages by default) never takes a small cache
+// (PageCache(inner, 2)) above maxPages.
+TEST_CASE("a cache smaller than its readahead respects maxPages", "[page_cache]") {
     FakeMemory mem;
     mapPattern(mem, kBase, 8 * kPage);
     PageCache cache(mem, 2);

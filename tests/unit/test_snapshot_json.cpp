@@ -243,22 +243,18 @@ TEST_CASE("bad input errors name the offending field", "[snapshot_json][negative
     }
 }
 
-// BUG (agent/core/model/snapshot_json.cpp:310-315): snapshotFromJson never reads
-// python.implementation or python.shared_libpython although toJson writes
-// them (docs/json-schema.md), so a snapshot of a shared-libpython process
-// comes back from its own JSON with sharedLibpython == false.
-TEST_CASE("round trip keeps the python section", "[snapshot_json][!shouldfail]") {
+// Every field of the python section written (docs/json-schema.md) is read
+// back.
+TEST_CASE("round trip keeps the python section", "[snapshot_json]") {
     Snapshot r = roundTrip(docSnapshot());
     CHECK(r.python.sharedLibpython);
 }
 
-// BUG (agent/core/snapshot_reader.cpp:131-132 with model/json_writer.cpp:63):
-// a thread Python did not start is named from /proc/PID/task/TID/comm, which
-// the kernel cuts to 15 bytes regardless of UTF-8, and the writer copies
-// strings byte for byte. A name cut inside a character gives a document no
-// JSON parser accepts, so `aioscope render` rejects aioscope's own output.
+// A thread Python did not start is named from /proc/PID/task/TID/comm, which
+// the kernel cuts to 15 bytes regardless of UTF-8: the writer replaces the
+// broken character so `aioscope render` still accepts the document.
 TEST_CASE("a thread name cut inside a UTF-8 character still gives valid JSON",
-          "[snapshot_json][!shouldfail]") {
+          "[snapshot_json]") {
     Snapshot s = docSnapshot();
     s.threads[0].name = "worker-1\xC3\xA9\xC3\xA9\xC3\xA9\xC3";  // 15 bytes, the last half an "é"
     std::ostringstream out;

@@ -34,13 +34,15 @@ const PageCache::Page* PageCache::page(Addr pageAddr, ReadResult& why) {
         why = it->second;
         return nullptr;
     }
-    if (m_pages.size() + m_readahead > m_maxPages) {
+    std::size_t readahead = std::max<std::size_t>(1, std::min(m_readahead, m_maxPages));
+    if (m_pages.size() + readahead > m_maxPages) {
         m_pages.clear();
         m_lastAddr = 1;
     }
+    if (m_badPages.size() >= m_maxPages) m_badPages.clear();
     // Read ahead, stopping before pages already cached or past the mapping.
     std::size_t count = 1;
-    while (count < m_readahead && !m_pages.count(pageAddr + count * kPageSize)) ++count;
+    while (count < readahead && !m_pages.count(pageAddr + count * kPageSize)) ++count;
     std::vector<std::uint8_t> buf(count * kPageSize);
     std::size_t got = m_inner.readPrefix(pageAddr, buf.data(), buf.size(), why);
     if (got < kPageSize) {
@@ -112,10 +114,13 @@ void PageCache::readMany(std::span<Request> requests) {
     }
     std::sort(missing.begin(), missing.end());
     missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+    // What does not fit is read page by page below, through the usual path.
+    if (missing.size() > m_maxPages) missing.resize(m_maxPages);
     if (m_pages.size() + missing.size() > m_maxPages) {
         m_pages.clear();
         m_lastAddr = 1;
     }
+    if (m_badPages.size() + missing.size() > m_maxPages) m_badPages.clear();
     std::vector<std::unique_ptr<Page>> buffers;
     std::vector<Request> batch;
     buffers.reserve(missing.size());

@@ -61,12 +61,49 @@ JsonWriter& JsonWriter::key(std::string_view k) {
     return *this;
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at s[i], or 0.
+std::size_t utf8Length(std::string_view s, std::size_t i) {
+    auto byte = [&](std::size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+    unsigned c = byte(i);
+    auto cont = [&](std::size_t k) { return (byte(k) & 0xC0) == 0x80; };
+    if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned c1 = byte(i + 1);
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F)) return 0;  // overlong, surrogate
+        return cont(i + 1) && cont(i + 2) ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned c1 = byte(i + 1);
+        if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F)) return 0;
+        return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    }
+    return 0;
+}
+
+}  // namespace
+
 JsonWriter& JsonWriter::value(std::string_view s) {
     beforeValue();
     put('"');
     std::size_t run = 0;  // start of the pending run of characters that need no escape
     for (std::size_t i = 0; i < s.size(); ++i) {
         auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            // Names come from the target (and the kernel cuts thread names
+            // mid-character): a broken sequence becomes U+FFFD, so the
+            // output is always valid JSON.
+            std::size_t n = utf8Length(s, i);
+            if (n) {
+                i += n - 1;
+                continue;
+            }
+            m_buf.append(s.substr(run, i - run));
+            run = i + 1;
+            put("\\ufffd");
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         m_buf.append(s.substr(run, i - run));
         run = i + 1;

@@ -317,6 +317,8 @@ Snapshot snapshotFromJson(const json& doc) {
     s.python.executable = optStr(py, "executable", "python").value_or("");
     s.python.runtimeFile = optStr(py, "runtime_file", "python").value_or("");
     s.python.layoutSource = optStr(py, "layout_source", "python").value_or("");
+    s.python.implementation = optStr(py, "implementation", "python").value_or("cpython");
+    s.python.sharedLibpython = flag(py, "shared_libpython");
     for (const json& t : array(doc, "threads", "snapshot")) {
         Thread th;
         th.interpreterId = optNum<std::int64_t>(t, "interpreter_id", "thread").value_or(0);

@@ -71,7 +71,7 @@ const std::string& Objects::typeName(Addr type) {
 bool Objects::isInstance(Addr obj, std::string_view tpName) {
     std::uint64_t type = 0;
     if (!m_mem.tryRead(obj + m_layout.object.type, &type, sizeof type)) return false;
-    auto& known = m_instanceOf[tpName];
+    auto& known = m_instanceOf[std::string(tpName)];
     if (auto it = known.find(type); it != known.end()) return it->second;
     bool result = false;
     std::uint64_t t = type;
@@ -150,7 +150,7 @@ std::optional<std::int64_t> Objects::integer(Addr obj) {
     if (m_layout.longModel == LongModel::signedSize) {
         auto size = static_cast<std::int64_t>(word);
         negative = size < 0;
-        ndigits = static_cast<std::uint64_t>(negative ? -size : size);
+        ndigits = negative ? 0 - word : word;  // unsigned: INT64_MIN from a torn read is no UB
     } else {
         ndigits = word >> 3;
         negative = (word & 3) == 2;
@@ -253,7 +253,7 @@ std::optional<Addr> Objects::dictGet(Addr dict, std::string_view key) {
 
 std::vector<Addr> Objects::setItems(Addr set) {
     std::vector<Addr> out;
-    if (!set) return out;
+    if (!set || !(isInstance(set, "set") || isInstance(set, "frozenset"))) return out;
     Block h = m_mem.block(set, static_cast<std::size_t>(m_layout.set.table) + 8, "set");
     auto mask = h.at<std::int64_t>(m_layout.set.mask);
     auto used = h.at<std::int64_t>(m_layout.set.used);

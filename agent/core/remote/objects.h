@@ -56,8 +56,8 @@ private:
     const Layout& m_layout;
     std::unordered_map<Addr, std::string> m_typeNames;
     std::unordered_map<Addr, std::uint64_t> m_typeFlags;
-    // isInstance answers per type, for each name asked about (few, literals).
-    std::unordered_map<std::string_view, std::unordered_map<Addr, bool>> m_instanceOf;
+    // isInstance answers per type, for each name asked about (few).
+    std::unordered_map<std::string, std::unordered_map<Addr, bool>> m_instanceOf;
 };
 
 // Python's tp_flags bits used to recognise built-in types and their subclasses.

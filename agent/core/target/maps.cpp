@@ -74,15 +74,20 @@ std::vector<Mapping> parseMaps(std::string_view text) {
 }
 
 std::optional<std::uint64_t> loadBias(const Mapping& m, const std::vector<LoadSegment>& loads) {
+    // Segments are mapped from page-aligned file offsets, so a mapping may
+    // start up to a page before p_offset; when a segment starts mid-page the
+    // one before it covers that page too, so the latest-starting segment that
+    // covers the mapping's offset is the one mapped there.
+    const LoadSegment* best = nullptr;
     for (const auto& seg : loads) {
-        // Segments are mapped from page-aligned file offsets, so the mapping may
-        // start up to a page before p_offset.
         std::uint64_t segPageOff = seg.offset & ~std::uint64_t{0xfff};
-        if (m.offset >= segPageOff && m.offset < seg.offset + std::max(seg.filesz, std::uint64_t{1})) {
-            return m.start - m.offset - (seg.vaddr - seg.offset);
+        if (m.offset >= segPageOff && m.offset < seg.offset + std::max(seg.filesz, std::uint64_t{1}) &&
+            (!best || seg.offset > best->offset)) {
+            best = &seg;
         }
     }
-    return std::nullopt;
+    if (!best) return std::nullopt;
+    return m.start - m.offset - (best->vaddr - best->offset);
 }
 
 }  // namespace aioscope
