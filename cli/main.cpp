@@ -36,8 +36,8 @@ void addStreamOptions(CLI::App* cmd, StreamFlags& f, StreamOptions& out) {
     cmd->add_option("-o,--output", out.outputFile, "Write every event to this JSON Lines file");
     cmd->add_flag("--json", out.json, "JSON Lines on standard output, even on a terminal");
     cmd->add_flag("--track-origins", f.trackOrigins,
-                  "Record where every coroutine is created from the start (costly; otherwise from the first "
-                  "never-awaited one on)");
+                  "Record where every coroutine is created, so a never-awaited one says where it came from "
+                  "(CPython's origin tracking: it slows coroutine-heavy code several times)");
     cmd->add_flag("-q,--quiet", out.quiet, "Nothing on standard output (use with --output)");
     addColor(cmd, f.color);
 }

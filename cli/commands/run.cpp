@@ -129,7 +129,9 @@ int runProgram(const RunArgs& args) {
     e["description"] = timedOut ? "after the timeout (stopped by aioscope)" : describeStatus(status);
     e["stalls"] = stream.stalls();
     e["deadlocks"] = stream.deadlocks();
-    for (const auto& [type, n] : stream.bugCounts()) e[type + "s"] = n;
+    json bugs = json::object();
+    for (const char* type : kBugEventTypes) bugs[type] = stream.bugs(type);
+    e["bugs"] = bugs;
     e["timed_out"] = timedOut;
     stream.emit(e);
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "stream/event_stream.h"
 
 #include <unistd.h>
@@ -37,8 +38,7 @@ std::string frameText(const json& f, const Style& st) {
 bool isDeadlockKind(const std::string& k) { return k == "await-cycle" || k == "lock-deadlock" || k == "orphaned-wait"; }
 
 bool isBugEvent(const std::string& t) {
-    return t == "unawaited_coroutine" || t == "cancellation_swallowed" || t == "task_exception_unretrieved" ||
-           t == "task_destroyed_pending";
+    return std::find(std::begin(kBugEventTypes), std::end(kBugEventTypes), t) != std::end(kBugEventTypes);
 }
 
 std::string where(const json& f, const Style& st) {

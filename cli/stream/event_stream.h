@@ -16,6 +16,10 @@
 
 namespace aioscope::cli {
 
+// The agent's events for asyncio bugs that leave no trace otherwise.
+inline constexpr const char* kBugEventTypes[] = {"unawaited_coroutine", "cancellation_swallowed",
+                                                 "task_exception_unretrieved", "task_destroyed_pending"};
+
 struct StreamOptions {
     ColorMode color = ColorMode::automatic;
     bool json = false;               // JSON Lines on stdout even on a terminal
@@ -39,7 +43,6 @@ public:
     int deadlocks() const { return m_deadlocks; }
     // Silent asyncio bugs seen, by event type (unawaited_coroutine, ...).
     int bugs(const std::string& type) const { auto it = m_bugs.find(type); return it == m_bugs.end() ? 0 : it->second; }
-    const std::map<std::string, int>& bugCounts() const { return m_bugs; }
     bool text() const { return m_text; }
     const Style& style() const { return m_style; }
 
