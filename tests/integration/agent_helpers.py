@@ -54,6 +54,14 @@ class Stream:
         assert len(hits) == 1, f"{len(hits)} {type_} events{'' if pid is None else f' from pid {pid}'}:\n{self.summary()}"
         return hits[0]
 
+    def exit(self):
+        """run's exit event: exactly one, after every event of the agents (only
+        the CLI's own warnings may follow it)."""
+        e = self.one("exit")
+        after = self.events[self.events.index(e) + 1:]
+        assert all(x["type"] == "warning" for x in after), f"events after exit:\n{self.summary()}"
+        return e
+
     def types(self, pid=None):
         return [e["type"] for e in self.events if pid is None or e["pid"] == pid]
 

@@ -97,8 +97,8 @@ def test_run_hello_and_exit(stall_run):
         e["type"] == "info" and e["message"] == "stall detection active" for e in s.events[:first_stall])
     assert active, f"stall detection never reported active before the first stall:\n{s.summary()}"
     assert s.one("goodbye", stall_run.pid)
-    last = s.events[-1]
-    assert last["type"] == "exit" and last["pid"] == stall_run.pid, s.summary()
+    last = s.exit()
+    assert last["pid"] == stall_run.pid and s.events[-1] is last, s.summary()
     assert last["status"] == 0 and last["signal"] is None and not last["timed_out"]
     assert last["stalls"] == EPISODES and last["deadlocks"] == 0
     assert s.rc == EXIT_STALL, f"--fail-on stall with stalls: {s.rc}\n{s.summary()}"
@@ -204,6 +204,30 @@ def test_run_output_file_has_every_event(stall_run):
 # --------------------------------------------------------------------------------------
 # agent_clean.py: the same busy work, no stall
 
+@pytest.mark.xfail(strict=True, reason="aioscope bug: a stall that ends just before the program exits loses its "
+                                       "stall_end: the agent's loop stops draining ended callbacks once the "
+                                       "interpreter is finalizing (continue / break on m_exiting) and its exit "
+                                       "handler flushes only the observers' events")
+def test_run_stall_just_before_exit_keeps_its_end():
+    """The program's last callback blocks 2.3 s, then the program exits at
+    once. With a 2 s interval the stall is seen while it runs (threshold +
+    interval < 2.3 s) but no later tick is likely to fall in the few ms
+    before the interpreter finalizes: only the exit path can report the end."""
+    interp = host_interp()
+    truth_path = out_path(interp, "agent_stalls")
+    s = aioscope_run(interp.argv("agent_stalls.py", "--truth", truth_path, "--episodes", "1", "--bursts", "0",
+                                 "--busy-ms", "1", "--block", "2.3"),
+                     "--stall-threshold", "100ms", "--interval", "2s")
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    (ep,) = truth["episodes"]
+    assert len(s.of("stall")) == 1 and s.of("stall")[0]["captured"], s.summary()
+    assert s.one("goodbye"), s.summary()
+    end = s.one("stall_end")
+    assert end["stall_id"] == s.of("stall")[0]["stall_id"]
+    assert abs(end["duration_ms"] - ep["measured_ms"]) <= DURATION_TOLERANCE_MS
+
+
 def test_run_clean_program_has_no_stalls(interp):
     host_only(interp)
     truth_path = out_path(interp, "agent_clean")
@@ -218,7 +242,7 @@ def test_run_clean_program_has_no_stalls(interp):
     assert stats["burst_total_max_ms"] > THRESHOLD_MS and stats["burst_callbacks"] == 3 * 8, stats
     assert s.one("hello")["pid"] == truth["pid"]
     assert not s.of("stall") and not s.of("stall_end"), s.summary()
-    assert s.events[-1]["type"] == "exit" and s.events[-1]["stalls"] == 0
+    assert s.exit()["stalls"] == 0
     assert s.rc == 0, f"--fail-on stall without stalls: {s.rc}\n{s.summary()}"
 
 
@@ -269,7 +293,7 @@ def test_run_snapshot_every_equals_dump_and_truth(interp):
     assert_snapshot_is_dump(later, dump)
     assert_snapshot_is_truth(snap, truth)
     # Ctrl-C reaches the program: it ends, and so does run.
-    assert s.events[-1]["type"] == "exit", s.summary()
+    assert s.exit()["pid"] == pid, s.summary()
     assert pid_gone(pid)
 
 
@@ -289,8 +313,8 @@ def test_run_fail_on_deadlock(interp):
     assert found, f"no snapshot found the deadlock:\n{s.summary()}"
     assert all(set(f["tasks"]) == {ids["lock-ab"], ids["lock-ba"]} for f in found), found
     assert set(found[0]["objects"]) == {l for t in truth["tasks"] for l in t["holds"]}
-    last = s.events[-1]
-    assert last["type"] == "exit" and last["status"] == 0 and last["deadlocks"] >= 1, s.summary()
+    last = s.exit()
+    assert last["status"] == 0 and last["deadlocks"] >= 1, s.summary()
     assert s.rc == EXIT_DEADLOCK, s.summary()
 
 
@@ -305,7 +329,7 @@ def test_run_status_passes_through_without_a_fail_on_condition():
     assert len(snaps) >= 3, f"too few snapshots to judge:\n{s.summary()}"
     assert not [f for e in snaps for f in e["findings"]], [e["findings"] for e in snaps]
     assert not s.of("stall")
-    assert s.events[-1]["status"] == 3 and s.events[-1]["deadlocks"] == 0
+    assert s.exit()["status"] == 3 and s.exit()["deadlocks"] == 0
     assert s.rc == 3, s.summary()
 
 
@@ -316,7 +340,7 @@ def test_run_deadlock_is_not_a_failure_unless_asked():
                                  "--seconds", "1.2", "--exit-status", "5"),
                      *OPTS, "--snapshot-every", "250ms", "--fail-on", "stall")
     truth_path.unlink(missing_ok=True)
-    assert s.events[-1]["deadlocks"] >= 1, "the deadlock was not seen: the test proves nothing"
+    assert s.exit()["deadlocks"] >= 1, "the deadlock was not seen: the test proves nothing"
     assert s.rc == 5, s.summary()
 
 
@@ -329,16 +353,25 @@ def test_run_deadlock_wins_over_stall(fail_on, expected):
                                  "--seconds", "1.5", "--block", "0.3", "--exit-status", "0"),
                      *OPTS, "--snapshot-every", "250ms", "--fail-on", fail_on)
     truth_path.unlink(missing_ok=True)
-    last = s.events[-1]
+    last = s.exit()
     assert last["stalls"] == 1 and last["deadlocks"] >= 1, s.summary()
     assert s.rc == expected, s.summary()
 
 
 def test_run_signal_death_is_128_plus_signal():
     s = aioscope_run(["sh", "-c", "kill -TERM $$"])
-    assert s.events[-1]["type"] == "exit" and s.events[-1]["signal"] == signal.SIGTERM, s.summary()
-    assert s.events[-1]["status"] is None
+    assert s.exit()["signal"] == signal.SIGTERM and s.exit()["status"] is None, s.summary()
     assert s.rc == 128 + signal.SIGTERM
+
+
+def test_run_fail_on_without_any_agent_is_not_a_pass():
+    """Nothing was observed (no Python ran): --fail-on must not report success."""
+    s = aioscope_run(["sh", "-c", "exit 0"], "--fail-on", "stall,deadlock")
+    assert not s.of("hello") and s.exit()["status"] == 0
+    assert any("no agent reported" in w["message"] for w in s.of("warning")), s.summary()
+    assert s.rc == 9, s.summary()
+    plain = aioscope_run(["sh", "-c", "exit 0"])
+    assert plain.rc == 0, "without --fail-on the program's status passes through"
 
 
 def test_run_missing_program_is_a_usage_error():
@@ -372,8 +405,8 @@ def test_run_timeout_dumps_and_stops_a_hung_program(interp):
     assert s.one("hello")["pid"] == truth["pid"]
     assert len([e for e in s.of("snapshot") if e.get("reason") == "timeout"]) == 1, s.summary()
     hung_tasks_check(s, truth)
-    last = s.events[-1]
-    assert last["type"] == "exit" and last["timed_out"], s.summary()
+    last = s.exit()
+    assert last["timed_out"], s.summary()
     assert last["signal"] == signal.SIGTERM, "a Python program stops on SIGTERM"
     assert pid_gone(truth["pid"], 1), "the program is still there"
     assert 3 <= s.seconds < 10, f"run took {s.seconds:.1f} s with --timeout 3s"
@@ -388,7 +421,7 @@ def test_run_timeout_kills_a_program_ignoring_sigterm():
     truth = read_json(truth_path)
     truth_path.unlink()
     hung_tasks_check(s, truth)
-    assert s.events[-1]["signal"] == signal.SIGKILL, s.summary()
+    assert s.exit()["signal"] == signal.SIGKILL, s.summary()
     assert pid_gone(truth["pid"], 1)
     assert 2 + 3 <= s.seconds < 12, f"SIGKILL comes 3 s after SIGTERM; run took {s.seconds:.1f} s"
     assert s.rc == EXIT_TIMEOUT
@@ -405,7 +438,7 @@ def test_run_timeout_reads_from_outside_without_an_agent():
     truth_path.unlink()
     assert not s.of("hello"), "the agent was not supposed to load"
     snap = hung_tasks_check(s, truth)
-    assert snap["findings"] == [] and s.events[-1]["timed_out"]
+    assert snap["findings"] == [] and s.exit()["timed_out"]
     assert pid_gone(truth["pid"], 1)
     assert s.rc == EXIT_TIMEOUT, s.summary()
 
@@ -478,7 +511,8 @@ def test_run_json_flag_on_a_terminal():
     rc, out = run_on_pty([AIOSCOPE, "run", "--json", "--", "sh", "-c", "exit 4"])
     lines = [l for l in out.replace("\r", "").splitlines() if l.strip()]
     events = [json.loads(l) for l in lines]
-    assert [e["type"] for e in events] == ["exit"] and events[0]["status"] == 4
+    assert [e["type"] for e in events if e["type"] != "warning"] == ["exit"], events
+    assert events[0]["type"] == "exit" and events[0]["status"] == 4
     assert rc == 4
 
 
@@ -488,8 +522,10 @@ def test_run_json_flag_on_a_terminal():
 def test_run_through_a_shell_exec(interp):
     host_only(interp)
     truth_path = out_path(interp, "agent_stalls")
+    # Two bursts: the program lingers 0.5 s after its last stall (see
+    # test_run_stall_just_before_exit_keeps_its_end for what happens otherwise).
     cmd = " ".join(f"'{a}'" for a in interp.argv("agent_stalls.py", "--truth", truth_path, "--episodes", "2",
-                                                  "--bursts", "1"))
+                                                  "--bursts", "2"))
     s = aioscope_run(["sh", "-c", f"exec {cmd}"], *OPTS)
     truth = read_json(truth_path)
     truth_path.unlink()
@@ -499,7 +535,7 @@ def test_run_through_a_shell_exec(interp):
     for st, end, ep in pairs:
         assert frames(st["stack"]) == frames(ep["stack"]) and st["task"]["name"] == "stall-task"
         assert end is not None
-    assert s.events[-1]["pid"] == truth["pid"] and s.rc == 0
+    assert s.exit()["pid"] == truth["pid"] and s.rc == 0
 
 
 def test_run_through_a_shell_child():
@@ -513,9 +549,9 @@ def test_run_through_a_shell_child():
     truth = read_json(truth_path)
     truth_path.unlink()
     hello = s.one("hello")
-    assert hello["pid"] == truth["pid"] != s.events[-1]["pid"], s.summary()
+    assert hello["pid"] == truth["pid"] != s.exit()["pid"], s.summary()
     assert [st["pid"] for st in s.of("stall")] == [truth["pid"]]
-    assert s.events[-1]["status"] == 7 and s.rc == 7
+    assert s.exit()["status"] == 7 and s.rc == 7
 
 
 DEBIAN_PYTHON = "/usr/bin/python3.11"
@@ -598,7 +634,7 @@ def test_run_fork_child_gets_its_own_hello_and_parent_keeps_streaming(fork_run):
     after = next(st for st, _, ep in p_pairs if ep["task"] == "parent-after")
     last_child = max(i for i, e in enumerate(s.events) if e["pid"] == kid)
     assert s.events.index(after) > last_child
-    assert s.events[-1]["type"] == "exit" and s.events[-1]["pid"] == parent and s.rc == 0
+    assert s.exit()["pid"] == parent and s.rc == 0
 
 
 @pytest.mark.xfail(strict=True, reason="aioscope bug: after fork, the child's stall carries the parent's "
