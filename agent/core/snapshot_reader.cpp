@@ -62,6 +62,19 @@ Snapshot SnapshotReader::read(int maxAttempts) {
     return snap;
 }
 
+bool SnapshotReader::loadAsyncioLayout() {
+    forget();
+    try {
+        Snapshot unused;
+        auto interps = readInterpreters(m_mem, m_runtime.layout, m_runtime.runtime);
+        if (!interps.empty()) ensureAsyncioLayout(unused, interps.back());
+    } catch (const BadRead&) {
+        // Unknown for now: the caller may ask again.
+    }
+    forget();
+    return m_runtime.layout.asyncio.available;
+}
+
 std::optional<SnapshotReader::ThreadReport> SnapshotReader::readThread(std::uint64_t threadId) {
     forget();
     const Layout& L = m_runtime.layout;

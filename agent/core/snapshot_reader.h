@@ -40,6 +40,9 @@ public:
         std::optional<Task> task;
     };
     std::optional<ThreadReport> readThread(std::uint64_t threadId);
+    // Completes the layout with asyncio's Task offsets (on 3.14+ they are
+    // read from the _asyncio module, once imported). True when they are known.
+    bool loadAsyncioLayout();
 
     // Forget cached memory (call before reading a live process again).
     void forget();

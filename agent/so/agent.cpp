@@ -155,12 +155,13 @@ void Agent::run(Config cfg, std::uint64_t generation) {
         Gil gil;
         registerExitHandler();
         if (!hook.install(cfg.stallNs)) return false;
+        reader->loadAsyncioLayout();  // the observers need the Task offsets
         Observers::instance().install(reader->runtime().layout, cfg.trackOrigins);
         return true;
     };
     bool hooked = false;
     if (cfg.mode == "run") {
-        hooked = EarlyInstall::instance().run(cfg.stallNs, cfg.trackOrigins, reader->runtime().layout, 2000,
+        hooked = EarlyInstall::instance().run(cfg.stallNs, cfg.trackOrigins, *reader, 2000,
                                               [&](int ms) { return current(generation) && channel.receive(commands, ms); });
         if (hooked) {
             Gil gil;

@@ -2,6 +2,7 @@
 
 #include "observers.h"
 #include "pyapi.h"
+#include "snapshot_reader.h"
 #include "stall_hook.h"
 
 namespace aioscope::agent {
@@ -68,8 +69,9 @@ int EarlyInstall::onMainThread(void* arg) {
         self->m_state = retry;
         return 0;
     }
+    self->m_reader->loadAsyncioLayout();  // the observers need the Task offsets
     bool ok = StallHook::instance().install(self->m_stallNs) &&
-              Observers::instance().install(*self->m_layout, self->m_trackOrigins);
+              Observers::instance().install(self->m_reader->runtime().layout, self->m_trackOrigins);
     py.errClear();
     self->m_state = ok ? installed : failed;
     return 0;

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 namespace aioscope {
-struct Layout;
+class SnapshotReader;
 }
 
 namespace aioscope::agent {
@@ -21,10 +21,11 @@ public:
     // of the program's own `import asyncio`), for at most `budgetMs`.
     // `wait(ms)` must sleep about ms and return false to give up.
     template <class Wait>
-    bool run(std::int64_t stallNs, bool trackOrigins, const Layout& layout, int budgetMs, Wait wait) {
+    // The reader is used by the main thread while this waits.
+    bool run(std::int64_t stallNs, bool trackOrigins, SnapshotReader& reader, int budgetMs, Wait wait) {
         m_stallNs = stallNs;
         m_trackOrigins = trackOrigins;
-        m_layout = &layout;
+        m_reader = &reader;
         for (int spent = 0; spent < budgetMs;) {
             m_state = pending;
             if (!schedule()) return false;
@@ -45,7 +46,7 @@ private:
 
     std::int64_t m_stallNs = 0;
     bool m_trackOrigins = false;
-    const Layout* m_layout = nullptr;
+    SnapshotReader* m_reader = nullptr;
     std::atomic<int> m_state{idle};
 };
 

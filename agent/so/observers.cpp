@@ -231,7 +231,9 @@ void Observers::uninstall() {
 
 PyObject* Observers::taskOfStep(PyObject* handle, bool& cancellation) {
     cancellation = false;
-    if (m_callbackOffset < 0) return nullptr;
+    // Without the Task layout (3.14+ before _asyncio published it) nothing
+    // is read from a task.
+    if (m_callbackOffset < 0 || !m_layout.asyncio.available) return nullptr;
     const auto& A = m_layout.asyncio;
     PyObject* callback = pointerAt(handle, m_callbackOffset);
     if (!callback) return nullptr;

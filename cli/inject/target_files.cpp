@@ -64,9 +64,18 @@ std::string TargetFiles::stageAgent(const std::string& agentSo) {
 
 std::string loadedAgentPath(pid_t pid) {
     ProcFs proc(pid);
+    std::error_code ec;
+    // A chroot's directory as we see it ("/" for a process sharing our root).
+    std::string rootOnHost = fs::read_symlink("/proc/" + std::to_string(pid) + "/root", ec).string();
     for (const auto& m : proc.maps()) {
         std::string clean = m.cleanPath();
-        if (clean.ends_with("/aioscope-agent.so")) return clean;
+        if (!clean.ends_with("/aioscope-agent.so")) continue;
+        // maps names files as our root sees them: inside a chroot that is
+        // ROOT/tmp/..., which the target knows as /tmp/... The target's own
+        // name matters even after the file is gone: dlopen finds a loaded
+        // library by the name it was loaded with.
+        if (!ec && rootOnHost != "/" && clean.starts_with(rootOnHost + "/")) return clean.substr(rootOnHost.size());
+        return clean;
     }
     return "";
 }
