@@ -213,8 +213,15 @@ void Agent::run(Config cfg, std::uint64_t generation) {
             for (int attempt = 0; attempt < 3 && (!report || report->thread.error); ++attempt) {
                 report = reader->readThread(tid);
             }
+            // The callback may have ended during the read: the stack would
+            // then be whatever ran next (often the selector), not the stall's.
+            if (slot.seq.load(std::memory_order_acquire) != seq || slot.depth.load(std::memory_order_acquire) == 0) {
+                report.reset();
+            }
+            StallSlotRef ref{reinterpret_cast<std::uintptr_t>(&slot.seq), reinterpret_cast<std::uintptr_t>(&slot.depth),
+                             seq};
             channel.send(stallEvent(stallCounter, report ? &*report : nullptr, tid, slot.nativeId, startedAt,
-                                    elapsedMs));
+                                    elapsedMs, report ? &ref : nullptr));
         }
     };
 

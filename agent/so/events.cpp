@@ -71,7 +71,7 @@ std::string snapshotEvent(const Snapshot& snap) {
 }
 
 std::string stallEvent(std::uint64_t stallId, const SnapshotReader::ThreadReport* report, std::uint64_t threadId,
-                       std::int32_t nativeId, double startedAt, double elapsedMs) {
+                       std::int32_t nativeId, double startedAt, double elapsedMs, const StallSlotRef* slot) {
     return event("stall", [&](JsonWriter& w) {
         w.key("stall_id").value(stallId);
         w.key("thread_id").value(threadId);
@@ -86,6 +86,13 @@ std::string stallEvent(std::uint64_t stallId, const SnapshotReader::ThreadReport
             writeTask(w, *report->task);
         } else {
             w.null();
+        }
+        if (slot) {
+            w.key("_slot").beginObject();
+            w.key("seq_address").value(slot->seqAddress);
+            w.key("depth_address").value(slot->depthAddress);
+            w.key("seq").value(slot->seq);
+            w.endObject();
         }
     });
 }

@@ -27,6 +27,9 @@ struct LoopSlot {
     std::atomic<std::int64_t> startNs{0};     // of the running callback
     std::atomic<int> depth{0};                // >0 while a callback runs
 };
+// The CLI reads seq and depth from outside as plain integers (StallSlotRef).
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8);
+static_assert(std::atomic<int>::is_always_lock_free && sizeof(std::atomic<int>) == sizeof(int));
 
 // A callback that ran longer than the threshold, recorded when it returned.
 struct LongCallback {

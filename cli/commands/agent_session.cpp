@@ -2,9 +2,11 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <filesystem>
 
 #include "errors.h"
@@ -30,6 +32,31 @@ std::string agentConfig(const AgentOptions& o, const std::string& socket, const 
            ";track_origins=" + (o.trackOrigins ? "1" : "0");
 }
 
+namespace {
+
+// The agent says where its hook counts the loop thread's callbacks: while the
+// thread is stopped, the stall's callback must still be the one running, or
+// the native stack would be of whatever ran after it.
+std::function<bool()> sameCallback(pid_t pid, const json& event) {
+    const json* slot = event.contains("_slot") && event["_slot"].is_object() ? &event["_slot"] : nullptr;
+    if (!slot) return {};
+    auto seqAddr = slot->value("seq_address", std::uint64_t{0});
+    auto depthAddr = slot->value("depth_address", std::uint64_t{0});
+    auto seq = slot->value("seq", std::uint64_t{0});
+    if (!seqAddr || !depthAddr) return {};
+    return [=] {
+        std::uint64_t nowSeq = 0;
+        int depth = 0;
+        iovec local[2] = {{&nowSeq, sizeof nowSeq}, {&depth, sizeof depth}};
+        iovec remote[2] = {{reinterpret_cast<void*>(seqAddr), sizeof nowSeq},
+                           {reinterpret_cast<void*>(depthAddr), sizeof depth}};
+        ssize_t want = sizeof nowSeq + sizeof depth;
+        return process_vm_readv(pid, local, 2, remote, 2, 0) == want && nowSeq == seq && depth > 0;
+    };
+}
+
+}  // namespace
+
 void AgentRelay::onLine(int conn, std::string& line) {
     auto event = m_stream.parse(line);
     if (!event) return;
@@ -50,7 +77,9 @@ void AgentRelay::onLine(int conn, std::string& line) {
         if (!m_snapshotReason.empty()) (*event)["reason"] = m_snapshotReason;
     }
     if (type == "stall" && event->value("captured", false) && (*event)["native_id"].is_number()) {
-        NativeStack native = captureNativeStack(static_cast<pid_t>(pid), (*event)["native_id"].get<pid_t>());
+        NativeStack native = captureNativeStack(static_cast<pid_t>(pid), (*event)["native_id"].get<pid_t>(),
+                                                sameCallback(static_cast<pid_t>(pid), *event),
+                                                "the callback had ended before its native stack could be copied");
         json frames = json::array();
         for (const auto& f : native.frames) {
             char addr[24];
@@ -64,6 +93,7 @@ void AgentRelay::onLine(int conn, std::string& line) {
         (*event)["native_stopped_ms"] = native.stoppedMs;
         if (native.error) (*event)["native_error"] = *native.error;
     }
+    if (event->is_object()) event->erase("_slot");  // the agent's note to the CLI, not the user's
     m_stream.emit(*event);
 }
 

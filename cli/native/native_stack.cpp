@@ -189,7 +189,7 @@ std::vector<std::uint64_t> unwindWithDwfl(Dwfl* dwfl, Copy& copy, pid_t tid) {
 
 }  // namespace
 
-NativeStack captureNativeStack(pid_t pid, pid_t tid) {
+NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>& stillWanted, const char* passedWhy) {
     NativeStack out;
     std::vector<std::uint64_t> ips;
     Copy copy;
@@ -205,6 +205,10 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid) {
         out.stoppedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (!ok) {
             out.error = "cannot read the thread's registers or stack";
+            return out;
+        }
+        if (stillWanted && !stillWanted()) {
+            out.error = passedWhy;
             return out;
         }
     }  // released here: the unwinding below works on the copy

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ struct NativeStack {
     double stoppedMs = 0;             // how long the thread was interrupted
 };
 
-NativeStack captureNativeStack(pid_t pid, pid_t tid);
+// `stillWanted`, when given, is asked while the thread is stopped (after the
+// copy): false means the moment has passed (the caller's condition no longer
+// holds) and the stack is dropped with an error saying so.
+NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>& stillWanted = {},
+                               const char* passedWhy = "the moment had passed");
 
 }  // namespace aioscope::cli

@@ -330,6 +330,81 @@ def match_stalls(stream, episodes, pid=None, slack_s=0.08):
     return pairs, lost, missed
 
 
+# How far asyncio's own start of a slow callback (the log record's time minus
+# its duration, agent_common.SlowCallbacks) may be from the stall's: the log
+# record is made a little after the callback returns, later if the machine
+# preempts the loop thread just then. Slow callbacks are >= 80 ms long, so
+# their starts are at least that far apart and the pairing is unambiguous.
+SLOW_MATCH_S = 0.05
+# The agent times the callback inside asyncio's own timing of it.
+SLOW_DURATION_BELOW_MS = 10.0
+SLOW_DURATION_ABOVE_MS = 1.0
+# A callback this close to the threshold may fall either side of it.
+THRESHOLD_MARGIN_MS = 2.0
+
+
+def judge_stalls(stream, slow, pid=None, window=None):
+    """Every stall (and its stall_end) against the callbacks the program's
+    loop itself timed at 80 ms or more (`slow`, the fixture's truth). Returns
+    the problems: a stall no such callback explains, or one under the
+    threshold; a duration that disagrees with asyncio's; a callback over the
+    threshold that no stall reported (only those inside `window`, Unix
+    seconds, when given: an attach sees only its own time)."""
+    problems, used = [], set()
+    ends = {e["stall_id"]: e for e in stream.of("stall_end", pid)}
+    for st in stream.of("stall", pid):
+        best = min(((abs(st["started_at"] - c["started_at"]), i) for i, c in enumerate(slow) if i not in used),
+                   default=None)
+        if best is None or best[0] > SLOW_MATCH_S:
+            problems.append(f"{describe_stall(st)}: asyncio timed no callback of 80 ms or more starting then")
+            continue
+        used.add(best[1])
+        c = slow[best[1]]
+        if c["duration_ms"] < THRESHOLD_MS - THRESHOLD_MARGIN_MS:
+            problems.append(f"{describe_stall(st)}: asyncio timed that callback at {c['duration_ms']:.1f} ms, "
+                            f"under the {THRESHOLD_MS} ms threshold")
+        end = ends.get(st["stall_id"])
+        if end is not None and not (c["duration_ms"] - SLOW_DURATION_BELOW_MS <= end["duration_ms"]
+                                    <= c["duration_ms"] + SLOW_DURATION_ABOVE_MS):
+            problems.append(f"{describe_stall(st)}: lasted {end['duration_ms']:.2f} ms, asyncio timed "
+                            f"{c['duration_ms']:.2f} ms ({c['handle']})")
+    for i, c in enumerate(slow):
+        if i in used or c["duration_ms"] < THRESHOLD_MS + THRESHOLD_MARGIN_MS:
+            continue
+        if window and not (window[0] <= c["started_at"] and c["started_at"] + c["duration_ms"] / 1000 <= window[1]):
+            continue
+        problems.append(f"no stall for {c['handle']}: asyncio timed it at {c['duration_ms']:.1f} ms, "
+                        f"started at {c['started_at']:.3f}")
+    return problems
+
+
+def detection_problems(stream, pid=None, interval_ms=INTERVAL_MS, slack_ms=5.0):
+    """A stall is reported once its callback has run past the threshold, while
+    it still runs when it was captured; typically (the median) at the agent's
+    first tick after that. Single reports can be later on a machine whose
+    hypervisor or neighbours take the CPU for tens of milliseconds:
+    benchmarks/stall_accuracy.py measures the distribution."""
+    problems = []
+    ends = {e["stall_id"]: e for e in stream.of("stall_end", pid)}
+    elapsed = []
+    for st in stream.of("stall", pid):
+        if st["elapsed_ms"] < THRESHOLD_MS:
+            problems.append(f"{describe_stall(st)}: reported before the threshold")
+        end = ends.get(st["stall_id"])
+        if st["captured"]:
+            elapsed.append(st["elapsed_ms"])
+            if end is not None and st["elapsed_ms"] > end["duration_ms"] + 0.5:
+                problems.append(f"{describe_stall(st)}: captured after its callback ended "
+                                f"({end['duration_ms']:.1f} ms)")
+    if elapsed:
+        elapsed.sort()
+        median = elapsed[len(elapsed) // 2]
+        if median > THRESHOLD_MS + interval_ms + slack_ms:
+            problems.append(f"median detection at {median:.1f} ms, more than one interval past the threshold: "
+                            f"{elapsed}")
+    return problems
+
+
 def describe_stall(s):
     top = s["stack"][0] if s["stack"] else {}
     return (f"stall #{s['stall_id']} pid {s['pid']} elapsed {s['elapsed_ms']:.1f} ms at "

@@ -19,22 +19,16 @@ import pytest
 
 from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks, xfail_if
 from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
-                           agent_mappings, aioscope_attach, describe_stall, diff_lists, frames, match_stalls,
+                           agent_mappings, aioscope_attach, describe_stall, detection_problems, diff_lists, frames,
+                           judge_stalls, match_stalls,
                            short_heartbeat, thread_ids, wait_threads)
 from harness import AIOSCOPE, dump_json, run_aioscope
 from test_dump_threads import assert_matches_truth
 from zoo import ZOO
 
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
-# See test_agent_run.py: detection within one interval of the threshold, plus
-# the agent thread's wake-up latency on a loaded 2-core machine.
-DETECT_SLACK_MS = 5.0
-DURATION_TOLERANCE_MS = 2 * INTERVAL_MS
 ATTACH_SECONDS = 4
 
-CHROOT_REATTACH_BUG = ("aioscope bug: a second attach to a target in a chroot passes the agent's path as the "
-                       "host sees it in /proc/PID/maps (ROOT/tmp/aioscope-XXXX/aioscope-agent.so) to the "
-                       "target's PEP 768 loader, which cannot open it: exit 1 after 12 s, tracebacks in the target")
 
 
 def pick_host_interp(preferred="3.12"):
@@ -126,16 +120,9 @@ def session(interp):
         s.close()
 
 
-CRASH_314 = ("aioscope bug: on 3.14/3.15 the agent's Handle._run wrapper crashes the target (general protection "
-             "fault in Observers::taskOfStep, agent/so/observers.cpp:254) at the first task step after attach")
 
 
-def xfail_crash(request, version):
-    xfail_if(request, version >= (3, 14), CRASH_314)
-
-
-def test_attach_streams_hello_stalls_and_detached(session, request):
-    xfail_crash(request, session.version)
+def test_attach_streams_hello_stalls_and_detached(session):
     session.need("first attach")
     assert session.alive_after_first, session.failure
     s, truth = session.first, session.target.truth
@@ -153,8 +140,7 @@ def test_attach_streams_hello_stalls_and_detached(session, request):
     assert not s.of("error") and not s.of("warning"), s.summary()
 
 
-def test_attach_stalls_are_the_fixtures_episodes(session, request):
-    xfail_crash(request, session.version)
+def test_attach_stalls_are_the_fixtures_episodes(session):
     session.need("after the first detach")
     s = session.first
     episodes = session.hb_after_first["episodes"]
@@ -162,9 +148,13 @@ def test_attach_stalls_are_the_fixtures_episodes(session, request):
     # 4 s of a 250 ms stall every second.
     assert len(stalls) >= ATTACH_SECONDS - 2, s.summary()
     pairs, lost, missed_all = match_stalls(s, episodes)
-    assert not lost, "stalls the fixture did not cause:\n" + "\n".join(map(describe_stall, lost))
     hello_ts = s.one("hello")["ts"]
     detached_ts = s.events[-1]["ts"]
+    # Any other stall is a callback the loop itself timed past the threshold
+    # (the machine can make one overrun), and every such callback while
+    # attached is a stall.
+    problems = judge_stalls(s, session.hb_after_first["slow_callbacks"], window=(hello_ts, detached_ts - 0.05))
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
     # Every episode that ran entirely while attached (after the hello, with
     # room for its first sample before the detach) was reported.
     missed = [ep for ep in missed_all
@@ -172,7 +162,7 @@ def test_attach_stalls_are_the_fixtures_episodes(session, request):
     assert not missed, f"episodes while attached without a stall: {missed}\n{s.summary()}"
     ends = s.of("stall_end")
     assert len(ends) >= len(stalls) - 1, "only a stall still running at the detach may lack its end"
-    bad = []
+    bad = detection_problems(s)
     for st, end, ep in pairs:
         if frames(st["stack"]) != frames(ep["stack"]):
             bad.append(f"{describe_stall(st)}: stack differs from the sampled {frames(ep['stack'])[:2]}")
@@ -183,10 +173,9 @@ def test_attach_stalls_are_the_fixtures_episodes(session, request):
             bad.append(f"{describe_stall(st)}: task stack differs")
         if (st["thread_id"], st["native_id"]) != (ep["thread_id"], ep["native_id"]):
             bad.append(f"{describe_stall(st)}: thread {st['thread_id']}/{st['native_id']}")
-        if not THRESHOLD_MS <= st["elapsed_ms"] <= THRESHOLD_MS + INTERVAL_MS + DETECT_SLACK_MS:
-            bad.append(f"{describe_stall(st)}: detected after {st['elapsed_ms']:.2f} ms")
-        if end is not None and abs(end["duration_ms"] - ep["measured_ms"]) > DURATION_TOLERANCE_MS:
-            bad.append(f"{describe_stall(st)}: lasted {end['duration_ms']:.2f} ms, measured {ep['measured_ms']:.2f}")
+        if end is not None and end["duration_ms"] < ep["measured_ms"] - 0.5:
+            bad.append(f"{describe_stall(st)}: lasted {end['duration_ms']:.2f} ms, shorter than the "
+                       f"{ep['measured_ms']:.2f} ms the fixture slept in it")
         if "native_error" in st or not st["native_stack"]:
             bad.append(f"{describe_stall(st)}: no native stack ({st.get('native_error')})")
     assert not bad, "\n".join(bad)
@@ -194,8 +183,7 @@ def test_attach_stalls_are_the_fixtures_episodes(session, request):
     assert order.index("detached") > max(i for i, t in enumerate(order) if t in ("stall", "stall_end"))
 
 
-def test_target_runs_on_after_detach(session, request):
-    xfail_crash(request, session.version)
+def test_target_runs_on_after_detach(session):
     session.need("after the first detach", "second attach", "park and dump")
     assert session.alive_after_first and session.alive_after_second, session.stderr
     assert session.maps_before == set(), "the agent was loaded before the first attach"
@@ -211,16 +199,12 @@ def test_target_runs_on_after_detach(session, request):
         "the agent's thread must exit on detach (threads before/after)"
 
 
-def test_target_logged_nothing(session, request):
-    xfail_crash(request, session.version)
-    xfail_if(request, session.interp.root != "/", CHROOT_REATTACH_BUG)
+def test_target_logged_nothing(session):
     session.need("park and dump")
     assert session.stderr == "", session.stderr
 
 
-def test_attach_twice_loads_the_agent_once(session, request):
-    xfail_crash(request, session.version)
-    xfail_if(request, session.interp.root != "/", CHROOT_REATTACH_BUG)
+def test_attach_twice_loads_the_agent_once(session):
     session.need("second attach")
     s = session.second
     assert len(session.maps_after_first) == 1, session.maps_after_first
@@ -232,8 +216,7 @@ def test_attach_twice_loads_the_agent_once(session, request):
     assert session.threads_after_second == session.threads_before
 
 
-def test_dump_after_detach_matches_truth(session, request):
-    xfail_crash(request, session.version)
+def test_dump_after_detach_matches_truth(session):
     session.need("park and dump")
     truth, dump = session.parked_truth, session.dump
     assert session.hb_parked["parked"]
@@ -295,10 +278,8 @@ def test_attach_to_an_idle_program(interp, request):
         assert target.alive()
 
 
-def attach_until_exit(interp, reap, timeout=20, request=None):
+def attach_until_exit(interp, reap, timeout=20):
     with Target(interp, "agent_parked.py", "--tick", "0.25", "--exit-after", "2") as target:
-        if request is not None:
-            xfail_crash(request, version_of(target.truth))
         if reap:  # like a shell or a supervisor, the parent reaps the program as soon as it ends
             threading.Thread(target=target.proc.wait, daemon=True).start()
         s = aioscope_attach(target.pid, *OPTS, timeout=timeout)
@@ -310,10 +291,10 @@ def attach_until_exit(interp, reap, timeout=20, request=None):
         assert last["type"] == "exit" and last["pid"] == target.pid and last["status"] is None, s.summary()
 
 
-def test_attach_until_the_target_exits(interp, request):
+def test_attach_until_the_target_exits(interp):
     """No --duration: the stream ends when the program does, with the agent's
     goodbye and the CLI's exit event."""
-    attach_until_exit(interp, reap=True, request=request)
+    attach_until_exit(interp, reap=True)
 
 
 @pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
@@ -382,10 +363,8 @@ def cycle_interp(request):
     return it
 
 
-def test_attach_detach_cycles(cycle_interp, request):
+def test_attach_detach_cycles(cycle_interp):
     target = BusyTarget(cycle_interp)
-    xfail_crash(request, version_of(target.truth))
-    xfail_if(request, cycle_interp.root != "/", CHROOT_REATTACH_BUG)
     try:
         pid = target.pid
         threads_before = thread_ids(pid)

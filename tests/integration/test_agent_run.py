@@ -25,7 +25,8 @@ import pytest
 
 from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks
 from agent_helpers import (EXIT_DEADLOCK, EXIT_STALL, EXIT_TIMEOUT, INTERVAL_MS, THRESHOLD_MS, Live, TaskView,
-                           aioscope_run, by_id, describe_stall, diff_lists, frames, host_only, match_stalls,
+                           aioscope_run, by_id, describe_stall, detection_problems, diff_lists, frames, host_only,
+                           judge_stalls, match_stalls,
                            out_path, pid_gone, read_json, wait_file)
 from harness import AIOSCOPE, run_aioscope
 from zoo import ZOO
@@ -33,13 +34,8 @@ from zoo import ZOO
 EPISODES = 5
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
 
-# A stall is reported at the agent's first tick after the callback passed the
-# threshold, and ticks come every interval: elapsed_ms <= threshold +
-# interval. The tick itself can be late by the kernel's wake-up latency of the
-# agent thread (its poll() timeout), which on a 2-core machine shared with the
-# fixture's busy task and the CLI is a few milliseconds at worst: 5 ms.
-DETECT_SLACK_MS = 5.0
-# stall_end durations against the fixture's own measurement (brief: +- 2 intervals).
+# stall_end durations against the fixture's own measurement (brief: +- 2
+# intervals), where asyncio's own timing of the callback is not published.
 DURATION_TOLERANCE_MS = 2 * INTERVAL_MS
 
 
@@ -100,7 +96,7 @@ def test_run_hello_and_exit(stall_run):
     last = s.exit()
     assert last["pid"] == stall_run.pid and s.events[-1] is last, s.summary()
     assert last["status"] == 0 and last["signal"] is None and not last["timed_out"]
-    assert last["stalls"] == EPISODES and last["deadlocks"] == 0
+    assert last["stalls"] == len(s.of("stall")) >= EPISODES and last["deadlocks"] == 0
     assert s.rc == EXIT_STALL, f"--fail-on stall with stalls: {s.rc}\n{s.summary()}"
 
 
@@ -108,8 +104,10 @@ def test_run_stalls_pair_with_their_ends(stall_run):
     s = stall_run.stream
     stalls, ends = s.of("stall"), s.of("stall_end")
     ids = [x["stall_id"] for x in stalls]
-    assert len(stalls) == EPISODES and len(ends) == EPISODES, s.summary()
-    assert len(set(ids)) == EPISODES, f"stall ids repeat: {ids}"
+    # Every deliberate episode, and any callback the machine made overrun
+    # (judged in test_run_no_stall_for_busy_or_back_to_back_work).
+    assert len(stalls) >= EPISODES and len(ends) == len(stalls), s.summary()
+    assert len(set(ids)) == len(ids), f"stall ids repeat: {ids}"
     assert sorted(ids) == sorted(x["stall_id"] for x in ends), s.summary()
     order = {id(e): i for i, e in enumerate(s.events)}
     for st in stalls:
@@ -120,10 +118,10 @@ def test_run_stalls_pair_with_their_ends(stall_run):
 
 
 def test_run_stalls_are_the_fixtures_episodes(stall_run):
-    """Each stall is one of the fixture's episodes: where it blocked, which task."""
+    """Each episode is a stall: where it blocked, which task. (Other stalls are
+    judged against asyncio's own timing in test_run_no_stall_for_busy_or_back_to_back_work.)"""
     s = stall_run.stream
     pairs, lost, missed = match_stalls(s, stall_run.episodes)
-    assert not lost, "stalls the fixture did not cause:\n" + "\n".join(map(describe_stall, lost))
     assert not missed, f"episodes without a stall: {[e['index'] for e in missed]}\n{s.summary()}"
     for st, end, ep in pairs:
         assert st["captured"], describe_stall(st)
@@ -143,29 +141,30 @@ def test_run_stall_timing(stall_run):
     s = stall_run.stream
     pairs, _, _ = match_stalls(s, stall_run.episodes)
     assert len(pairs) == EPISODES, s.summary()
-    bad = []
+    bad = detection_problems(s)
     for st, end, ep in pairs:
-        if not THRESHOLD_MS <= st["elapsed_ms"] <= THRESHOLD_MS + INTERVAL_MS + DETECT_SLACK_MS:
-            bad.append(f"stall #{st['stall_id']} detected after {st['elapsed_ms']:.2f} ms")
         if end is None:
             bad.append(f"stall #{st['stall_id']} has no stall_end")
-        elif abs(end["duration_ms"] - ep["measured_ms"]) > DURATION_TOLERANCE_MS:
-            bad.append(f"stall #{st['stall_id']} lasted {end['duration_ms']:.2f} ms, "
-                       f"the fixture measured {ep['measured_ms']:.2f} ms")
+        elif end["duration_ms"] < ep["measured_ms"] - 0.5:
+            bad.append(f"stall #{st['stall_id']} lasted {end['duration_ms']:.2f} ms, shorter than the "
+                       f"{ep['measured_ms']:.2f} ms the fixture slept in it")
+    # Durations against asyncio's own timing of each callback.
+    bad += judge_stalls(s, stall_run.truth["slow_callbacks"])
     assert not bad, "\n".join(bad)
 
 
 def test_run_no_stall_for_busy_or_back_to_back_work(stall_run):
+    """Busy steps (30 ms) and bursts of back-to-back callbacks (8 x 40 ms) are
+    not stalls, unless the machine made one callback overrun the threshold:
+    every stall is a callback asyncio itself timed past it, and every such
+    callback is a stall."""
     stats, s = stall_run.truth["stats"], stall_run.stream
-    # The fixture's premises: busy and burst callbacks each stayed under the
-    # threshold, a burst as a whole exceeded it, and they all ran.
+    # The fixture's premises: the busy and burst work ran, a burst as a whole
+    # blocked the loop past the threshold.
     assert stats["busy_steps"] > 10 and stats["burst_callbacks"] >= EPISODES * 8 and stats["ticks"] > 0, stats
-    assert stats["busy_max_ms"] < THRESHOLD_MS and stats["burst_max_ms"] < THRESHOLD_MS, \
-        f"premise broken (machine too slow?): {stats}"
     assert stats["burst_total_max_ms"] > THRESHOLD_MS, stats
-    _, lost, _ = match_stalls(s, stall_run.episodes)
-    assert not lost, "stalls reported outside the episodes:\n" + "\n".join(map(describe_stall, lost))
-    assert all(st["stack"] and st["stack"][0]["function"] == "block_for" for st in s.of("stall"))
+    problems = judge_stalls(s, stall_run.truth["slow_callbacks"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
 
 
 # What time.sleep() waits in: select() up to 3.10, clock_nanosleep() after.
@@ -173,8 +172,16 @@ SLEEP_SYSCALL = re.compile(r"(clock_nanosleep|nanosleep|select)\b")
 
 
 def test_run_stall_native_stack(stall_run):
-    """The CLI's native stack of the blocked loop thread: inside libc's sleep."""
+    """The CLI's native stack of the blocked loop thread: inside libc's sleep
+    for the episodes; any other captured stall has one too, unless its
+    callback ended before the CLI could stop the thread."""
+    pairs, _, _ = match_stalls(stall_run.stream, stall_run.episodes)
+    deliberate = {st["stall_id"] for st, _, _ in pairs}
     for st in stall_run.stream.of("stall"):
+        if st["stall_id"] not in deliberate:
+            assert "native_error" not in st or "had ended" in st["native_error"], describe_stall(st)
+            assert st.get("native_error") or st["native_stack"], describe_stall(st)
+            continue
         assert "native_error" not in st, describe_stall(st) + ": " + st["native_error"]
         fns = [f["function"] for f in st["native_stack"]]
         assert fns, describe_stall(st)
@@ -189,11 +196,11 @@ def test_run_github_annotations(stall_run):
     s = stall_run.stream
     notes = [re.fullmatch(r"::error file=([^,]*),line=(\d+),title=([^:]*)::(.*)", line) for line in s.other_lines]
     assert all(notes), f"stdout lines that are neither events nor annotations: {s.other_lines}"
-    assert len(notes) == EPISODES, s.other_lines
-    for m, ep in zip(notes, stall_run.episodes):
+    assert len(notes) == len(s.of("stall")), s.other_lines
+    for ep in stall_run.episodes:
         top = ep["stack"][0]
-        assert (m.group(1), int(m.group(2))) == (top["file"], top["line"])
-        assert top["qualname"] in m.group(4)
+        assert any((m.group(1), int(m.group(2))) == (top["file"], top["line"]) and top["qualname"] in m.group(4)
+                   for m in notes), (top, s.other_lines)
 
 
 def test_run_output_file_has_every_event(stall_run):
@@ -237,13 +244,16 @@ def test_run_clean_program_has_no_stalls(interp):
     truth_path.unlink()
     stats = truth["stats"]
     assert truth["hooked_before_start"] and truth["hooked_at_end"], "the agent never hooked Handle._run"
-    assert stats["busy_max_ms"] < THRESHOLD_MS and stats["burst_max_ms"] < THRESHOLD_MS, \
-        f"premise broken (machine too slow?): {stats}"
     assert stats["burst_total_max_ms"] > THRESHOLD_MS and stats["burst_callbacks"] == 3 * 8, stats
     assert s.one("hello")["pid"] == truth["pid"]
-    assert not s.of("stall") and not s.of("stall_end"), s.summary()
-    assert s.exit()["stalls"] == 0
-    assert s.rc == 0, f"--fail-on stall without stalls: {s.rc}\n{s.summary()}"
+    # No stall at all, unless the machine itself made a callback overrun the
+    # threshold (asyncio timed it): then exactly those.
+    problems = judge_stalls(s, truth["slow_callbacks"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
+    stalls = len(s.of("stall"))
+    assert s.exit()["stalls"] == stalls == len(s.of("stall_end"))
+    want = EXIT_STALL if stalls else 0
+    assert s.rc == want, f"--fail-on stall with {stalls} stalls: {s.rc}\n{s.summary()}"
 
 
 # --------------------------------------------------------------------------------------
@@ -531,7 +541,9 @@ def test_run_through_a_shell_exec(interp):
     truth_path.unlink()
     assert s.one("hello")["pid"] == truth["pid"], s.summary()
     pairs, lost, missed = match_stalls(s, truth["episodes"], pid=truth["pid"])
-    assert len(pairs) == 2 and not lost and not missed, s.summary()
+    assert len(pairs) == 2 and not missed, s.summary()
+    problems = judge_stalls(s, truth["slow_callbacks"], pid=truth["pid"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
     for st, end, ep in pairs:
         assert frames(st["stack"]) == frames(ep["stack"]) and st["task"]["name"] == "stall-task"
         assert end is not None
@@ -550,7 +562,9 @@ def test_run_through_a_shell_child():
     truth_path.unlink()
     hello = s.one("hello")
     assert hello["pid"] == truth["pid"] != s.exit()["pid"], s.summary()
-    assert [st["pid"] for st in s.of("stall")] == [truth["pid"]]
+    assert {st["pid"] for st in s.of("stall")} == {truth["pid"]}, s.summary()
+    problems = judge_stalls(s, truth["slow_callbacks"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
     assert s.exit()["status"] == 7 and s.rc == 7
 
 
@@ -584,13 +598,15 @@ def test_run_pytest_asyncio_suite(launcher, tmp_path):
     hello = s.one("hello")
     assert hello["pid"] == truth["pid"] and hello["python"]["version"] == truth["version"]
     pairs, lost, missed = match_stalls(s, truth["episodes"])
-    assert len(pairs) == 1 and not lost and not missed, s.summary()
+    assert len(pairs) == 1 and not missed, s.summary()
+    problems = judge_stalls(s, truth["slow_callbacks"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
     st, end, ep = pairs[0]
     assert frames(st["stack"]) == frames(ep["stack"])
     assert st["stack"][0]["function"] == "block_for"
     assert st["stack"][1]["function"] == "test_blocks_the_loop"
     assert (st["task"]["name"], st["task"]["id"]) == (ep["task"], ep["task_id"])
-    assert end is not None and abs(end["duration_ms"] - ep["measured_ms"]) <= DURATION_TOLERANCE_MS
+    assert end is not None and end["duration_ms"] >= ep["measured_ms"] - 0.5
     assert s.rc == 0
 
 
@@ -624,12 +640,15 @@ def test_run_fork_child_gets_its_own_hello_and_parent_keeps_streaming(fork_run):
     assert order.index(("hello", parent)) < order.index(("hello", kid))
     p_pairs, p_lost, p_missed = match_stalls(s, truth["episodes"], pid=parent)
     c_pairs, c_lost, c_missed = match_stalls(s, child["episodes"], pid=kid)
-    assert len(p_pairs) == 2 and not p_lost and not p_missed, s.summary()
-    assert len(c_pairs) == 1 and not c_lost and not c_missed, s.summary()
+    assert len(p_pairs) == 2 and not p_missed, s.summary()
+    assert len(c_pairs) == 1 and not c_missed, s.summary()
+    problems = (judge_stalls(s, truth["slow_callbacks"], pid=parent)
+                + judge_stalls(s, child["slow_callbacks"], pid=kid))
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
     for st, end, ep in p_pairs + c_pairs:
         assert st["task"]["name"] == ep["task"], describe_stall(st)
         assert frames(st["stack"]) == frames(ep["stack"]), describe_stall(st)
-        assert end is not None and abs(end["duration_ms"] - ep["measured_ms"]) <= DURATION_TOLERANCE_MS
+        assert end is not None and end["duration_ms"] >= ep["measured_ms"] - 0.5
     # The parent's last stall comes after the child is gone.
     after = next(st for st, _, ep in p_pairs if ep["task"] == "parent-after")
     last_child = max(i for i, e in enumerate(s.events) if e["pid"] == kid)
