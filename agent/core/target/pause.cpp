@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <string>
 
 #include "errors.h"
 #include "target/proc.h"
@@ -15,6 +17,25 @@ namespace aioscope {
 namespace {
 constexpr int kRounds = 8;                    // re-list threads until none appear
 constexpr long kStopTimeoutNs = 1'000'000'000; // a thread in D state may not stop
+
+// The kernel refuses (EPERM) to trace a thread that is exiting: tell that
+// apart from a real permission problem by watching the thread for a moment.
+enum class Retry { gone, seized, denied };
+
+Retry retrySeize(pid_t pid, pid_t tid) {
+    for (int i = 0; i < 20; ++i) {
+        timespec ms{0, 1'000'000};
+        nanosleep(&ms, nullptr);
+        std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto paren = stat.rfind(')');
+        if (paren == std::string::npos || paren + 2 >= stat.size()) return Retry::gone;
+        if (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X') return Retry::gone;
+        if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) return Retry::seized;
+        if (errno == ESRCH) return Retry::gone;
+    }
+    return Retry::denied;
+}
 }  // namespace
 
 ProcessPause::ProcessPause(pid_t pid) : m_pid(pid) {
@@ -47,15 +68,24 @@ ProcessPause::ProcessPause(pid_t pid) : m_pid(pid) {
 
 bool ProcessPause::stopThread(pid_t tid) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-        if (errno == ESRCH) return false;  // the thread exited meanwhile
-        if (errno == EPERM) {
+        int err = errno;
+        if (err == ESRCH) return false;  // the thread exited meanwhile
+        Retry retry = err == EPERM ? retrySeize(m_pid, tid) : Retry::denied;
+        if (retry == Retry::gone) return false;
+        if (retry == Retry::denied && err == EPERM) {
             throw InspectError(Errc::permission_denied,
                                "permission denied stopping process " + std::to_string(m_pid) +
                                    " with ptrace: " + permissionAdvice() +
                                    " (or read it without --pause)");
         }
-        throw InspectError(Errc::internal, "ptrace(SEIZE) failed on thread " + std::to_string(tid));
+        if (retry == Retry::denied) {
+            throw InspectError(Errc::internal, "ptrace(SEIZE) failed on thread " + std::to_string(tid));
+        }
     }
+    return stopSeized(tid);
+}
+
+bool ProcessPause::stopSeized(pid_t tid) {
     m_stopped.push_back({tid, 0});
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return true;
     timespec tick{0, 1'000'000};

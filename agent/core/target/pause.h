@@ -30,6 +30,7 @@ private:
         int pendingSignal;  // a signal that arrived while stopping; re-delivered on detach
     };
     bool stopThread(pid_t tid);
+    bool stopSeized(pid_t tid);  // already PTRACE_SEIZEd: interrupt it and wait for the stop
 
     pid_t m_pid;
     std::vector<Stopped> m_stopped;
