@@ -89,6 +89,7 @@ void Agent::interpreterExiting() {
     m_exiting = true;
     std::lock_guard lock(m_channelMutex);
     if (m_channel) {
+        if (m_flushEnded) m_flushEnded();
         forwardObserved(*m_channel);
         m_channel->send(messageEvent("goodbye", "the interpreter has shut down"));
     }
@@ -111,6 +112,7 @@ void Agent::afterForkInChild() {
     // Only this thread survived the fork; the lock may be held by a thread
     // that no longer exists.
     new (&m_mutex) std::mutex;
+    StallHook::instance().afterForkInChild();
     if (m_sessionActive && !m_exiting && !m_lastConfig.empty()) {
         m_sessionActive = false;
         start(m_lastConfig);
@@ -174,15 +176,15 @@ void Agent::run(Config cfg, std::uint64_t generation) {
     Snapshot first = reader->read(1);
     PythonInfo python = first.python;
     channel.send(helloEvent(cfg, python, hooked));
-    {
-        std::lock_guard lock(m_channelMutex);
-        m_channel = &channel;
-    }
 
+    // Stall bookkeeping, shared with the exit handler (which reports the
+    // callbacks that ended just before the interpreter shut down).
+    std::mutex stallsMutex;
     std::map<int, StallState> stalls;
     std::uint64_t stallCounter = 0;
     // Callbacks that ended past the threshold: their exact durations.
     auto reportEnded = [&] {
+        std::lock_guard lock(stallsMutex);
         for (const auto& done : hook.drainLong()) {
             LoopSlot& slot = hook.slot(done.slot);
             std::uint64_t tid = slot.threadId.load();
@@ -199,6 +201,7 @@ void Agent::run(Config cfg, std::uint64_t generation) {
     };
     // A callback past the threshold: report it once, with its stacks.
     auto reportRunning = [&](std::int64_t now) {
+        std::lock_guard lock(stallsMutex);
         for (int i = 0; i < StallHook::kSlots; ++i) {
             LoopSlot& slot = hook.slot(i);
             std::uint64_t tid = slot.threadId.load(std::memory_order_acquire);
@@ -225,6 +228,14 @@ void Agent::run(Config cfg, std::uint64_t generation) {
         }
     };
 
+    {
+        std::lock_guard lock(m_channelMutex);
+        m_channel = &channel;
+        m_flushEnded = [&] {
+            if (hooked) reportEnded();
+        };
+    }
+
     std::int64_t nextSnapshot = cfg.snapshotEveryNs ? monotonicNs() + cfg.snapshotEveryNs : INT64_MAX;
     std::int64_t nextTick = monotonicNs() + cfg.intervalNs;
     bool detached = false;
@@ -242,13 +253,11 @@ void Agent::run(Config cfg, std::uint64_t generation) {
         std::int64_t now = monotonicNs();
         forwardObserved(channel);
         if (m_exiting) break;  // the exit handler sent the rest
+        if (hooked) reportEnded();  // no Python involved: also while shutting down
         // While the interpreter shuts down, observers still report (pending
         // tasks are destroyed then); nothing else is read.
         if (py.isFinalizing()) continue;
-        if (hooked) {
-            reportEnded();
-            reportRunning(now);
-        }
+        if (hooked) reportRunning(now);
         if (!hooked && now >= nextHookTry) {
             hooked = tryHook();
             nextHookTry = now + kHookRetryNs;
@@ -262,6 +271,7 @@ void Agent::run(Config cfg, std::uint64_t generation) {
     {
         std::lock_guard lock(m_channelMutex);
         m_channel = nullptr;
+        m_flushEnded = nullptr;
     }
     // Detached or replaced: leave the program as it was.
     if (hooked && current(generation) && !m_exiting && !py.isFinalizing()) {

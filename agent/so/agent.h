@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -26,8 +27,8 @@ public:
     void afterForkInChild();
 
     // The interpreter's last exit handler (Py_AtExit, main thread): stop
-    // touching it, and send what the observers saw during shutdown now,
-    // before the process ends.
+    // touching it, and send the stall ends and what the observers saw during
+    // shutdown now, before the process ends.
     void interpreterExiting();
     bool exiting() const { return m_exiting; }
 
@@ -42,6 +43,7 @@ private:
     std::string m_lastConfig;
     std::mutex m_channelMutex;
     class Channel* m_channel = nullptr;  // the running session's, for the exit flush
+    std::function<void()> m_flushEnded;  // reports callbacks that ended past the threshold
 };
 
 }  // namespace aioscope::agent

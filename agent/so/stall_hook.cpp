@@ -121,6 +121,18 @@ void StallHook::uninstall() {
     py.decRef(handle);
 }
 
+void StallHook::afterForkInChild() {
+    for (int i = 0; i < kSlots; ++i) {
+        if (i == t_slot) {
+            m_slots[i].nativeId = static_cast<std::int32_t>(syscall(SYS_gettid));
+        } else {
+            m_slots[i].depth = 0;
+            m_slots[i].threadId = 0;
+        }
+    }
+    m_ringRead = m_ringWrite.load();
+}
+
 int StallHook::enter() {
     if (!m_installed) return -1;
     if (t_slot == -2) {

@@ -55,6 +55,10 @@ public:
     // Long callbacks recorded since the last call (sampler thread only).
     std::vector<LongCallback> drainLong();
 
+    // In a fork's child: only the forking thread survived, under a new
+    // native id; the other threads' slots and the parent's records are stale.
+    void afterForkInChild();
+
     // Called by the wrapper, GIL held, on the loop's thread.
     int enter();
     void leave(int slot);

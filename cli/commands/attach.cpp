@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <iostream>
+#include <string>
 
 #include "commands/agent_session.h"
 #include "commands/commands.h"
@@ -16,6 +17,7 @@
 #include "inject/remote_exec.h"
 #include "inject/target_files.h"
 #include "inspect.h"
+#include "target/proc.h"
 
 namespace aioscope::cli {
 
@@ -33,7 +35,13 @@ std::string pythonLiteral(const std::string& s) {
     return out + "'";
 }
 
-bool alive(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
+// A program that ended is a zombie until its parent reaps it: kill(pid, 0)
+// still succeeds then, so its state is read.
+bool alive(pid_t pid) {
+    if (kill(pid, 0) != 0 && errno != EPERM) return false;
+    char state = procState(pid);
+    return state != 0 && state != 'Z' && state != 'X';
+}
 
 // Pumps events until the first hello, the deadline, or the target's death.
 bool waitForHello(AgentRelay& relay, pid_t pid, std::chrono::milliseconds within) {
@@ -60,6 +68,7 @@ int runAttach(const AttachArgs& args) {
     std::string agent = loadedAgentPath(args.pid);
     if (agent.empty()) agent = files.stageAgent(agentLibraryPath());
 
+    bool loaded = false;
     if (RemoteExec::supported(target)) {
         RemoteExec exec(target);
         std::string loader = files.stageFile(
@@ -68,13 +77,14 @@ int runAttach(const AttachArgs& args) {
         exec.request(loader, false);
         // A main thread blocked in C never reaches a safe point: ask the others too.
         if (!waitForHello(relay, args.pid, std::chrono::seconds(2))) exec.request(loader, true);
-        bool hello = waitForHello(relay, args.pid, std::chrono::seconds(10));
-        exec.withdraw();  // requests not yet run must not run later
-        if (!hello) {
-            throw InspectError(Errc::internal, "the target did not run the loader within 12 s: every thread is blocked "
-                                               "outside Python code (PEP 768 runs it at the next bytecode)");
-        }
-    } else {
+        loaded = waitForHello(relay, args.pid, std::chrono::seconds(2));
+        // Requests not yet run must not run later. (If one runs anyway, the
+        // agent takes the same configuration once only.)
+        exec.withdraw();
+        // PEP 768 runs the loader at the next bytecode; a program idle in
+        // epoll (a hung service) may never execute one: inject as below 3.14.
+    }
+    if (!loaded) {
         injectAgent(args.pid, agent, config);
         if (!waitForHello(relay, args.pid, std::chrono::seconds(10))) {
             throw InspectError(Errc::internal, "the agent was loaded but did not connect within 10 s");

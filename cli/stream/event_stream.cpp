@@ -140,8 +140,9 @@ void EventStream::renderText(const json& e) {
     if (type == "hello") {
         const json& py = e.value("python", json::object());
         const json& opt = e.value("options", json::object());
+        const bool run = e.value("mode", std::string()) == "run";
         std::cout << st.green("● ") << who << " · CPython " << py.value("version", std::string("?")) << " · agent "
-                  << e.value("mode", std::string("attach")) << "ed · stall threshold "
+                  << (run ? "loaded at start" : "attached") << " · stall threshold "
                   << fmt("%.0f", opt.value("stall_threshold_ms", 0.0)) << " ms · "
                   << e.value("stall_detection", std::string()) << "\n";
     } else if (type == "stall") {

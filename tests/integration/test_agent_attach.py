@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks, xfail_if
+from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks
 from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
                            agent_mappings, aioscope_attach, describe_stall, detection_problems, diff_lists, frames,
                            judge_stalls, match_stalls,
@@ -261,15 +261,9 @@ def test_attach_snapshot_on_request_equals_dump_and_truth(interp):
         assert target.alive()
 
 
-IDLE_PEP768_BUG = ("aioscope bug: on 3.14+ attach only asks PEP 768, which runs the loader at the next "
-                   "bytecode; an asyncio program idle in epoll (an idle or deadlocked service) never gets there, "
-                   "so attach fails after 12 s (exit 1) although ptrace injection, used below 3.14, would work")
-
-
-def test_attach_to_an_idle_program(interp, request):
+def test_attach_to_an_idle_program(interp):
     """Every task parked, the loop asleep in epoll for an hour: the typical hung service."""
     with Target(interp, "agent_parked.py") as target:
-        xfail_if(request, version_of(target.truth) >= (3, 14), IDLE_PEP768_BUG)
         s = aioscope_attach(target.pid, *OPTS, "--duration", "1s")
         assert s.rc == 0, s.summary()
         assert s.one("hello")["pid"] == target.pid
@@ -297,9 +291,6 @@ def test_attach_until_the_target_exits(interp):
     attach_until_exit(interp, reap=True)
 
 
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="aioscope bug: attach takes a zombie for a live process (kill(pid, 0) succeeds), "
-                          "so it streams forever after the program ended if its parent has not reaped it yet")
 def test_attach_ends_when_the_target_is_a_zombie():
     # The program ends about 2 s after the attach; 8 s is plenty to notice.
     attach_until_exit(pick_host_interp(), reap=False, timeout=8)

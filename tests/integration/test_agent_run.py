@@ -34,9 +34,6 @@ from zoo import ZOO
 EPISODES = 5
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
 
-# stall_end durations against the fixture's own measurement (brief: +- 2
-# intervals), where asyncio's own timing of the callback is not published.
-DURATION_TOLERANCE_MS = 2 * INTERVAL_MS
 
 
 def host_interp(preferred="3.12"):
@@ -211,10 +208,6 @@ def test_run_output_file_has_every_event(stall_run):
 # --------------------------------------------------------------------------------------
 # agent_clean.py: the same busy work, no stall
 
-@pytest.mark.xfail(strict=True, reason="aioscope bug: a stall that ends just before the program exits loses its "
-                                       "stall_end: the agent's loop stops draining ended callbacks once the "
-                                       "interpreter is finalizing (continue / break on m_exiting) and its exit "
-                                       "handler flushes only the observers' events")
 def test_run_stall_just_before_exit_keeps_its_end():
     """The program's last callback blocks 2.3 s, then the program exits at
     once. With a 2 s interval the stall is seen while it runs (threshold +
@@ -232,7 +225,9 @@ def test_run_stall_just_before_exit_keeps_its_end():
     assert s.one("goodbye"), s.summary()
     end = s.one("stall_end")
     assert end["stall_id"] == s.of("stall")[0]["stall_id"]
-    assert abs(end["duration_ms"] - ep["measured_ms"]) <= DURATION_TOLERANCE_MS
+    assert end["duration_ms"] >= ep["measured_ms"] - 0.5
+    problems = judge_stalls(s, truth["slow_callbacks"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
 
 
 def test_run_clean_program_has_no_stalls(interp):
@@ -509,12 +504,10 @@ def test_run_text_mode_on_a_terminal(pty_run):
         assert want in text, f"{want!r} missing from:\n{text}"
 
 
-@pytest.mark.xfail(strict=True, reason="aioscope bug: the text hello line says 'agent runed' "
-                                       "(mode + 'ed') for `run`")
 def test_run_text_hello_line_reads_well(pty_run):
     rc, out, truth = pty_run
     hello = next(l for l in strip_ansi(out).splitlines() if f"pid {truth['pid']} · CPython" in l)
-    assert "runed" not in hello, hello
+    assert "runed" not in hello and "agent loaded at start" in hello, hello
 
 
 def test_run_json_flag_on_a_terminal():
@@ -656,9 +649,6 @@ def test_run_fork_child_gets_its_own_hello_and_parent_keeps_streaming(fork_run):
     assert s.exit()["pid"] == parent and s.rc == 0
 
 
-@pytest.mark.xfail(strict=True, reason="aioscope bug: after fork, the child's stall carries the parent's "
-                                       "loop-thread native id (the hook's slot is inherited), so the native "
-                                       "stack is read from the parent's thread or not at all")
 def test_run_fork_child_stall_names_the_childs_thread(fork_run):
     s, child = fork_run.stream, fork_run.child
     kid = fork_run.truth["child_pid"]

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <string>
 
 #include "errors.h"
@@ -26,11 +25,8 @@ Retry retrySeize(pid_t pid, pid_t tid) {
     for (int i = 0; i < 20; ++i) {
         timespec ms{0, 1'000'000};
         nanosleep(&ms, nullptr);
-        std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        auto paren = stat.rfind(')');
-        if (paren == std::string::npos || paren + 2 >= stat.size()) return Retry::gone;
-        if (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X') return Retry::gone;
+        char state = procState(pid, tid);
+        if (state == 0 || state == 'Z' || state == 'X') return Retry::gone;
         if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) return Retry::seized;
         if (errno == ESRCH) return Retry::gone;
     }

@@ -26,6 +26,14 @@ std::optional<std::string> readSmallFile(const std::string& path, std::size_t ca
     return out;
 }
 
+char procState(pid_t pid, pid_t tid) {
+    std::string file = "/proc/" + std::to_string(pid) + (tid ? "/task/" + std::to_string(tid) : "") + "/stat";
+    auto stat = readSmallFile(file, 4096);
+    if (!stat) return 0;
+    auto close = stat->rfind(')');
+    return close != std::string::npos && close + 2 < stat->size() ? (*stat)[close + 2] : 0;
+}
+
 std::string ProcFs::path(const std::string& rel) const {
     return "/proc/" + std::to_string(m_pid) + "/" + rel;
 }

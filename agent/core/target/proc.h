@@ -41,4 +41,8 @@ private:
 
 std::optional<std::string> readSmallFile(const std::string& path, std::size_t cap = 1 << 22);
 
+// The scheduler state letter of a process (tid 0) or one of its threads from
+// /proc (R, S, D, Z: ended but not reaped, ...); 0 once it is gone.
+char procState(pid_t pid, pid_t tid = 0);
+
 }  // namespace aioscope
