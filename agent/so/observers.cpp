@@ -119,6 +119,33 @@ PyObject* trampolineFn(PyObject*, PyObject* args) {
     return bound;
 }
 
+// _on_main(fn): fn() on the main thread, at its next check of the eval
+// breaker (Py_AddPendingCall). For per-thread interpreter state, such as
+// the coroutine origin tracking depth, set from the agent's own thread.
+int runOnMain(void* arg) {
+    PyApi& py = python();
+    PyObject* holder = static_cast<PyObject*>(arg);  // (fn,): our reference to fn
+    PyObject* noArgs = py.buildValue("()");
+    PyObject* r = noArgs ? py.call(pointerAt(holder, g_layout->tuple.items), noArgs, nullptr) : nullptr;
+    if (r) py.decRef(r);
+    if (noArgs) py.decRef(noArgs);
+    py.errClear();  // a pending call that fails would raise in the program
+    py.decRef(holder);
+    return 0;
+}
+
+PyObject* onMainFn(PyObject*, PyObject* args) {
+    PyApi& py = python();
+    PyObject* fn = nullptr;
+    if (!py.argParseTuple(args, "O", &fn)) return nullptr;
+    PyObject* holder = py.buildValue("(O)", fn);
+    if (!holder) return nullptr;
+    bool queued = py.addPendingCall(&runOnMain, holder) == 0;
+    if (!queued) py.decRef(holder);
+    return py.boolFromLong(queued);
+}
+
+PyMethodDef g_onMainDef{"_on_main", reinterpret_cast<void*>(&onMainFn), kMethVarargs, nullptr};
 PyMethodDef g_emitDef{"_emit", reinterpret_cast<void*>(&emitFn), kMethVarargs, nullptr};
 PyMethodDef g_trampolineDef{"_trampoline", reinterpret_cast<void*>(&trampolineFn), kMethVarargs, nullptr};
 PyMethodDef g_handlingDef{"_handling", reinterpret_cast<void*>(&handlingFn), kMethVarargs, nullptr};
@@ -189,9 +216,11 @@ bool Observers::install(const Layout& layout, bool trackOrigins) {
     PyObject* emit = py.cfunctionNewEx(&g_emitDef, nullptr, nullptr);
     PyObject* handling = py.cfunctionNewEx(&g_handlingDef, nullptr, nullptr);
     PyObject* trampoline = py.cfunctionNewEx(&g_trampolineDef, nullptr, nullptr);
+    PyObject* onMain = py.cfunctionNewEx(&g_onMainDef, nullptr, nullptr);
     PyObject* done = nullptr;
-    if (installFn && emit && handling && trampoline) {
-        PyObject* argsTuple = py.buildValue("(OOOO)", emit, handling, trampoline, py.boolFromLong(trackOrigins));
+    if (installFn && emit && handling && trampoline && onMain) {
+        PyObject* argsTuple =
+            py.buildValue("(OOOOO)", emit, handling, trampoline, onMain, py.boolFromLong(trackOrigins));
         if (argsTuple) {
             done = py.call(installFn, argsTuple, nullptr);
             py.decRef(argsTuple);
@@ -201,6 +230,7 @@ bool Observers::install(const Layout& layout, bool trackOrigins) {
     if (emit) py.decRef(emit);
     if (handling) py.decRef(handling);
     if (trampoline) py.decRef(trampoline);
+    if (onMain) py.decRef(onMain);
     if (!done) {
         py.errClear();
         py.decRef(globals);

@@ -14,17 +14,23 @@ events they are most needed for (tasks destroyed while pending) happen then.
 """
 
 import sys
+import _weakref
 
 _emit = None        # the agent's C function: _emit(type, json_object_text)
 _handling = None    # the agent's C function: _handling(task) -> a CancelledError is being handled
 _trampoline = None  # the agent's C function: _trampoline(original, observer, method) -> callable
+_on_main = None     # the agent's C function: _on_main(fn) -> fn() queued for the main thread
 # A C trampoline calls observer(*args), then original(*args) (or original(*r)
 # if the observer returned a tuple r). Being C, it is no frame: the program's
 # tracebacks and warning stack levels stay exactly as without aioscope.
 _patched = []       # (owner, attribute, original, ours), undone by uninstall()
 _origin = {"before": 0, "ours": 0, "armed": False}
 _cancel = {}        # thread ident -> state of the cancellation step running there
-_reported = set()   # (task id, cancel count) already reported as swallowed
+# Per task (by id, with a weak reference: an id is reused once its task is
+# freed): the cancel counts already reported as swallowed, and a
+# cancellation caught at an earlier step whose handler had not ended then.
+_reported = {}      # id(task) -> (weak reference, set of cancel counts)
+_undecided = {}     # id(task) -> (weak reference, caught_at, message)
 
 
 # -- output ------------------------------------------------------------------
@@ -88,6 +94,42 @@ def _traceback(tb, limit=64):
     return out
 
 
+def _coroutine_stack(coro, limit=32):
+    """The frames a suspended task waits in, innermost first: its coroutine,
+    then what each awaits (cr_await, gi_yieldfrom), as in a snapshot."""
+    frames = []
+    while coro is not None and len(frames) < limit:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            break
+        frames.append(_frame(frame.f_code, frame.f_lineno))
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+    frames.reverse()
+    return frames
+
+
+def _per_task(table, task, value):
+    """table[id(task)] = (weak reference to task, value), dropped when the task is freed."""
+    key = id(task)
+
+    def forget(ref):
+        entry = table.get(key)
+        if entry is not None and entry[0] is ref:
+            del table[key]
+
+    try:
+        ref = _weakref.ref(task, forget)
+    except TypeError:
+        return None
+    table[key] = (ref,) + value
+    return table[key]
+
+
+def _of_task(table, task):
+    entry = table.get(id(task))
+    return entry if entry is not None and entry[0]() is task else None
+
+
 def _task_ref(task):
     if task is None:
         return None
@@ -116,11 +158,29 @@ def _patch(owner, attribute, ours):
 
 # -- never-awaited coroutines --------------------------------------------------
 
+def _on_main_thread(fn):
+    """fn() on the main thread: now if this is it, else at its next check of
+    the eval breaker (the agent installs from its own thread on attach)."""
+    threading = sys.modules.get("threading")  # asyncio imports it
+    main = getattr(threading, "main_thread", None)
+    if main is not None and main().ident == _ident():
+        fn()
+    else:
+        _on_main(fn)
+
+
 def _set_origin_tracking():
-    """Record where coroutines are created from now on (CPython's cr_origin)."""
+    """Record where coroutines are created from now on (CPython's cr_origin).
+    The depth is per thread: it is the main thread's that is set."""
     if _origin["armed"]:
         return
     _origin["armed"] = True
+    _on_main_thread(_arm)
+
+
+def _arm():
+    if not _origin["armed"]:
+        return  # detached before the main thread got here
     _origin["before"] = sys.get_coroutine_origin_tracking_depth()
     if _origin["before"] == 0:
         _origin["ours"] = 8
@@ -150,9 +210,9 @@ def _install_unawaited(track_origins):
             return (_WithoutOrigin(coro),)
         return None
 
-    _patch(warnings, "_warn_unawaited_coroutine", _trampoline(warnings._warn_unawaited_coroutine, observe, False))
     if track_origins:
-        _set_origin_tracking()
+        _set_origin_tracking()  # queued for the main thread before it can see any hook
+    _patch(warnings, "_warn_unawaited_coroutine", _trampoline(warnings._warn_unawaited_coroutine, observe, False))
 
 
 def _report_unawaited(coro, frame):
@@ -189,19 +249,55 @@ def _cancelled_error():
     return getattr(exceptions, "CancelledError", None)
 
 
+def _cleanup_throw():
+    """CLEANUP_THROW's opcode (3.12+), from the opcode module asyncio imported."""
+    return getattr(sys.modules.get("opcode"), "opmap", {}).get("CLEANUP_THROW")
+
+
+def _at(frame, op):
+    try:
+        return op is not None and frame.f_code.co_code[frame.f_lasti] == op
+    except Exception:
+        return False
+
+
+def _taskgroup_exit():
+    """The code of TaskGroup's exit (3.14+ runs it in TaskGroup._aexit)."""
+    taskgroups = sys.modules.get("asyncio.taskgroups")
+    group = getattr(taskgroups, "TaskGroup", None)
+    return tuple(getattr(getattr(group, name, None), "__code__", None) for name in ("__aexit__", "_aexit"))
+
+
 def cancel_step_begin(task):
     """Called by the agent's Handle._run wrapper before a task step that
     delivers (or follows) a cancellation: find where it is caught."""
-    state = {"task": task, "handled_at": None, "exc_frame": None, "traced": False}
+    # Nothing here may outlive the step: a frame's f_trace, if left set,
+    # would keep this state (and what it refers to) alive with the frame.
+    state = {"handled_at": None, "handled_code": None, "exc_frame": None, "traced": False,
+             "raised": False, "message": None, "frames": []}
     cancelled = _cancelled_error()
     if sys.gettrace() is None and cancelled is not None:
+        cleanup_throw = _cleanup_throw()
+        frames = state["frames"]
+
         # Tracing just this step, and only when no tracer (debugger, coverage)
         # is active: theirs is never replaced.
         def tracer(frame, event, arg):
-            if event == "exception" and isinstance(arg[1], cancelled):
+            if event == "call":
+                frames.append((frame, frame.f_trace))  # f_trace is put back when the step ends
+            elif event == "exception" and isinstance(arg[1], cancelled):
                 state["exc_frame"] = frame
+                state["raised"] = True
+                args = arg[1].args
+                if args and isinstance(args[0], str):
+                    state["message"] = args[0]  # cancel(msg): the task's own _cancel_message stays None
             elif event == "line" and frame is state["exc_frame"]:
+                # 3.13+ first runs the await's own handler (CLEANUP_THROW, on
+                # the await's line), which re-raises into the frame's handler.
+                if _at(frame, cleanup_throw):
+                    return tracer
                 state["handled_at"] = _frame(frame.f_code, frame.f_lineno)
+                state["handled_code"] = frame.f_code
                 state["exc_frame"] = None
             return tracer
 
@@ -220,13 +316,33 @@ def cancel_step_end(task):
         return
     if state["traced"]:
         sys.settrace(None)
+        for frame, before in reversed(state["frames"]):
+            try:
+                frame.f_trace = before
+            except Exception:
+                pass
+        state["frames"].clear()
     try:
         _judge(task, state)
     except Exception:
         pass
+    state.clear()
 
 
 def _judge(task, state):
+    earlier = _of_task(_undecided, task)
+    if earlier is not None:
+        del _undecided[id(task)]
+    elif state["traced"] and not state["raised"]:
+        # No CancelledError in this step: it follows a cancellation already
+        # judged (e.g. the request a 3.11/3.12 TaskGroup leaves uncounted).
+        return
+    caught_at = state["handled_at"] or (earlier[1] if earlier else None)
+    message = state["message"] or (earlier[2] if earlier else None)
+    if state["handled_code"] is not None and state["handled_code"] in _taskgroup_exit():
+        # TaskGroup.__aexit__ catches the cancellation it asked for to abort
+        # its body (and uncancel()s it), or one from outside, re-raised later.
+        return
     count = task.cancelling() if hasattr(task, "cancelling") else None
     if task.done():
         if task.cancelled():
@@ -239,26 +355,29 @@ def _judge(task, state):
         if count == 0:
             return
         if _handling(task):
-            return  # still in an except/finally handling it: judged at a later step
+            # Still in an except/finally handling it: judged at a later step.
+            _per_task(_undecided, task, (caught_at, message))
+            return
         outcome = "kept running"
-    key = (id(task), count)
-    if key in _reported:
-        return
-    _reported.add(key)
-    coro = task.get_coro()
-    frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-    message = None
-    try:
-        message = task._cancel_message  # the message given to cancel(msg), if any
-    except Exception:
-        pass
+    # 3.10 counts no requests: each step that delivered a CancelledError the
+    # task swallowed is a swallow of its own.
+    reported = None if count is None else _of_task(_reported, task) or _per_task(_reported, task, (set(),))
+    if reported is not None:
+        if count in reported[1]:
+            return
+        reported[1].add(count)
+    if message is None:
+        try:
+            message = task._cancel_message  # cancel(msg) before the task ever waited
+        except Exception:
+            pass
     _send("cancellation_swallowed", {
         "task": _task_ref(task),
-        "caught_at": state["handled_at"],
+        "caught_at": caught_at,
         "cancel_requests": count,
         "cancel_message": message if isinstance(message, str) else None,
         "outcome": outcome,
-        "task_stack": _stack(frame) if frame is not None and not task.done() else [],
+        "task_stack": _coroutine_stack(task.get_coro()) if not task.done() else [],
     })
 
 
@@ -296,25 +415,34 @@ def _report_loop_context(context):
     elif message == "Task was destroyed but it is pending!":
         task = context.get("task")
         coro = task.get_coro() if task is not None else None
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        _send("task_destroyed_pending", {"task": _task_ref(task), "stack": _stack(frame) if frame else []})
+        _send("task_destroyed_pending", {"task": _task_ref(task), "stack": _coroutine_stack(coro)})
 
 
 # -- life cycle ---------------------------------------------------------------
 
-def install(emit, handling, trampoline, track_origins):
-    global _emit, _handling, _trampoline
-    _emit, _handling, _trampoline = emit, handling, trampoline
+def install(emit, handling, trampoline, on_main, track_origins):
+    global _emit, _handling, _trampoline, _on_main
+    _emit, _handling, _trampoline, _on_main = emit, handling, trampoline, on_main
     _install_unawaited(track_origins)
     _install_loop_reports()
 
 
+def _disarm():
+    """On the main thread, after _arm (pending calls run in order)."""
+    ours = _origin["ours"]
+    _origin["ours"] = 0
+    if ours and sys.get_coroutine_origin_tracking_depth() == ours:
+        sys.set_coroutine_origin_tracking_depth(_origin["before"])
+
+
 def uninstall():
+    # The main thread puts its origin tracking depth back before it can see
+    # the hooks gone (queued first; it runs at its next eval breaker check).
+    if _origin["armed"]:
+        _origin["armed"] = False
+        _on_main_thread(_disarm)
     while _patched:
         owner, attribute, original, ours = _patched.pop()
         if getattr(owner, attribute, None) is ours:  # somebody wrapped ours meanwhile: leave theirs
             setattr(owner, attribute, original)
-    if _origin["ours"] and sys.get_coroutine_origin_tracking_depth() == _origin["ours"]:
-        sys.set_coroutine_origin_tracking_depth(_origin["before"])
-    _origin.update(ours=0, armed=False)
     # A cancellation step in flight ends its own tracing (cancel_step_end).
