@@ -21,8 +21,11 @@ For every case and interpreter:
 
 The fixtures wait until the hooks are in place before the bug (under `run`
 with --wait-hooks: the agent installs them at the main thread's first safe
-point, which a quick program can outrun; see
-test_run_observes_from_the_first_line).
+point after asyncio is imported, which a quick program can outrun; the test
+checks they were in place before the case: installed_before_case).
+
+Limits of 3.10 (no Task.cancelling()), documented in docs/guide.md ("Silent
+asyncio bugs"), are strict xfails: known_failure().
 """
 import json
 import os
