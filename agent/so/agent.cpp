@@ -14,6 +14,7 @@
 #include "early_install.h"
 #include "errors.h"
 #include "events.h"
+#include "gil_gate.h"
 #include "layout/resolve.h"
 #include "mem/process_reader.h"
 #include "observers.h"
@@ -52,21 +53,14 @@ RuntimeLocation locateSelf() {
     return loc;
 }
 
-class Gil {
-public:
-    Gil() : m_state(python().gilStateEnsure()) {}
-    ~Gil() { python().gilStateRelease(m_state); }
-
-private:
-    int m_state;
-};
-
 void onInterpreterExit() { Agent::instance().interpreterExiting(); }
 
-// Once per process, with the GIL held.
-void registerExitHandler() {
+// Once per process, with the GIL held: the interpreter's last exit handler
+// (goodbye), and the gate's atexit callback.
+void registerExitHandlers() {
     static bool registered = false;
     if (!registered) registered = python().atExit(&onInterpreterExit) == 0;
+    GilGate::instance().registerAtExit();
 }
 
 void forwardObserved(Channel& channel) {
@@ -112,6 +106,7 @@ void Agent::afterForkInChild() {
     // Only this thread survived the fork; the lock may be held by a thread
     // that no longer exists.
     new (&m_mutex) std::mutex;
+    GilGate::instance().afterForkInChild();
     StallHook::instance().afterForkInChild();
     if (m_sessionActive && !m_exiting && !m_lastConfig.empty()) {
         m_sessionActive = false;
@@ -153,22 +148,21 @@ void Agent::run(Config cfg, std::uint64_t generation) {
 
     StallHook& hook = StallHook::instance();
     auto tryHook = [&] {
-        if (m_exiting || py.isFinalizing()) return false;
-        Gil gil;
-        registerExitHandler();
-        if (!hook.install(cfg.stallNs)) return false;
-        reader->loadAsyncioLayout();  // the observers need the Task offsets
-        Observers::instance().install(reader->runtime().layout, cfg.trackOrigins);
-        return true;
+        if (m_exiting) return false;
+        bool ok = false;
+        GilGate::instance().run([&] {
+            registerExitHandlers();
+            if (!hook.install(cfg.stallNs)) return;
+            reader->loadAsyncioLayout();  // the observers need the Task offsets
+            Observers::instance().install(reader->runtime().layout, cfg.trackOrigins);
+            ok = true;
+        });
+        return ok;
     };
     bool hooked = false;
     if (cfg.mode == "run") {
-        hooked = EarlyInstall::instance().run(cfg.stallNs, cfg.trackOrigins, *reader, 2000,
+        hooked = EarlyInstall::instance().run(cfg.stallNs, cfg.trackOrigins, *reader, 2000, &registerExitHandlers,
                                               [&](int ms) { return current(generation) && channel.receive(commands, ms); });
-        if (hooked) {
-            Gil gil;
-            registerExitHandler();
-        }
     }
     if (!hooked) hooked = tryHook();
     std::int64_t nextHookTry = monotonicNs() + kHookRetryNs;
@@ -274,10 +268,11 @@ void Agent::run(Config cfg, std::uint64_t generation) {
         m_flushEnded = nullptr;
     }
     // Detached or replaced: leave the program as it was.
-    if (hooked && current(generation) && !m_exiting && !py.isFinalizing()) {
-        Gil gil;
-        hook.uninstall();
-        Observers::instance().uninstall();
+    if (hooked && current(generation) && !m_exiting) {
+        GilGate::instance().run([&] {
+            hook.uninstall();
+            Observers::instance().uninstall();
+        });
     }
     forwardObserved(channel);
     if (detached) channel.send(messageEvent("detached", "the agent is idle"));

@@ -73,6 +73,7 @@ int EarlyInstall::onMainThread(void* arg) {
     bool ok = StallHook::instance().install(self->m_stallNs) &&
               Observers::instance().install(self->m_reader->runtime().layout, self->m_trackOrigins);
     py.errClear();
+    if (ok && self->m_withGil) self->m_withGil();
     self->m_state = ok ? installed : failed;
     return 0;
 }

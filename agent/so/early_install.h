@@ -22,7 +22,10 @@ public:
     // `wait(ms)` must sleep about ms and return false to give up.
     template <class Wait>
     // The reader is used by the main thread while this waits.
-    bool run(std::int64_t stallNs, bool trackOrigins, SnapshotReader& reader, int budgetMs, Wait wait) {
+    // `withGil` runs on the main thread after a successful install.
+    bool run(std::int64_t stallNs, bool trackOrigins, SnapshotReader& reader, int budgetMs, void (*withGil)(),
+             Wait wait) {
+        m_withGil = withGil;
         m_stallNs = stallNs;
         m_trackOrigins = trackOrigins;
         m_reader = &reader;
@@ -47,6 +50,7 @@ private:
     std::int64_t m_stallNs = 0;
     bool m_trackOrigins = false;
     SnapshotReader* m_reader = nullptr;
+    void (*m_withGil)() = nullptr;
     std::atomic<int> m_state{idle};
 };
 

@@ -44,11 +44,13 @@ bool PyApi::resolve() {
     find(importModule, "PyImport_ImportModule");
     find(addPendingCall, "Py_AddPendingCall");
     find(isTrue, "PyObject_IsTrue");
+    find(evalSaveThread, "PyEval_SaveThread");
+    find(evalRestoreThread, "PyEval_RestoreThread");
     return isInitialized && isFinalizing && getVersion && gilStateEnsure && gilStateRelease && importGetModule &&
            unicodeFromString && getAttrString && setAttrString && cfunctionNewEx && instanceMethodNew && call &&
            decRef && errClear && atExit && runString && dictNew && dictSetItemString && dictGetItemString &&
            evalGetBuiltins && buildValue && argParseTuple && boolFromLong && errFetch && errRestore && importModule && addPendingCall &&
-           isTrue;
+           isTrue && evalSaveThread && evalRestoreThread;
 }
 
 PyObject* PyApi::importedModule(const char* name) {

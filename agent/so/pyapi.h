@@ -56,6 +56,8 @@ struct PyApi {
     int (*addPendingCall)(int (*)(void*), void*) = nullptr;  // no GIL needed
     void (*errRestore)(PyObject*, PyObject*, PyObject*) = nullptr;
     int (*isTrue)(PyObject*) = nullptr;
+    void* (*evalSaveThread)() = nullptr;         // releases the GIL, returns the thread state
+    void (*evalRestoreThread)(void*) = nullptr;  // takes it back
 
     // True when every function above that every version has was found.
     bool resolve();
