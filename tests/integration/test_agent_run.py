@@ -251,6 +251,18 @@ def test_run_clean_program_has_no_stalls(interp):
     assert s.rc == want, f"--fail-on stall with {stalls} stalls: {s.rc}\n{s.summary()}"
 
 
+def test_run_short_programs_end_cleanly(interp):
+    """A program that ends while the agent is still starting, many times over:
+    it must always end as it would alone (this raced into an abort at exit)."""
+    host_only(interp)
+    for i in range(15):
+        r = run_aioscope("run", "--json", "--", *interp.argv("agent_short.py"), timeout=30)
+        lines = r.stdout.splitlines()
+        assert r.returncode == 0 and "done" in lines, f"run #{i + 1}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
+        last = json.loads(lines[-1])
+        assert last["type"] == "exit" and last["status"] == 0 and last["signal"] is None, last
+
+
 # --------------------------------------------------------------------------------------
 # Snapshots against `aioscope dump` and the ground truth
 
