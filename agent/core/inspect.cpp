@@ -1,6 +1,7 @@
 #include "inspect.h"
 
 #include <chrono>
+#include <thread>
 
 #include "target/pause.h"
 #include "target/proc.h"
@@ -20,6 +21,24 @@ void probeAccess(Remote& mem, const std::vector<Mapping>& maps) {
     }
 }
 
+// A runtime without an interpreter is also what a process shows between
+// the end of finalization and its exit: if it ends within a moment, say so.
+ResolvedRuntime resolveOrExited(Remote& mem, const RuntimeLocation& location, pid_t pid) {
+    try {
+        return resolveRuntime(mem, location);
+    } catch (const InspectError& e) {
+        if (e.code() != Errc::not_python) throw;
+        for (int i = 0; i < 20; ++i) {
+            char state = procState(pid);
+            if (state == 0 || state == 'Z' || state == 'X') {
+                throw InspectError(Errc::process_exited, "process " + std::to_string(pid) + " exited during the read");
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        throw;
+    }
+}
+
 }  // namespace
 
 Inspector::Inspector(pid_t pid) : m_pid(pid), m_process(pid) {
@@ -29,7 +48,7 @@ Inspector::Inspector(pid_t pid) : m_pid(pid), m_process(pid) {
     Remote mem(m_process);
     probeAccess(mem, maps);
     m_location = locateRuntime(proc, maps);
-    ResolvedRuntime runtime = resolveRuntime(mem, m_location);
+    ResolvedRuntime runtime = resolveOrExited(mem, m_location, pid);
     PythonInfo python;
     python.executable = m_location.executable;
     python.runtimeFile = m_location.file;

@@ -225,9 +225,7 @@ void Agent::run(Config cfg, std::uint64_t generation) {
     {
         std::lock_guard lock(m_channelMutex);
         m_channel = &channel;
-        m_flushEnded = [&] {
-            if (hooked) reportEnded();
-        };
+        m_flushEnded = reportEnded;  // nothing to drain while unhooked
     }
 
     std::int64_t nextSnapshot = cfg.snapshotEveryNs ? monotonicNs() + cfg.snapshotEveryNs : INT64_MAX;

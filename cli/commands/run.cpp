@@ -137,7 +137,8 @@ int runProgram(const RunArgs& args) {
 
     bool failOn = args.failOnDeadlock || args.failOnStall || !args.failOnBugs.empty();
     if (!relay.helloSeen()) {
-        stream.warn("no agent reported: the program ran no CPython 3.10-3.15, or could not load " + agentSo +
+        stream.warn("no agent reported: the program ran no CPython 3.10-3.15, ended before its agent started "
+                    "(a few milliseconds), or could not load " + agentSo +
                     " (a chroot or container hides the host's files: start the program there and use "
                     "`aioscope attach PID` from the host)");
     }

@@ -45,13 +45,8 @@ void ProcFs::requireAlive() const {
         throw InspectError(Errc::no_such_process, "no process with pid " + std::to_string(m_pid));
     }
     // A zombie has no memory left to read.
-    auto status = readSmallFile(path("stat"));
-    if (status) {
-        auto close = status->rfind(')');
-        if (close != std::string::npos && close + 2 < status->size() && (*status)[close + 2] == 'Z') {
-            throw InspectError(Errc::process_exited,
-                               "process " + std::to_string(m_pid) + " has exited (zombie)");
-        }
+    if (procState(m_pid) == 'Z') {
+        throw InspectError(Errc::process_exited, "process " + std::to_string(m_pid) + " has exited (zombie)");
     }
 }
 
