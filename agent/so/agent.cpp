@@ -75,8 +75,11 @@ struct StallState {
 }  // namespace
 
 Agent& Agent::instance() {
-    static Agent agent;
-    return agent;
+    // Never destroyed: the session thread outlives the static destructors
+    // that run when the program exits (a destroyed member would be freed
+    // twice: heap corruption in the target).
+    static Agent* agent = new Agent;
+    return *agent;
 }
 
 void Agent::interpreterExiting() {

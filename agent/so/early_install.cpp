@@ -46,8 +46,8 @@ Asyncio asyncioState() {
 }  // namespace
 
 EarlyInstall& EarlyInstall::instance() {
-    static EarlyInstall install;  // lives as long as the process: the call may run late
-    return install;
+    static EarlyInstall* install = new EarlyInstall;  // never destroyed: the call may run late
+    return *install;
 }
 
 bool EarlyInstall::schedule() { return python().addPendingCall(&EarlyInstall::onMainThread, this) == 0; }

@@ -16,8 +16,8 @@ PyMethodDef g_closeDef{"aioscope_closing", reinterpret_cast<void*>(&closeFn), kM
 }  // namespace
 
 GilGate& GilGate::instance() {
-    static GilGate gate;
-    return gate;
+    static GilGate* gate = new GilGate;  // never destroyed: see Agent::instance()
+    return *gate;
 }
 
 void GilGate::registerAtExit() {

@@ -157,8 +157,8 @@ double nowUnix() {
 }  // namespace
 
 Observers& Observers::instance() {
-    static Observers o;
-    return o;
+    static Observers* o = new Observers;  // never destroyed: see Agent::instance()
+    return *o;
 }
 
 void Observers::queue(const char* type, const char* json) {

@@ -64,8 +64,8 @@ std::int64_t monotonicNs() {
 }
 
 StallHook& StallHook::instance() {
-    static StallHook hook;
-    return hook;
+    static StallHook* hook = new StallHook;  // never destroyed: see Agent::instance()
+    return *hook;
 }
 
 bool StallHook::install(std::int64_t thresholdNs) {
