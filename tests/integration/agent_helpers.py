@@ -177,20 +177,6 @@ class Target(Fixture):
             self.close()
             raise
 
-    def _wait_truth(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"fixture exited early ({self.proc.returncode}): {self.stderr()}")
-            if self.truth_path.exists():
-                truth = json.loads(self.truth_path.read_text())
-                if "error" in truth:
-                    raise AssertionError(f"fixture could not settle: {truth['error']}")
-                self._wait_gone(truth.get("observer_native_id"), deadline)
-                return truth
-            time.sleep(0.05)
-        raise AssertionError(f"no ground truth from {self.interp.name} within {timeout}s")
-
     def stderr(self):
         return self.stderr_path.read_text() if self.stderr_path.exists() else ""
 

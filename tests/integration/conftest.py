@@ -6,7 +6,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import AIOSCOPE  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import ZOO, usable  # noqa: E402
 
 
 def pytest_configure(config):
@@ -17,9 +17,5 @@ def pytest_configure(config):
 @pytest.fixture(scope="session", params=ZOO, ids=[i.name for i in ZOO])
 def interp(request):
     """Each zoo interpreter in turn; missing ones are skipped with the reason."""
-    it = request.param
-    why = it.unavailable()
-    if why:
-        pytest.skip(f"CPython {it.name} unavailable: {why}")
-    it.prepare()
-    return it
+    return usable(request.param)
+

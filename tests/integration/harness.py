@@ -41,7 +41,7 @@ class Fixture:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"fixture exited early ({self.proc.returncode}): {self.proc.stderr.read()}")
+                raise AssertionError(f"fixture exited early ({self.proc.returncode}): {self.stderr()}")
             if self.truth_path.exists():
                 truth = json.loads(self.truth_path.read_text())
                 if "error" in truth:
@@ -50,6 +50,10 @@ class Fixture:
                 return truth
             time.sleep(0.05)
         raise AssertionError(f"no ground truth from {self.interp.name} within {timeout}s")
+
+    def stderr(self):
+        """What the fixture wrote to stderr (read once it has exited)."""
+        return self.proc.stderr.read()
 
     def _wait_gone(self, tid, deadline):
         # The observer thread exits right after writing; the dump must not see it.

@@ -24,7 +24,7 @@ from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarge
                            short_heartbeat, thread_ids, wait_threads)
 from harness import AIOSCOPE, dump_json, run_aioscope
 from test_dump_threads import assert_matches_truth
-from zoo import ZOO
+from zoo import ZOO, usable
 
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
 ATTACH_SECONDS = 4
@@ -346,12 +346,7 @@ CYCLE_INTERPS = [i for i in ZOO if i.name in ("3.12", "3.14")]
 
 @pytest.fixture(params=CYCLE_INTERPS, ids=[i.name for i in CYCLE_INTERPS])
 def cycle_interp(request):
-    it = request.param
-    why = it.unavailable()
-    if why:
-        pytest.skip(f"CPython {it.name} unavailable: {why}")
-    it.prepare()
-    return it
+    return usable(request.param)
 
 
 def test_attach_detach_cycles(cycle_interp):

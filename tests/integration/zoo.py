@@ -99,3 +99,15 @@ ZOO = [
 def python_version(interp: Interpreter) -> str:
     cmd = interp.argv("_version.py")
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def usable(interp):
+    """The interpreter, prepared; the calling test is skipped, with the
+    reason, when it cannot be had."""
+    import pytest  # the benchmarks use this module without pytest
+
+    why = interp.unavailable()
+    if why:
+        pytest.skip(f"CPython {interp.name} unavailable: {why}")
+    interp.prepare()
+    return interp
