@@ -17,6 +17,8 @@ enum class Errc : int {
     unsupported_version = 6,
     process_exited = 7,
     bad_input = 8,
+    output_failed = 14,   // stdout or -o could not be written (disk full, closed pipe)
+    interrupted = 130,    // Ctrl-C (or SIGTERM/SIGHUP) before the command could finish, like a shell
 };
 
 // A fatal, user-facing error: its message is one complete line.

@@ -26,6 +26,10 @@ constexpr int kExitStall = 11;
 // `run --fail-on` a silent asyncio bug (unawaited, cancel-swallowed,
 // unretrieved, destroyed-pending) that occurred.
 constexpr int kExitAsyncioBug = 12;
+// `run/attach --fail-on X`: X could not be checked in at least one observed
+// process (its hello said the capability was not active: an event loop
+// aioscope cannot time, hooks that could not be installed). Never a pass.
+constexpr int kExitNotActive = 13;
 // `run --timeout` expired: the program was dumped and stopped.
 constexpr int kExitTimeout = 124;
 

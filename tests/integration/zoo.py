@@ -3,6 +3,7 @@
 An interpreter that is not on this machine is reported as skipped, by name,
 with the reason, never silently passed.
 """
+import hashlib
 import os
 import shutil
 import subprocess
@@ -12,8 +13,10 @@ from pathlib import Path
 ZOO_DIR = Path(os.environ.get("AIOSCOPE_ZOO", "/var/cache/aioscope/zoo"))
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv")))
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-# Where fixtures are copied inside a chroot (its "/" is not ours).
-CHROOT_FIXTURES = "/aioscope-fixtures"
+# Where fixtures are copied inside a chroot (its "/" is not ours): one folder
+# per checkout, so that test runs of two checkouts sharing the cached chroot
+# do not overwrite each other's fixtures.
+CHROOT_FIXTURES = "/aioscope-fixtures-" + hashlib.sha1(str(FIXTURES).encode()).hexdigest()[:10]
 
 
 @dataclass
