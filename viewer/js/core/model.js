@@ -167,7 +167,8 @@
           if (type === "stall") s.ev = e;
           else s.end = e;
           updateStall(s);
-          seen(p, s.start !== null && s.duration !== null ? s.start + s.duration / 1000 : ts);
+          seen(p, s.start);
+          if (s.start !== null && s.duration !== null) seen(p, s.start + s.duration / 1000);
         } else if (isBugType(type)) {
           var b = { idx: m.bugs.length, pid: p.pid, ts: ts, type: type, ev: e };
           m.bugs.push(b);
