@@ -136,7 +136,7 @@ class Browser:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if self.eval(expression):
+                if self.eval(f"!!({expression})"):
                     return True
             except RuntimeError:
                 pass

@@ -54,8 +54,9 @@
     return f.name + (f.file ? " (" + ns.dom.baseName(f.file) + (f.line !== null ? ":" + f.line : "") + ")" : "");
   }
 
+  // Keys travel in the page's URL (#stalls?frame=...): printable ASCII only.
   function frameKey(f) {
-    return (f.native ? "N" : "P") + f.name + "\u0000" + (f.file || "") + "\u0000" + (f.line === null ? "" : f.line);
+    return (f.native ? "N" : "P") + encodeURIComponent(f.name) + "|" + encodeURIComponent(f.file || "") + "|" + (f.line === null ? "" : f.line);
   }
 
   // Tree: {name, frame, key, value, count, stalls: [stall idx], children: []}
@@ -74,7 +75,7 @@
         var k = frameKey(path[i]);
         var child = node.byKey.get(k);
         if (!child) {
-          child = { frame: path[i], key: node.key + "\u0002" + k, value: 0, count: 0, stalls: [], children: [], byKey: new Map() };
+          child = { frame: path[i], key: node.key + "/" + k, value: 0, count: 0, stalls: [], children: [], byKey: new Map() };
           node.byKey.set(k, child);
           node.children.push(child);
         }

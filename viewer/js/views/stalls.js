@@ -72,7 +72,7 @@
       (function rekey(n, prefix) {
         n.key = prefix + n.key;
         n.children.forEach(function (c) { rekey(c, prefix); });
-      })(sub, "\u0003" + p.pid);
+      })(sub, "pid" + p.pid);
       root.children.push(sub);
       root.value += sub.value;
       root.count += sub.count;
