@@ -495,3 +495,55 @@ def test_report_of_100k_tasks(interp, browser, tmp_path):
     folds = browser.eval("[...document.querySelectorAll('.fold')].map(e => e.textContent)")
     assert sorted(folds) == ["\u00d725000"] * 4
     assert ready_ms < 15000
+
+
+def test_report_of_an_hour_of_events(stalls, hostile, browser, tmp_path):
+    """10,000 events over an hour: the real stall/stall_end pairs and
+    silent-bug event of the fixtures, repeated with shifted times (and stall
+    ids), with a snapshot a minute. Every view renders; the timeline draws
+    every stall that is a pixel apart and the tables page."""
+    evs = stalls["events"]
+    hello = next(e for e in evs if e["type"] == "hello")
+    pair = [next(e for e in evs if e["type"] == "stall"), next(e for e in evs if e["type"] == "stall_end")]
+    snap = next((e for e in evs if e["type"] == "snapshot"), None)
+    bug = next(json.loads(x) for x in (hostile["report"].parent / "stream.jsonl").read_text().split("\n")
+               if x and json.loads(x)["type"] == "task_exception_unretrieved")
+    t0 = hello["ts"]
+    out = [hello]
+    n_stalls, n_bugs = 4000, 1900
+    for i in range(n_stalls):
+        shift = 1 + i * 3599 / n_stalls
+        for e in pair:
+            e = dict(e, stall_id=i + 1, ts=t0 + shift + (e["ts"] - pair[0]["started_at"]),
+                     started_at=t0 + shift, pid=hello["pid"])
+            out.append(e)
+    for i in range(n_bugs):
+        out.append(dict(bug, ts=t0 + 2 + i * 3590 / n_bugs, pid=hello["pid"]))
+    if snap:
+        for i in range(60):
+            out.append(dict(snap, ts=t0 + i * 60, pid=hello["pid"]))
+    out.sort(key=lambda e: e["ts"])
+    out = out[:10_000]
+    stream = tmp_path / "hour.jsonl"
+    stream.write_text("".join(json.dumps(e) + "\n" for e in out))
+    report = tmp_path / "hour.html"
+    r = run_aioscope("report", stream, "-o", report)
+    assert r.returncode == 0, r.stderr
+    stalls_in = len([e for e in out if e["type"] == "stall"])
+    for view in ["overview", "timeline", "stalls", "events", "tasks"]:
+        text = open_view(browser, report, view)
+        if view == "overview":
+            assert f"{stalls_in} stalls" in text
+        if view == "timeline":
+            bars = browser.eval("document.querySelectorAll('.timeline-svg rect.stall-bar').length")
+            assert 0 < bars <= stalls_in
+            # Zooming in shows them apart.
+            browser.click(".toolbar button")  # zoom in
+            assert browser.eval("document.querySelectorAll('.timeline-svg rect.stall-bar').length") > 0
+        if view == "stalls":
+            assert browser.eval("document.querySelectorAll('#stall-table tr.stall-row').length") == 500
+            browser.click("#stall-table tr.more button")
+            assert browser.eval("document.querySelectorAll('#stall-table tr.stall-row').length") == 1000
+        if view == "events":
+            assert browser.eval("document.querySelectorAll('#event-list .event').length") == 300
+    assert float(browser.eval("document.body.dataset.readyMs")) < 15000
