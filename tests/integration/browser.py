@@ -155,8 +155,13 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
-    def screenshot(self, path):
-        data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
+    def screenshot(self, path, height=None):
+        """PNG of the viewport; `height`: only its top part."""
+        params = {"format": "png"}
+        if height:
+            width = self.eval("innerWidth")
+            params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        data = self.call("Page.captureScreenshot", session=True, **params)["data"]
         Path(path).write_bytes(base64.b64decode(data))
 
     def console_errors(self):

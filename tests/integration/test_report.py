@@ -131,7 +131,9 @@ def test_report_shows_the_deadlock_and_the_stall(report, browser, deadlock, stal
     assert flagged == deadlock["names"]
     browser.screenshot(tmp_path / "tasks.png")
     if os.environ.get("AIOSCOPE_DOCS_SCREENSHOT"):
-        browser.screenshot(ROOT / "docs" / "report.png")
+        # The README's picture: the page down to the end of the task tree.
+        bottom = browser.eval("Math.ceil(document.querySelector('#forest').getBoundingClientRect().bottom) + 12")
+        browser.screenshot(ROOT / "docs" / "report.png", height=min(bottom, 900))
 
     view = open_view(browser, report, "stalls")
     rows = browser.eval("document.querySelectorAll('#stall-table tr.stall-row').length")
