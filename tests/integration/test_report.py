@@ -427,6 +427,21 @@ def test_run_report_on_ctrl_c(interp, browser, tmp_path):
     assert "block_for" in browser.text("#stall-table")
 
 
+def test_attach_report(interp, browser, tmp_path):
+    """`attach --duration --report` to the hung deadlock: its snapshots, with the finding."""
+    out = tmp_path / "attached.html"
+    with Fixture(interp, "aio_deadlock_locks.py", "--variant", "deadlock") as fx:
+        r = run_aioscope("attach", "--json", "--snapshot-every", "500ms", "--duration", "2s", "--report", out, fx.pid,
+                         timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert fx.alive()
+    assert f"report written to {out}" in r.stderr
+    tasks = open_view(browser, out, "tasks")
+    assert "lock-ab" in tasks and "lock-ba" in tasks and "lock-deadlock" in tasks
+    browser.click("#threads summary")
+    assert "MainThread" in browser.text("#threads")
+
+
 def test_run_report_text_summary_names_it(interp, tmp_path):
     """On a terminal, the summary names the report (script(1) gives a tty)."""
     host_only(interp)

@@ -113,6 +113,7 @@
         l.cycleRoots.length ? level(ix, l.cycleRoots, filt, [], true, 0) : null));
     });
     container.appendChild(tree);
+    if (snap.threads.length) container.appendChild(threadsPanel(snap, params));
     if (params.task) {
       var el = document.querySelector('[data-task="' + CSS.escape(params.task) + '"]');
       if (el) {
@@ -186,6 +187,23 @@
       li.insertBefore(detailEl, body);
     }
     return li;
+  }
+
+  // The snapshot's threads and their stacks (a deadlock between threads, or
+  // a loop thread blocked in C, shows here rather than in the tasks).
+  function threadsPanel(snap, params) {
+    var box = h("details", { className: "threads", id: "threads", open: !snap.tasks.length || !!params.threads },
+      h("summary", null, "Threads (" + snap.threads.length + ") and their stacks"));
+    snap.threads.forEach(function (t) {
+      if (!t || typeof t !== "object") return;
+      box.appendChild(h("div", { className: "thread" },
+        h("div", { className: "head" }, h("b", null, "Thread " + t.thread_id), t.native_id !== null && t.native_id !== undefined ? " (native " + t.native_id + ")" : "",
+          t.name ? [" \u201c", dom.name(t.name, 80), "\u201d"] : null, t.holds_gil ? h("span", { className: "badge warn" }, "holds the GIL") : null,
+          t.error ? h("span", { className: "warn small" }, " incomplete: " + t.error) : null),
+        frameList(t.frames, t.omitted_frames),
+        t.truncated ? h("div", { className: "dim small" }, "deeper than aioscope reads") : null));
+    });
+    return box;
   }
 
   function flaggedBelow(ix, t, path) {
