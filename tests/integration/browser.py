@@ -155,6 +155,13 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
+    def set_files(self, selector, paths):
+        """Chooses files in an <input type=file>, as a user would (it fires `change`)."""
+        root = self.call("DOM.getDocument", session=True)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", session=True, nodeId=root, selector=selector)["nodeId"]
+        assert node, f"nothing matches {selector}"
+        self.call("DOM.setFileInputFiles", session=True, nodeId=node, files=[str(p) for p in paths])
+
     def screenshot(self, path, height=None):
         """PNG of the viewport; `height`: only its top part."""
         params = {"format": "png"}

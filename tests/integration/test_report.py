@@ -158,6 +158,19 @@ def test_report_with_dump_dom(report, deadlock, stalls):
     assert stalls["function"] in dom
 
 
+def test_viewer_opens_files_from_disk(browser, deadlock, stalls):
+    """viewer/index.html straight from the source tree (file://, its scripts
+    as separate files): files chosen with its file input are shown."""
+    open_view(browser, ROOT / "viewer" / "index.html", "overview")
+    assert "Open a snapshot" in browser.text("#view")
+    browser.set_files("#file-input", [deadlock["path"], stalls["path"]])
+    browser.wait_for("document.querySelector('#problems')")
+    text = browser.text("#view")
+    assert "lock-deadlock" in text and stalls["function"] in text
+    assert "2 processes" in text
+    assert not browser.console_errors()
+
+
 def test_viewer_interaction(report, browser, stalls, tmp_path):
     """Real clicks: a tab, a flame graph frame (zooms and narrows the table to
     its stalls), a stall row (opens its stacks), a task name (its stack), the
