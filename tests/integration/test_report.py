@@ -80,7 +80,7 @@ def stalls(interp, tmp_path_factory):
     truth_path = out_path(interp, "agent_stalls")
     events = d / "stalls.jsonl"
     s = aioscope_run(interp.argv("agent_stalls.py", "--truth", truth_path, "--episodes", "2", "--bursts", "0"),
-                     "--stall-threshold", "100ms", "--output", events)
+                     "--stall-threshold", "100ms", "--snapshot-every", "500ms", "--output", events)
     truth = read_json(truth_path)
     truth_path.unlink()
     assert "error" not in truth, truth["error"]
@@ -540,7 +540,7 @@ def test_report_of_an_hour_of_events(stalls, hostile, browser, tmp_path):
                if x and json.loads(x)["type"] == "task_exception_unretrieved")
     t0 = hello["ts"]
     out = [hello]
-    n_stalls, n_bugs = 4000, 1900
+    n_stalls, n_bugs = 4000, 1999
     for i in range(n_stalls):
         shift = 1 + i * 3599 / n_stalls
         for e in pair:
@@ -554,6 +554,7 @@ def test_report_of_an_hour_of_events(stalls, hostile, browser, tmp_path):
             out.append(dict(snap, ts=t0 + i * 60, pid=hello["pid"]))
     out.sort(key=lambda e: e["ts"])
     out = out[:10_000]
+    assert len(out) == 10_000
     stream = tmp_path / "hour.jsonl"
     stream.write_text("".join(json.dumps(e) + "\n" for e in out))
     report = tmp_path / "hour.html"

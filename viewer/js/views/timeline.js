@@ -112,7 +112,7 @@
       if (thr) {
         var ty = LANE - 4 - (usable * thr) / max;
         g.appendChild(dom.svg("line", { x1: GUTTER, x2: width - 10, y1: ty, y2: ty, className: "threshold" }));
-        g.appendChild(dom.svg("text", { x: width - 12, y: ty - 2, className: "threshold-label", "text-anchor": "end", text: "threshold " + dom.fmtMs(thr) }));
+        g.appendChild(dom.svg("text", { x: 16, y: LANE - 5, className: "threshold-label", text: "- - threshold " + dom.fmtMs(thr) }));
       }
       // Stalls closer than a pixel merge (the longest is drawn): an hour of
       // stalls stays a few thousand elements.
