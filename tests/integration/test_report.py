@@ -578,3 +578,47 @@ def test_report_of_an_hour_of_events(stalls, hostile, browser, tmp_path):
         if view == "events":
             assert browser.eval("document.querySelectorAll('#event-list .event').length") == 300
     assert float(browser.eval("document.body.dataset.readyMs")) < 15000
+
+
+def test_malformed_structure_renders(browser, tmp_path):
+    """A crafted stream whose events have the right schema and type but wrong
+    types everywhere else: every view renders (no view fails, no script
+    error) and every export is written."""
+    E = "aioscope/event/1"
+    junk = [
+        {"schema": E, "type": "hello", "ts": 1000.0, "pid": 5, "python": "3.12", "options": [1], "capabilities": {"x": None, "stall_detection": "active"}},
+        {"schema": E, "type": "stall", "ts": 1001.0, "pid": 5, "stall_id": "one", "started_at": "soon", "elapsed_ms": None,
+         "stack": "not a list", "native_stack": [None, 5, {"function": 7}], "task": "a string"},
+        {"schema": E, "type": "stall", "ts": 1002.0, "pid": 5, "stall_id": 2, "native_id": 9, "started_at": 1002.0,
+         "elapsed_ms": 150, "stack": [None, 3, {"qualname": ["x"], "file": {"a": 1}, "line": "7"}], "task": {"name": None}},
+        {"schema": E, "type": "stall_end", "ts": 1003.0, "pid": 5, "stall_id": 2, "native_id": 9, "duration_ms": "long"},
+        {"schema": E, "type": "snapshot", "ts": 1004.0, "pid": 5, "threads": [None, {"frames": "x", "name": 3}],
+         "tasks": [None, 1, {"id": 5}, {"id": "0x1", "name": ["n"], "awaited_by": "0x1", "stack": [None], "awaiting": "lock", "holds": [None]},
+                   {"id": "0x2", "awaited_by": ["0x2", "0x1", None], "awaiting": {"kind": "task", "task": 5, "children": "x"}}],
+         "findings": [None, {"tasks": "x", "kind": 3}, {"kind": "await-cycle", "tasks": ["0x1", "0x2", "0x9"], "message": None}],
+         "warnings": "none"},
+        {"schema": E, "type": "task_exception_unretrieved", "ts": 1005.0, "pid": 5, "task": 7, "exception": {"traceback": [None, "x"]}},
+        {"schema": E, "type": "cancellation_swallowed", "ts": 1005.5, "pid": "five", "caught_at": "here", "task_stack": {"a": 1}},
+        {"schema": E, "type": "unawaited_coroutine", "ts": None, "pid": 5, "coroutine": None, "creating_stack": [1, 2]},
+        {"schema": E, "type": "dropped", "ts": 1006.0, "pid": 5, "count": "many"},
+        {"schema": E, "type": "exit", "ts": 1007.0, "pid": 5, "status": "bad", "timed_out": "yes"},
+    ]
+    stream = tmp_path / "junk.jsonl"
+    stream.write_text("".join(json.dumps(e) + "\n" for e in junk))
+    report = tmp_path / "junk.html"
+    r = run_aioscope("report", stream, "-o", report)
+    assert r.returncode == 0, r.stderr
+    for view in ["overview", "timeline", "tasks", "stalls", "events"]:
+        text = open_view(browser, report, view)
+        assert "This view failed" not in text, (view, text[:500])
+        if view == "stalls":
+            assert browser.eval("document.querySelectorAll('#stall-table tr.stall-row').length") == 2
+            browser.click("#stall-table tr.stall-row")
+            browser.click("#flame .frame")
+        if view == "tasks":
+            browser.click(".task .task-name")
+        assert not browser.console_errors(), view
+    for fmt in ["speedscope", "perfetto", "folded"]:
+        r = run_aioscope("export", "--format", fmt, stream, "-o", tmp_path / f"junk.{fmt}")
+        assert r.returncode == 0, (fmt, r.stderr)
+    validate_speedscope(json.loads((tmp_path / "junk.speedscope").read_text()))
