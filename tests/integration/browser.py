@@ -155,6 +155,21 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
+    def center(self, selector):
+        box = self.eval(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+            if (!e) return null; const r = e.getBoundingClientRect();
+            return [r.left + r.width / 2, r.top + r.height / 2]; }})()""")
+        assert box, f"nothing matches {selector}"
+        return box
+
+    def hover(self, selector):
+        x, y = self.center(selector)
+        self.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=x, y=y)
+
+    def wheel(self, selector, delta_y):
+        x, y = self.center(selector)
+        self.call("Input.dispatchMouseEvent", session=True, type="mouseWheel", x=x, y=y, deltaX=0, deltaY=delta_y)
+
     def set_files(self, selector, paths):
         """Chooses files in an <input type=file>, as a user would (it fires `change`)."""
         root = self.call("DOM.getDocument", session=True)["root"]["nodeId"]

@@ -198,6 +198,14 @@ def test_viewer_interaction(report, browser, stalls, tmp_path):
     browser.click("#tab-timeline")
     browser.wait_for("document.querySelectorAll('.timeline-svg rect.stall-bar').length > 0")
     assert browser.eval("document.querySelectorAll('.timeline-svg rect.stall-bar').length") == n
+    # Hovering a stall shows its stacks; the wheel zooms (the time axis changes).
+    browser.hover(".timeline-svg rect.stall-bar")
+    browser.wait_for("!document.querySelector('#tooltip').hidden")
+    tip = browser.text("#tooltip")
+    assert stalls["function"] in tip and "native:" in tip, tip
+    ticks = browser.eval("[...document.querySelectorAll('.timeline-svg .tick')].map(t => t.textContent).join(' ')")
+    browser.wheel(".timeline-svg rect.stall-bar", -300)
+    browser.wait_for(f"[...document.querySelectorAll('.timeline-svg .tick')].map(t => t.textContent).join(' ') !== {json.dumps(ticks)}")
     browser.screenshot(tmp_path / "timeline.png")
     assert not browser.console_errors()
 

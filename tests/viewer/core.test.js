@@ -163,3 +163,20 @@ test("flame: Python frames outermost first, then the native frames above the eva
   assert.deepEqual(main.children.map((c) => [c.frame.name, c.value, c.stalls]), [["a", 500, [0, 2]], ["b", 100, [1]]]);
   assert.equal(A.flame.find(root, main.children[1].key), main.children[1]);
 });
+
+test("overview: deadlocks first, then checks that were not active, then stalls and bugs", () => {
+  require("../../viewer/js/views/overview.js");
+  const m = A.model.build([
+    { name: "s", kind: "events", events: [
+      ev("hello", 1, { capabilities: { stall_detection: { state: "inactive", reason: "uvloop" }, task_destroyed_pending: { state: "active" } } }),
+      ev("stall", 2.2, { stall_id: 1, native_id: 9, started_at: 2, elapsed_ms: 150, stack: [frame("block", "/app/b.py", 5)] }),
+      ev("task_destroyed_pending", 3, { task: { id: "0x1", name: "lost" }, stack: [] }),
+    ] },
+    { name: "d", kind: "snapshot", doc: snapshot([task("0xa", "a")], [{ kind: "await-cycle", tasks: ["0xa"], message: "stuck" }]) },
+  ]);
+  const app = { href: (view, params) => "#" + view + (params ? "?" + new URLSearchParams(params) : "") };
+  const list = A.views.overview.problems(m, app);
+  assert.deepEqual(list.map((p) => p.label.split(" \u00b7 ")[0]), ["Deadlock", "Not checked", "Stall", "Pending task destroyed"]);
+  assert.match(list[1].text, /uvloop/);
+  assert.equal(list[0].href, "#tasks?snap=0&finding=0");
+});
