@@ -1,5 +1,7 @@
 #include "report/output.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -11,7 +13,17 @@
 namespace aioscope::cli::report {
 
 void writeOutput(const std::string& path, const std::function<void(std::ostream&)>& write) {
-    if (path == "-") {
+    struct stat st{};
+    bool special = stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);  // /dev/stdout, a FIFO
+    if (path == "-" || special) {
+        if (special) {
+            std::ofstream out(path, std::ios::binary);
+            if (!out) throw InspectError(Errc::output_failed, "cannot write " + path + ": " + std::strerror(errno));
+            write(out);
+            out.flush();
+            if (!out) throw InspectError(Errc::output_failed, "cannot write " + path);
+            return;
+        }
         write(std::cout);
         std::cout.flush();
         if (!std::cout) throw InspectError(Errc::output_failed, "cannot write to standard output");
