@@ -8,6 +8,7 @@
 
 #include "commands/commands.h"
 #include "commands/durations.h"
+#include "commands/report_commands.h"
 #include "errors.h"
 
 using namespace aioscope;
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
                        "Exit non-zero if any occurred (comma-separated): stall, deadlock, unawaited, "
                        "cancel-swallowed, unretrieved, destroyed-pending");
     addStreamOptions(runCmd, runFlags, run.stream);
+    std::string runReport;
+    addReportOption(runCmd, runReport);
 
     AttachArgs attach;
     StreamFlags attachFlags;
@@ -94,12 +97,17 @@ int main(int argc, char** argv) {
     attachCmd->add_option("pid", attach.pid, "Process id of the Python process")->required();
     attachCmd->add_option("--duration", attachDuration, "Detach after this long (default: until exit or Ctrl-C)");
     addStreamOptions(attachCmd, attachFlags, attach.stream);
+    std::string attachReport;
+    addReportOption(attachCmd, attachReport);
 
     DemoArgs demo;
     std::string demoColor;
     auto* demoCmd = app.add_subcommand("demo", "Start a built-in example program, dump it and explain what it shows");
     demoCmd->add_option("--python", demo.python, "Python interpreter to run the example with");
     addColor(demoCmd, demoColor);
+
+    ReportCommands reportCommands;
+    addReportCommands(app, reportCommands);
 
     try {
         app.parse(argc, argv);
@@ -142,13 +150,14 @@ int main(int argc, char** argv) {
                                                         "unretrieved, destroyed-pending)");
                 }
             }
-            return runProgram(run);
+            return withReport(runReport, run.stream, [&] { return runProgram(run); });
         }
         if (attachCmd->parsed()) {
             applyStreamFlags(attachFlags, attach.agent, attach.stream);
             attach.durationMs = parseDurationMs(attachDuration, "--duration");
-            return runAttach(attach);
+            return withReport(attachReport, attach.stream, [&] { return runAttach(attach); });
         }
+        if (auto status = runReportCommands(reportCommands)) return *status;
         if (demoCmd->parsed()) {
             demo.color = parseColorMode(demoColor);
             return runDemo(demo);
