@@ -1,5 +1,6 @@
 #include "inject/remote_exec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "errors.h"
@@ -39,6 +40,8 @@ std::vector<RemoteExec::Thread> RemoteExec::threads() {
     return out;
 }
 
+void RemoteExec::requireEnabled() { threads(); }
+
 void RemoteExec::request(const std::string& scriptPath, bool everyThread) {
     const auto& R = m_target.runtime().layout.remoteDebug;
     if (static_cast<Off>(scriptPath.size()) >= R.scriptPathSize) {
@@ -62,21 +65,31 @@ void RemoteExec::request(const std::string& scriptPath, bool everyThread) {
                                "cannot write into the target's memory: " + permissionAdvice());
         }
         any = true;
+        m_requested.push_back(t.tstate);
     }
     if (!any) throw InspectError(Errc::not_python, "the target has no main thread to run the loader");
 }
 
-void RemoteExec::withdraw() {
+bool RemoteExec::withdraw() {
     const auto& R = m_target.runtime().layout.remoteDebug;
     std::int32_t zero = 0;
+    bool taken = false;
     try {
+        Remote& mem = m_target.reader().memory();
+        m_target.reader().forget();
         for (const auto& t : threads()) {
-            writeTargetMemory(m_target.pid(), t.tstate + static_cast<Addr>(R.support + R.pendingCall), &zero,
-                              sizeof zero);
+            Addr flag = t.tstate + static_cast<Addr>(R.support + R.pendingCall);
+            bool asked = std::find(m_requested.begin(), m_requested.end(), t.tstate) != m_requested.end();
+            std::int32_t pending = 1;
+            // The interpreter clears the flag when it takes the request.
+            if (asked && mem.tryRead(flag, &pending, sizeof pending) && pending == 0) taken = true;
+            writeTargetMemory(m_target.pid(), flag, &zero, sizeof zero);
         }
     } catch (const InspectError&) {
         // The target may be gone; nothing left to withdraw then.
     }
+    m_requested.clear();
+    return taken;
 }
 
 }  // namespace aioscope::cli

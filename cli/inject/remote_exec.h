@@ -20,11 +20,17 @@ public:
     // True when this interpreter supports PEP 768 at all.
     static bool supported(const Inspector& target);
 
+    // Throws InspectError (permission_denied) when the target disabled
+    // remote debugging: aioscope then injects nothing at all.
+    void requireEnabled();
+
     // Queues `scriptPath` (as the target names it) on the main thread, or on
     // every thread (a main thread blocked in C never reaches a safe point).
     void request(const std::string& scriptPath, bool everyThread);
     // Withdraws requests not yet run, so a stale one cannot run later.
-    void withdraw();
+    // True when a thread had already taken its request (the script is
+    // running or ran).
+    bool withdraw();
 
 private:
     struct Thread {
@@ -34,6 +40,7 @@ private:
     std::vector<Thread> threads();
 
     Inspector& m_target;
+    std::vector<Addr> m_requested;  // thread states asked to run the script
 };
 
 }  // namespace aioscope::cli

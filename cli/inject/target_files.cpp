@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "errors.h"
 #include "target/proc.h"
@@ -24,42 +23,55 @@ TargetIdentity targetIdentity(pid_t pid) {
     return {st.st_uid, st.st_gid};
 }
 
-TargetFiles::TargetFiles(pid_t pid) : m_pid(pid), m_root("/proc/" + std::to_string(pid) + "/root"), m_id(targetIdentity(pid)) {
-    std::string tmp = m_root + "/tmp";
-    if (access(tmp.c_str(), W_OK) != 0) {
-        throw InspectError(Errc::permission_denied, "cannot write the target's /tmp (" + tmp + "): " + permissionAdvice());
+TargetFiles::TargetFiles(pid_t pid) : m_pid(pid), m_id(targetIdentity(pid)) {
+    std::string rootPath = "/proc/" + std::to_string(pid) + "/root";
+    Fd root(::open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) {
+        if (errno == ENOENT || errno == ESRCH) throw InspectError(Errc::no_such_process, "no process with pid " + std::to_string(pid));
+        throw InspectError(Errc::permission_denied, "cannot open the target's root (" + rootPath + "): " + permissionAdvice());
     }
-    m_server = std::make_unique<EventServer>(tmp, m_id.uid, m_id.gid);
+    // The target's /tmp, resolved inside its root only. A /tmp that is a link
+    // (to /var/tmp, say) is followed inside that root, never out of it.
+    Fd tmp = openInRoot(root.get(), "tmp", O_RDONLY | O_DIRECTORY, false);
+    if (!tmp && errno == ELOOP) tmp = openInRoot(root.get(), "tmp", O_RDONLY | O_DIRECTORY, true);
+    if (!tmp) {
+        Errc code = errno == EACCES || errno == EPERM ? Errc::permission_denied : Errc::internal;
+        throw InspectError(code, "cannot open the target's /tmp (" + rootPath + "/tmp): " + std::strerror(errno));
+    }
+    removeStaleStaging(tmp.get());
+    Fd ours(::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct stat a, b;
+    if (ours && ::fstat(ours.get(), &a) == 0 && ::fstat(tmp.get(), &b) == 0 && (a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+        removeStaleStaging(ours.get());
+    }
+    m_staging = std::make_unique<StagingDir>(tmp.get(), "/tmp");
+    // The socket's folder inside ours, named through our descriptor: the
+    // target's user cannot see its random name before it is theirs.
+    m_server = std::make_unique<EventServer>(m_staging->here(), m_id.uid, m_id.gid);
+}
+
+TargetFiles::~TargetFiles() {
+    // Emptied through descriptors first: the socket's folder belongs to the
+    // target's user by now, and anything may have been planted in it.
+    m_staging->clear();
+    m_server.reset();
+    m_staging.reset();
 }
 
 std::string TargetFiles::inTarget(const std::string& ourPath) const {
-    return ourPath.starts_with(m_root) ? ourPath.substr(m_root.size()) : ourPath;
-}
-
-std::string TargetFiles::stageFile(const std::string& name, const std::string& content) {
-    std::string path = m_server->directory() + "/" + name;
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out << content;
-        if (!out) throw InspectError(Errc::internal, "cannot write " + path);
-    }
-    if (chown(path.c_str(), m_id.uid, m_id.gid) != 0 && geteuid() == 0) {
-        throw InspectError(Errc::internal, "cannot hand " + path + " to the target's user");
-    }
-    chmod(path.c_str(), 0400);
-    return inTarget(path);
+    std::string here = m_staging->here();
+    if (ourPath == here || ourPath.starts_with(here + "/")) return m_staging->inTarget() + ourPath.substr(here.size());
+    return ourPath;
 }
 
 std::string TargetFiles::stageAgent(const std::string& agentSo) {
-    std::string path = m_server->directory() + "/aioscope-agent.so";
-    std::error_code ec;
-    fs::copy_file(agentSo, path, fs::copy_options::overwrite_existing, ec);
-    if (ec) throw InspectError(Errc::internal, "cannot copy the agent to " + path + ": " + ec.message());
-    if (chown(path.c_str(), m_id.uid, m_id.gid) != 0 && geteuid() == 0) {
-        throw InspectError(Errc::internal, "cannot hand " + path + " to the target's user");
-    }
-    chmod(path.c_str(), 0500);
-    return inTarget(path);
+    auto content = readSmallFile(agentSo, std::size_t{1} << 30);
+    if (!content) throw InspectError(Errc::internal, "cannot read the agent " + agentSo + ": " + std::strerror(errno));
+    return m_staging->writeFile("aioscope-agent.so", *content, m_id.uid, m_id.gid, 0500);
+}
+
+std::string TargetFiles::stageScript(const std::string& content) {
+    return m_staging->writeFile("loader-" + randomHex16() + ".py", content, m_id.uid, m_id.gid, 0400);
 }
 
 std::string loadedAgentPath(pid_t pid) {
@@ -78,18 +90,6 @@ std::string loadedAgentPath(pid_t pid) {
         return clean;
     }
     return "";
-}
-
-bool writeTargetMemory(pid_t pid, std::uint64_t addr, const void* data, std::size_t len) {
-    iovec local{const_cast<void*>(data), len};
-    iovec remote{reinterpret_cast<void*>(addr), len};
-    if (process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len)) return true;
-    std::string mem = "/proc/" + std::to_string(pid) + "/mem";
-    int fd = open(mem.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = pwrite(fd, data, len, static_cast<off_t>(addr)) == static_cast<ssize_t>(len);
-    close(fd);
-    return ok;
 }
 
 }  // namespace aioscope::cli
