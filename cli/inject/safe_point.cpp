@@ -58,7 +58,7 @@ constexpr std::string_view kDeniedInside[] = {
 
 static_assert(std::is_sorted(std::begin(kAllowed), std::end(kAllowed)), "binary search needs the allow-list sorted");
 
-enum class Kind { program, libc, loader, allocator };
+enum class Kind { program, libc, loader, allocator, agent };
 
 struct Module {
     std::uint64_t start, end;
@@ -76,6 +76,9 @@ Kind kindOf(const std::string& path) {
     if (base.starts_with("libjemalloc") || base.starts_with("libtcmalloc") || base.starts_with("libmimalloc")) {
         return Kind::allocator;
     }
+    // Our own agent: its start takes a lock that a second start on the same
+    // thread would wait for forever.
+    if (base == "aioscope-agent.so") return Kind::agent;
     return Kind::program;
 }
 
@@ -370,6 +373,10 @@ Verdict SafePointJudge::judge(pid_t tid, const user_regs_struct& regs) {
         }
         if (k == Kind::allocator) {
             v.why = "it is inside a memory allocator (" + j.moduleAt(f.lookup())->name + ")";
+            return v;
+        }
+        if (k == Kind::agent) {
+            v.why = "it is running aioscope's agent";
             return v;
         }
         kinds.push_back(k);

@@ -7,8 +7,9 @@
 //  - the unwinding must reach the thread's start (_start or clone), through
 //    frames that all have unwind information (no guessing through JIT code,
 //    signal trampolines without CFI or aioscope's own stub);
-//  - no frame in the dynamic loader or in a malloc replacement (jemalloc,
-//    tcmalloc, mimalloc);
+//  - no frame in the dynamic loader, in a malloc replacement (jemalloc,
+//    tcmalloc, mimalloc) or in aioscope's agent (a thread inside the agent's
+//    start, from an earlier attach or a PEP 768 loader, holds its lock);
 //  - no libc frame between frames of the program (libc calling the program
 //    back: a signal handler, a qsort comparator, a dl_iterate_phdr or
 //    pthread_once callback, all with libc state half-done below), except the
