@@ -2,11 +2,15 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <sstream>
+#include <vector>
 #include <filesystem>
 
 #include "errors.h"
@@ -34,6 +38,7 @@ TargetFiles::TargetFiles(pid_t pid) : m_pid(pid), m_id(targetIdentity(pid)) {
     // (to /var/tmp, say) is followed inside that root, never out of it.
     Fd tmp = openInRoot(root.get(), "tmp", O_RDONLY | O_DIRECTORY, false);
     if (!tmp && errno == ELOOP) tmp = openInRoot(root.get(), "tmp", O_RDONLY | O_DIRECTORY, true);
+    m_root = std::move(root);
     if (!tmp) {
         Errc code = errno == EACCES || errno == EPERM ? Errc::permission_denied : Errc::internal;
         throw InspectError(code, "cannot open the target's /tmp (" + rootPath + "/tmp): " + std::strerror(errno));
@@ -64,7 +69,61 @@ std::string TargetFiles::inTarget(const std::string& ourPath) const {
     return ourPath;
 }
 
+namespace {
+
+// The target's supplementary groups (/proc/PID/status "Groups:").
+std::vector<gid_t> groupsOf(pid_t pid) {
+    std::vector<gid_t> out;
+    auto status = readSmallFile("/proc/" + std::to_string(pid) + "/status", 1 << 16);
+    if (!status) return out;
+    auto at = status->find("\nGroups:");
+    if (at == std::string::npos) return out;
+    std::istringstream in(status->substr(at + 8, status->find('\n', at + 1) - at - 8));
+    for (long g; in >> g;) out.push_back(static_cast<gid_t>(g));
+    return out;
+}
+
+bool permits(const struct stat& st, const TargetIdentity& id, const std::vector<gid_t>& groups, mode_t what) {
+    if (id.uid == 0) return true;
+    if (st.st_uid == id.uid) return (st.st_mode & (what << 6)) == (what << 6);
+    bool inGroup = st.st_gid == id.gid || std::find(groups.begin(), groups.end(), st.st_gid) != groups.end();
+    if (inGroup) return (st.st_mode & (what << 3)) == (what << 3);
+    return (st.st_mode & what) == what;
+}
+
+}  // namespace
+
+std::optional<std::string> TargetFiles::agentInPlace(const std::string& agentSo) const {
+    struct stat ours;
+    if (agentSo.empty() || agentSo[0] != '/' || ::stat(agentSo.c_str(), &ours) != 0) return std::nullopt;
+    auto groups = groupsOf(m_pid);
+    std::string prefix;
+    for (std::size_t pos = 1; pos <= agentSo.size();) {
+        std::size_t slash = agentSo.find('/', pos);
+        if (slash == std::string::npos) slash = agentSo.size();
+        prefix = agentSo.substr(0, slash);
+        pos = slash + 1;
+        bool last = slash == agentSo.size();
+        // Seen inside the target's root, links followed there only.
+        Fd f = openInRoot(m_root.get(), prefix.substr(1), O_PATH, true);
+        struct stat st;
+        if (!f || ::fstat(f.get(), &st) != 0) return std::nullopt;
+        if (!last && (!S_ISDIR(st.st_mode) || !permits(st, m_id, groups, 01))) return std::nullopt;
+        if (last) {
+            struct statvfs vfs;
+            Fd file = openInRoot(m_root.get(), prefix.substr(1), O_RDONLY, true);
+            if (!file || ::fstatvfs(file.get(), &vfs) != 0 || (vfs.f_flag & ST_NOEXEC)) return std::nullopt;
+            if (st.st_dev != ours.st_dev || st.st_ino != ours.st_ino || !S_ISREG(st.st_mode) ||
+                !permits(st, m_id, groups, 04)) {
+                return std::nullopt;
+            }
+        }
+    }
+    return agentSo;
+}
+
 std::string TargetFiles::stageAgent(const std::string& agentSo) {
+    if (auto here = agentInPlace(agentSo)) return *here;
     auto content = readSmallFile(agentSo, std::size_t{1} << 30);
     if (!content) throw InspectError(Errc::internal, "cannot read the agent " + agentSo + ": " + std::strerror(errno));
     return m_staging->writeFile("aioscope-agent.so", *content, m_id.uid, m_id.gid, 0500);

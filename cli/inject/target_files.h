@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "inject/staging.h"
@@ -35,8 +36,10 @@ public:
     EventServer& server() { return *m_server; }
     // A path of ours (in the staging folder) as the target names it.
     std::string inTarget(const std::string& ourPath) const;
-    // Copies the agent into the staging folder; returns its path as the
-    // target names it.
+    // The agent as the target can load it: where it is installed when the
+    // target sees that same file at the same path and its user may read it
+    // (a process of the host, a container mounting it), else a copy in the
+    // staging folder. Returns its path as the target names it.
     std::string stageAgent(const std::string& agentSo);
     // Writes a script there under a random name; returns its path as the
     // target names it. Only the target's user can read it (when we may give
@@ -44,7 +47,10 @@ public:
     std::string stageScript(const std::string& content);
 
 private:
+    std::optional<std::string> agentInPlace(const std::string& agentSo) const;
+
     pid_t m_pid;
+    Fd m_root;  // the target's root directory
     TargetIdentity m_id;
     std::unique_ptr<StagingDir> m_staging;
     std::unique_ptr<EventServer> m_server;
