@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <time.h>
 
@@ -70,38 +72,49 @@ bool waitForHello(AgentRelay& relay, pid_t pid, std::chrono::milliseconds within
     return relay.helloSeen();
 }
 
-// Whether some thread of the target is on a CPU now (state R), in a few
-// looks over a few milliseconds: only then can PEP 768 run soon (it runs at
-// the next bytecode; a process idle in epoll or blocked on a lock runs none).
-bool anyThreadRunning(pid_t pid) {
+// The target's threads that are on a CPU now (state R), in a few looks over
+// a few milliseconds, the main thread first: only they can run PEP 768's
+// request soon (it runs at the next bytecode; a process idle in epoll or
+// blocked on a lock runs none).
+std::vector<pid_t> runningThreads(pid_t pid) {
     ProcFs proc(pid);
+    std::vector<pid_t> out;
     for (int look = 0; look < 3; ++look) {
         for (pid_t tid : proc.threads()) {
-            if (procState(pid, tid) == 'R') return true;
+            if (procState(pid, tid) == 'R' && std::find(out.begin(), out.end(), tid) == out.end()) out.push_back(tid);
         }
         timespec t{0, 2'000'000};
         nanosleep(&t, nullptr);
     }
-    return false;
+    std::stable_partition(out.begin(), out.end(), [&](pid_t t) { return t == pid; });
+    return out;
 }
 
-// PEP 768 (3.14+): asks every thread to run the loader at its next bytecode.
-// Taken only when a thread is running; then waited for briefly, withdrawn
-// (so a request can never run later), and waited for longer only if a thread
-// took it. False: load it with ptrace instead.
+// PEP 768 (3.14+): asks one running thread at a time to run the loader at
+// its next bytecode (each thread that takes a request runs it: one at a
+// time, the agent starts once). Waited for briefly, then withdrawn (so it
+// can never run later), and waited for longer only if the thread took it.
+// False: load the agent with ptrace instead.
 bool loadWithRemoteExec(RemoteExec& exec, TargetFiles& files, AgentRelay& relay, pid_t pid, const std::string& agent,
                         const std::string& config) {
-    if (!anyThreadRunning(pid)) return false;
+    auto running = runningThreads(pid);
+    if (running.empty()) return false;
     std::string loader = files.stageScript("import ctypes\nctypes.CDLL(" + pythonLiteral(agent) +
                                            ").aioscope_agent_start(" + pythonLiteral(config) + ".encode())\n");
-    exec.request(loader, true);
-    bool loaded = waitForHello(relay, pid, std::chrono::milliseconds(300));
-    bool taken = exec.withdraw();
-    // Taken: the loader is running (importing ctypes on a busy machine takes
-    // a while). If it still does not report, ptrace loads the agent; the
-    // agent takes the same configuration once only.
-    if (!loaded && taken) loaded = waitForHello(relay, pid, std::chrono::seconds(5));
-    return loaded;
+    int asked = 0;
+    for (pid_t tid : running) {
+        if (asked == 2 || g_stop) break;
+        if (!exec.request(loader, tid)) continue;  // not a Python thread
+        ++asked;
+        bool loaded = waitForHello(relay, pid, std::chrono::milliseconds(250));
+        bool taken = exec.withdraw();
+        // Taken: the loader is running (importing ctypes on a busy machine
+        // takes a while). If it still does not report, ptrace loads the
+        // agent; the agent takes the same configuration once only.
+        if (!loaded && taken) loaded = waitForHello(relay, pid, std::chrono::seconds(5));
+        if (loaded || taken) return loaded;
+    }
+    return false;
 }
 
 }  // namespace
@@ -110,6 +123,14 @@ int runAttach(const AttachArgs& args) {
     installStopSignals();  // before anything is created in the target's /tmp
     Inspector target(args.pid);  // refuses non-Python, unsupported versions, missing permission
     if (g_stop) throwInterrupted("before attaching");
+    std::unique_ptr<RemoteExec> exec;
+    if (RemoteExec::supported(target)) {
+        exec = std::make_unique<RemoteExec>(target);
+        exec->requireEnabled();  // disabled: nothing is injected at all, ptrace included
+        // Before stale staging folders go: a killed attach's requests still
+        // pending must not run a script that no longer exists.
+        exec->withdrawStale(std::string("/tmp/") + kStagingPrefix);
+    }
     TargetFiles files(args.pid);
     EventStream stream(args.stream);
     AgentRelay relay(files.server(), stream);
@@ -120,12 +141,7 @@ int runAttach(const AttachArgs& args) {
     std::string agent = loadedAgentPath(args.pid);
     if (agent.empty()) agent = files.stageAgent(agentLibraryPath());
 
-    bool loaded = false;
-    if (RemoteExec::supported(target)) {
-        RemoteExec exec(target);
-        exec.requireEnabled();  // disabled: nothing is injected at all, ptrace included
-        loaded = loadWithRemoteExec(exec, files, relay, args.pid, agent, config);
-    }
+    bool loaded = exec && loadWithRemoteExec(*exec, files, relay, args.pid, agent, config);
     if (!loaded) {
         if (g_stop) throwInterrupted("before the agent was loaded");
         if (!alive(args.pid)) throw InspectError(Errc::process_exited, "the target exited while aioscope attached");

@@ -36,21 +36,20 @@ std::vector<RemoteExec::Thread> RemoteExec::threads() {
     }
     Addr mainThread = mem.ptr(main.addr + L.remoteDebug.threadsMain, "threads.main");
     std::vector<Thread> out;
-    for (const auto& t : readThreads(mem, L, main)) out.push_back({t.addr, t.addr == mainThread});
+    for (const auto& t : readThreads(mem, L, main)) out.push_back({t.addr, t.addr == mainThread, t.nativeId.value_or(0)});
     return out;
 }
 
 void RemoteExec::requireEnabled() { threads(); }
 
-void RemoteExec::request(const std::string& scriptPath, bool everyThread) {
+bool RemoteExec::request(const std::string& scriptPath, pid_t tid) {
     const auto& R = m_target.runtime().layout.remoteDebug;
     if (static_cast<Off>(scriptPath.size()) >= R.scriptPathSize) {
         throw InspectError(Errc::internal, "the loader's path is too long for PEP 768: " + scriptPath);
     }
     Remote& mem = m_target.reader().memory();
-    bool any = false;
     for (const auto& t : threads()) {
-        if (!everyThread && !t.main) continue;
+        if (t.nativeId != tid) continue;
         Addr support = t.tstate + static_cast<Addr>(R.support);
         std::vector<char> path(scriptPath.begin(), scriptPath.end());
         path.push_back('\0');
@@ -64,10 +63,30 @@ void RemoteExec::request(const std::string& scriptPath, bool everyThread) {
             throw InspectError(Errc::permission_denied,
                                "cannot write into the target's memory: " + permissionAdvice());
         }
-        any = true;
         m_requested.push_back(t.tstate);
+        return true;
     }
-    if (!any) throw InspectError(Errc::not_python, "the target has no main thread to run the loader");
+    return false;
+}
+
+int RemoteExec::withdrawStale(const std::string& stagingPrefix) {
+    const auto& R = m_target.runtime().layout.remoteDebug;
+    Remote& mem = m_target.reader().memory();
+    int withdrawn = 0;
+    std::int32_t zero = 0;
+    for (const auto& t : threads()) {
+        Addr support = t.tstate + static_cast<Addr>(R.support);
+        std::int32_t pending = 0;
+        if (!mem.tryRead(support + R.pendingCall, &pending, sizeof pending) || pending != 1) continue;
+        std::vector<char> path(static_cast<std::size_t>(R.scriptPathSize), '\0');
+        if (!mem.tryRead(support + R.scriptPath, path.data(), path.size())) continue;
+        std::string script(path.data(), strnlen(path.data(), path.size()));
+        if (script.starts_with(stagingPrefix) &&
+            writeTargetMemory(m_target.pid(), support + R.pendingCall, &zero, sizeof zero)) {
+            ++withdrawn;
+        }
+    }
+    return withdrawn;
 }
 
 bool RemoteExec::withdraw() {
