@@ -166,7 +166,14 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
                 return {true, ""};
             }
             lastReason = verdict.why;
-            thread->nudge(1000 + 500 * (i % 4));
+            try {
+                thread->nudge(1000 + 500 * (i % 4));
+            } catch (const InspectError& e) {
+                if (e.code() == Errc::permission_denied) throw;
+                lastReason = e.what();  // it exited or would not stop again: another thread
+                tids = proc.threads();
+                break;
+            }
         }
     }
     throw InspectError(Errc::internal, "no thread of the target reached a safe point to load the agent (" + lastReason + ")");

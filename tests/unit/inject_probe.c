@@ -5,8 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 __attribute__((visibility("default"))) int probe_calls = 0;
+
+/* For test_safe_point.cpp: a thread stuck inside dlopen (in the dynamic
+ * loader, holding its lock) while this constructor waits. */
+__attribute__((constructor)) static void maybe_block(void) {
+    if (getenv("AIOSCOPE_PROBE_BLOCK_IN_CONSTRUCTOR")) {
+        for (;;) pause();
+    }
+}
 __attribute__((visibility("default"))) char probe_config[256];
 
 __attribute__((target("avx"))) static void clobberAvx(void) {
