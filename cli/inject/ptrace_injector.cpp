@@ -118,7 +118,7 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
     call.symbol = "aioscope_agent_start";
     call.config = config;
 
-    SafePointJudge judge(pid);
+    auto judge = std::make_unique<SafePointJudge>(pid);
     std::optional<std::uint64_t> stub;
     auto tids = threadsByPreference(pid, proc);
     std::string lastReason = "no thread to use";
@@ -140,13 +140,19 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
         }
         for (int i = 0; i < 25 && tries < kMaxTries; ++i, ++tries) {
             if (interrupted && interrupted()) throw InspectError(Errc::interrupted, "interrupted before the agent was loaded");
+            if (tries % 50 == 49) {
+                // Libraries loaded since (a PEP 768 loader's ctypes, say)
+                // would look like code without unwind information.
+                judge = std::make_unique<SafePointJudge>(pid);
+                if (stub) judge->setStubRange(*stub, *stub + stubCode().size);
+            }
             auto resume = resumeFrom(thread->registers());
-            Verdict verdict = judge.judge(tid, thread->registers());
+            Verdict verdict = judge->judge(tid, thread->registers());
             if (verdict.safe && !resume) verdict = {false, "it is in a system call entered other than by `syscall`"};
             if (verdict.safe) {
                 if (!stub) {
                     stub = placeStub(pid, *thread);
-                    judge.setStubRange(*stub, *stub + stubCode().size);
+                    judge->setStubRange(*stub, *stub + stubCode().size);
                 }
                 auto outcome = thread->runStub(*stub, *resume, xstate, call, kStubWithin, interrupted);
                 if (!outcome.finished) {

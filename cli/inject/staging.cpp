@@ -52,7 +52,7 @@ void verify(int fd, const std::string& content, const std::string& what) {
         static_cast<std::size_t>(st.st_size) != content.size()) {
         throw InspectError(Errc::internal, "the staged " + what + " is not what was written");
     }
-    std::vector<char> buf(1 << 16);
+    std::vector<char> buf(1 << 20);
     std::size_t at = 0;
     while (at < content.size()) {
         ssize_t n = ::pread(fd, buf.data(), std::min(buf.size(), content.size() - at), static_cast<off_t>(at));
