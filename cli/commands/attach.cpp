@@ -5,10 +5,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <string>
+#include <time.h>
 
 #include "commands/agent_session.h"
 #include "commands/commands.h"
@@ -23,8 +26,26 @@ namespace aioscope::cli {
 
 namespace {
 
+// Ctrl-C, SIGTERM, SIGHUP: stop cleanly (detach, remove the staging folder).
+// SIGPIPE (`attach | head`): the same, then exit 14. Installed without
+// SA_RESTART so that a wait returns at once.
 volatile sig_atomic_t g_stop = 0;
-void onSignal(int) { g_stop = 1; }
+volatile sig_atomic_t g_pipe = 0;
+void onSignal(int sig) {
+    if (sig == SIGPIPE) g_pipe = 1;
+    g_stop = 1;
+}
+bool interrupted() { return g_stop != 0; }
+
+void installStopSignals() {
+    struct sigaction sa{};
+    sa.sa_handler = onSignal;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaction(sig, &sa, nullptr);
+}
+
+[[noreturn]] void throwInterrupted(const char* when) {
+    throw InspectError(Errc::interrupted, std::string("interrupted ") + when);
+}
 
 std::string pythonLiteral(const std::string& s) {
     std::string out = "'";
@@ -43,51 +64,93 @@ bool alive(pid_t pid) {
     return state != 0 && state != 'Z' && state != 'X';
 }
 
-// Pumps events until the first hello, the deadline, or the target's death.
+// Pumps events until the first hello, the deadline, the target's death or
+// a stop signal.
 bool waitForHello(AgentRelay& relay, pid_t pid, std::chrono::milliseconds within) {
     auto deadline = std::chrono::steady_clock::now() + within;
-    while (!relay.helloSeen() && std::chrono::steady_clock::now() < deadline && alive(pid) && !g_stop) relay.pump(20);
+    while (!relay.helloSeen() && std::chrono::steady_clock::now() < deadline && alive(pid) && !g_stop) relay.pump(10);
     return relay.helloSeen();
+}
+
+// The target's threads that are on a CPU now (state R), in a few looks over
+// a few milliseconds, the main thread first: only they can run PEP 768's
+// request soon (it runs at the next bytecode; a process idle in epoll or
+// blocked on a lock runs none).
+std::vector<pid_t> runningThreads(pid_t pid) {
+    ProcFs proc(pid);
+    std::vector<pid_t> out;
+    for (int look = 0; look < 3; ++look) {
+        for (pid_t tid : proc.threads()) {
+            if (procState(pid, tid) == 'R' && std::find(out.begin(), out.end(), tid) == out.end()) out.push_back(tid);
+        }
+        timespec t{0, 2'000'000};
+        nanosleep(&t, nullptr);
+    }
+    std::stable_partition(out.begin(), out.end(), [&](pid_t t) { return t == pid; });
+    return out;
+}
+
+// PEP 768 (3.14+): asks one running thread at a time to run the loader at
+// its next bytecode (each thread that takes a request runs it: one at a
+// time, the agent starts once). Waited for briefly, then withdrawn (so it
+// can never run later), and waited for longer only if the thread took it.
+// False: load the agent with ptrace instead.
+bool loadWithRemoteExec(RemoteExec& exec, TargetFiles& files, AgentRelay& relay, pid_t pid, const std::string& agent,
+                        const std::string& config) {
+    auto running = runningThreads(pid);
+    if (running.empty()) return false;
+    std::string loader = files.stageScript("import ctypes\nctypes.CDLL(" + pythonLiteral(agent) +
+                                           ").aioscope_agent_start(" + pythonLiteral(config) + ".encode())\n");
+    int asked = 0;
+    for (pid_t tid : running) {
+        if (asked == 2 || g_stop) break;
+        if (!exec.request(loader, tid)) continue;  // not a Python thread
+        ++asked;
+        bool loaded = waitForHello(relay, pid, std::chrono::milliseconds(250));
+        bool taken = exec.withdraw();
+        // Taken: the loader is running (importing ctypes on a busy machine
+        // takes a while). If it still does not report, ptrace loads the
+        // agent; the agent takes the same configuration once only.
+        if (!loaded && taken) loaded = waitForHello(relay, pid, std::chrono::seconds(5));
+        if (loaded || taken) return loaded;
+    }
+    return false;
 }
 
 }  // namespace
 
 int runAttach(const AttachArgs& args) {
+    installStopSignals();  // before anything is created in the target's /tmp
     Inspector target(args.pid);  // refuses non-Python, unsupported versions, missing permission
+    if (g_stop) throwInterrupted("before attaching");
+    std::unique_ptr<RemoteExec> exec;
+    if (RemoteExec::supported(target)) {
+        exec = std::make_unique<RemoteExec>(target);
+        exec->requireEnabled();  // disabled: nothing is injected at all, ptrace included
+        // Before stale staging folders go: a killed attach's requests still
+        // pending must not run a script that no longer exists.
+        exec->withdrawStale(std::string("/tmp/") + kStagingPrefix);
+    }
     TargetFiles files(args.pid);
     EventStream stream(args.stream);
     AgentRelay relay(files.server(), stream);
     installSnapshotRequestSignal();
-    struct sigaction sa{};
-    sa.sa_handler = onSignal;
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
 
     std::string config = agentConfig(args.agent, files.inTarget(files.server().socketPath()), "attach");
     // Already loaded (an earlier attach): start it again rather than load a second copy.
     std::string agent = loadedAgentPath(args.pid);
     if (agent.empty()) agent = files.stageAgent(agentLibraryPath());
 
-    bool loaded = false;
-    if (RemoteExec::supported(target)) {
-        RemoteExec exec(target);
-        std::string loader = files.stageFile(
-            "loader.py", "import ctypes\nctypes.CDLL(" + pythonLiteral(agent) + ").aioscope_agent_start(" +
-                             pythonLiteral(config) + ".encode())\n");
-        exec.request(loader, false);
-        // A main thread blocked in C never reaches a safe point: ask the others too.
-        if (!waitForHello(relay, args.pid, std::chrono::seconds(2))) exec.request(loader, true);
-        loaded = waitForHello(relay, args.pid, std::chrono::seconds(2));
-        // Requests not yet run must not run later. (If one runs anyway, the
-        // agent takes the same configuration once only.)
-        exec.withdraw();
-        // PEP 768 runs the loader at the next bytecode; a program idle in
-        // epoll (a hung service) may never execute one: inject as below 3.14.
-    }
+    bool loaded = exec && loadWithRemoteExec(*exec, files, relay, args.pid, agent, config);
     if (!loaded) {
-        injectAgent(args.pid, agent, config);
+        if (g_stop) throwInterrupted("before the agent was loaded");
+        if (!alive(args.pid)) throw InspectError(Errc::process_exited, "the target exited while aioscope attached");
+        InjectResult injected = injectAgent(args.pid, agent, config, interrupted);
         if (!waitForHello(relay, args.pid, std::chrono::seconds(10))) {
-            throw InspectError(Errc::internal, "the agent was loaded but did not connect within 10 s");
+            if (g_stop) throwInterrupted("before the agent reported");
+            if (!alive(args.pid)) throw InspectError(Errc::process_exited, "the target exited before its agent reported");
+            throw InspectError(Errc::internal, "the agent was loaded but did not connect within 10 s" +
+                                                   (injected.note.empty() ? "" : " (" + injected.note + ")"));
         }
     }
 
@@ -108,6 +171,7 @@ int runAttach(const AttachArgs& args) {
         e["deadlocks"] = stream.deadlocks();
         stream.emit(e);
     }
+    if (g_pipe) throw InspectError(Errc::output_failed, "standard output was closed (the reading end of the pipe exited)");
     return 0;
 }
 

@@ -1,207 +1,244 @@
 #include "inject/hijack.h"
 
-#include <elf.h>
-#include <libunwind-ptrace.h>
+#include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <set>
 
 #include "errors.h"
-#include "inject/target_files.h"
-#include "target/proc.h"
+#include "inject/target_memory.h"
+#include "inject/tracer.h"
 
 namespace aioscope::cli {
 
 namespace {
 
-constexpr std::size_t kRedZone = 128;
-constexpr std::size_t kXstateMax = 1 << 14;
+using Clock = std::chrono::steady_clock;
 
-void sleepUs(int us) {
-    timespec t{0, us * 1000L};
+constexpr auto kStopWithin = std::chrono::milliseconds(2000);
+constexpr auto kReleaseWithin = std::chrono::milliseconds(1000);
+
+void sleepUs(long us) {
+    timespec t{us / 1000000, (us % 1000000) * 1000L};
     nanosleep(&t, nullptr);
 }
 
-// Waits for the thread's next stop; returns the wait status.
-int waitStop(pid_t tid, int timeoutMs) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+// Waits for the thread's next state change until `deadline`: true with
+// `status` set, false on time out. Polls with a short, growing sleep (a
+// traced thread that is not our child gives us no way to block with a
+// time limit); the injection follows every system call of dlopen, so the
+// first polls are quick.
+bool waitThread(pid_t tid, Clock::time_point deadline, int& status) {
+    long sleep = 20;
     for (;;) {
-        int status = 0;
         pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-        if (r == tid) return status;
-        if (r < 0 && errno != EINTR) throw InspectError(Errc::process_exited, "the target's thread went away");
-        if (std::chrono::steady_clock::now() > deadline) throw InspectError(Errc::internal, "the target's thread did not stop in time");
-        sleepUs(200);
+        if (r == tid) return true;
+        if (r < 0 && errno != EINTR) {
+            status = 0;  // not ours any more: treated as gone
+            return true;
+        }
+        if (Clock::now() >= deadline) return false;
+        sleepUs(sleep);
+        sleep = std::min(sleep * 2, 1000L);
     }
+}
+
+bool gone(int status) { return WIFEXITED(status) || WIFSIGNALED(status) || status == 0; }
+bool syscallStop(int status) { return WIFSTOPPED(status) && WSTOPSIG(status) == (SIGTRAP | 0x80); }
+bool eventStop(int status) { return WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP; }
+
+std::string readString(pid_t pid, std::uint64_t addr) {
+    std::string s;
+    char buf[256];
+    while (addr && s.size() < 4096) {
+        iovec local{buf, sizeof buf};
+        iovec remote{reinterpret_cast<void*>(addr + s.size()), sizeof buf};
+        ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (n <= 0) break;
+        auto end = std::find(buf, buf + n, '\0');
+        s.append(buf, end);
+        if (end != buf + n) break;
+    }
+    return s;
 }
 
 }  // namespace
 
 HijackedThread::HijackedThread(pid_t pid, pid_t tid) : m_pid(pid), m_tid(tid) {
-    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-        if (errno == EPERM) {
-            throw InspectError(Errc::permission_denied,
-                               "permission denied attaching to process " + std::to_string(pid) + " with ptrace: " + permissionAdvice());
-        }
-        throw InspectError(Errc::no_such_process, "cannot attach to thread " + std::to_string(tid) + ": " + std::strerror(errno));
+    // Never PTRACE_O_EXITKILL: if aioscope dies the thread must go on.
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
+        if (errno == EPERM) throw InspectError(Errc::permission_denied, ptraceRefusedMessage(pid, tid));
+        throw InspectError(Errc::process_exited, "cannot attach to thread " + std::to_string(tid) + ": " + std::strerror(errno));
     }
     m_seized = true;
-    stop();
+    try {
+        stop();
+    } catch (...) {
+        release();
+        throw;
+    }
 }
+
+HijackedThread::~HijackedThread() { release(); }
 
 void HijackedThread::stop() {
     ptrace(PTRACE_INTERRUPT, m_tid, nullptr, nullptr);
+    auto deadline = Clock::now() + kStopWithin;
     for (;;) {
-        int status = waitStop(m_tid, 2000);
-        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        int status = 0;
+        if (!waitThread(m_tid, deadline, status)) {
+            throw InspectError(Errc::internal, "thread " + std::to_string(m_tid) +
+                                                   " did not stop within 2 s (uninterruptible sleep?)");
+        }
+        if (gone(status)) {
             m_seized = false;
-            throw InspectError(Errc::process_exited, "the target exited");
+            throw InspectError(Errc::process_exited, "the target's thread " + std::to_string(m_tid) + " exited");
         }
-        if (WIFSTOPPED(status) && (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP) {
-            // A signal arrived first: keep it for later and stop again.
-            m_pendingSignal = WSTOPSIG(status);
-            ptrace(PTRACE_INTERRUPT, m_tid, nullptr, nullptr);
-            ptrace(PTRACE_CONT, m_tid, nullptr, nullptr);
-            continue;
-        }
-        break;
+        if (eventStop(status)) break;  // our interrupt, or a group stop (SIGSTOP): stopped either way
+        // A signal on its way in (a signal-delivery-stop): deliver it now;
+        // the interrupt stays pending and stops the thread right after.
+        int sig = syscallStop(status) ? 0 : WSTOPSIG(status);
+        ptrace(PTRACE_CONT, m_tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
     }
-    save();
-}
-
-void HijackedThread::save() {
-    if (ptrace(PTRACE_GETREGS, m_tid, nullptr, &m_saved) != 0) throw InspectError(Errc::internal, "cannot read the thread's registers");
-    m_xstate.assign(kXstateMax, 0);
-    iovec io{m_xstate.data(), m_xstate.size()};
-    if (ptrace(PTRACE_GETREGSET, m_tid, reinterpret_cast<void*>(NT_X86_XSTATE), &io) == 0) {
-        m_xstate.resize(io.iov_len);
-    } else {
-        m_xstate.clear();
+    m_stopped = true;
+    if (ptrace(PTRACE_GETREGS, m_tid, nullptr, &m_saved) != 0) {
+        throw InspectError(Errc::internal, "cannot read the registers of thread " + std::to_string(m_tid));
     }
 }
 
-void HijackedThread::restore() {
-    if (!m_dirty) return;
-    ptrace(PTRACE_SETREGS, m_tid, nullptr, &m_saved);  // orig_rax included: an interrupted syscall restarts
-    if (!m_xstate.empty()) {
-        iovec io{m_xstate.data(), m_xstate.size()};
-        ptrace(PTRACE_SETREGSET, m_tid, reinterpret_cast<void*>(NT_X86_XSTATE), &io);
+void HijackedThread::release() {
+    if (!m_seized) return;
+    if (!m_stopped) {
+        // Running (a nudge, or the stub): stop it to detach. If it does not
+        // stop in time it stays traced until aioscope exits, which detaches
+        // it; its state is valid either way.
+        ptrace(PTRACE_INTERRUPT, m_tid, nullptr, nullptr);
+        auto deadline = Clock::now() + kReleaseWithin;
+        int status = 0;
+        while (waitThread(m_tid, deadline, status)) {
+            if (gone(status)) {
+                m_seized = false;
+                return;
+            }
+            if (eventStop(status)) {
+                m_stopped = true;
+                break;
+            }
+            int sig = syscallStop(status) ? 0 : WSTOPSIG(status);
+            ptrace(PTRACE_CONT, m_tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+        }
+        if (!m_stopped) return;
     }
-    m_dirty = false;
+    ptrace(PTRACE_DETACH, m_tid, nullptr, nullptr);
+    m_seized = false;
+    m_stopped = false;
 }
 
 void HijackedThread::nudge(int microseconds) {
-    restore();
-    m_dataBottom = 0;
-    ptrace(PTRACE_CONT, m_tid, nullptr, nullptr);
+    if (ptrace(PTRACE_CONT, m_tid, nullptr, nullptr) != 0) {
+        throw InspectError(Errc::process_exited, "the target's thread " + std::to_string(m_tid) + " went away");
+    }
+    m_stopped = false;
     sleepUs(microseconds);
     stop();
 }
 
-HijackedThread::~HijackedThread() {
-    if (!m_seized) return;
-    restore();
-    ptrace(PTRACE_DETACH, m_tid, nullptr, reinterpret_cast<void*>(static_cast<long>(m_pendingSignal)));
-}
-
-std::uint64_t HijackedThread::placeData(const std::string& data) {
-    std::uint64_t at = (m_saved.rsp - kRedZone - data.size()) & ~std::uint64_t{15};
-    if (!writeTargetMemory(m_pid, at, data.data(), data.size())) {
-        throw InspectError(Errc::internal, "cannot write to the target's stack");
-    }
-    m_dataBottom = at;
-    return at;
-}
-
-std::uint64_t HijackedThread::call(std::uint64_t fn, const std::vector<std::uint64_t>& args) {
-    user_regs_struct r = m_saved;
-    std::uint64_t sp = (m_dataBottom ? m_dataBottom : m_saved.rsp - kRedZone) & ~std::uint64_t{15};
-    // At function entry rsp is 8 past a 16-byte boundary: the fake return
-    // address 0 makes the callee's `ret` fault, which stops it for us.
-    sp -= 8;
-    std::uint64_t zero = 0;
-    if (!writeTargetMemory(m_pid, sp, &zero, sizeof zero)) throw InspectError(Errc::internal, "cannot write to the target's stack");
-    r.rsp = sp;
-    r.rip = fn;
-    r.rax = 0;
-    r.orig_rax = static_cast<unsigned long long>(-1);  // no syscall restart at the new rip
-    r.eflags &= ~(1ull << 10);                          // the ABI wants DF clear
-    unsigned long long* argRegs[] = {&r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9};
-    for (std::size_t i = 0; i < args.size() && i < 6; ++i) *argRegs[i] = args[i];
-    m_dirty = true;
-    if (ptrace(PTRACE_SETREGS, m_tid, nullptr, &r) != 0 || ptrace(PTRACE_CONT, m_tid, nullptr, nullptr) != 0) {
-        throw InspectError(Errc::internal, "cannot start the call in the target");
-    }
-    for (;;) {
-        int status = waitStop(m_tid, 15000);
-        if (WIFEXITED(status) || WIFSIGNALED(status)) {
-            m_seized = false;
-            throw InspectError(Errc::process_exited, "the target exited during injection");
+bool HijackedThread::poke(std::uint64_t addr, const void* data, std::size_t len) {
+    const auto* bytes = static_cast<const std::uint8_t*>(data);
+    for (std::size_t done = 0; done < len;) {
+        std::uint64_t at = addr + done;
+        std::uint64_t word = at & ~std::uint64_t{7};
+        std::size_t skip = at - word;
+        std::size_t n = std::min<std::size_t>(8 - skip, len - done);
+        unsigned long value = 0;
+        if (skip || n < 8) {
+            errno = 0;
+            value = static_cast<unsigned long>(ptrace(PTRACE_PEEKDATA, m_tid, reinterpret_cast<void*>(word), nullptr));
+            if (errno != 0) return false;
         }
-        int sig = WSTOPSIG(status);
-        if (sig == SIGSEGV) {
-            user_regs_struct out{};
-            ptrace(PTRACE_GETREGS, m_tid, nullptr, &out);
-            if (out.rip == 0) return out.rax;
-            throw InspectError(Errc::internal, "the call crashed in the target (the thread was restored)");
-        }
-        if ((status >> 16) != PTRACE_EVENT_STOP && sig != SIGTRAP) m_pendingSignal = sig;  // deliver later
-        ptrace(PTRACE_CONT, m_tid, nullptr, nullptr);
-    }
-}
-
-bool atSafePoint(pid_t pid, const HijackedThread& thread, std::string& why) {
-    // System calls in which a thread holds no libc lock (x86_64 numbers).
-    static const std::set<long> kBlocking{0, 7, 23, 34, 35, 43, 45, 47, 61, 128, 230, 232, 270, 271, 281, 288, 441};
-    const user_regs_struct& r = thread.registers();
-    long syscallNr = static_cast<long>(r.orig_rax);
-    ProcFs proc(pid);
-    auto maps = proc.maps();
-    auto kind = [&](std::uint64_t ip) {
-        for (const auto& m : maps) {
-            if (ip < m.start || ip >= m.end) continue;
-            std::string base = m.cleanPath().substr(m.cleanPath().rfind('/') + 1);
-            if (base.starts_with("ld-linux") || base.starts_with("ld-")) return 'L';
-            if (base.starts_with("libc.so") || base.starts_with("libc-")) return 'c';
-            return 'o';
-        }
-        return 'o';
-    };
-    std::vector<std::uint64_t> ips;
-    unw_addr_space_t as = unw_create_addr_space(&_UPT_accessors, 0);
-    void* upt = _UPT_create(thread.tid());
-    unw_cursor_t cursor;
-    if (as && upt && unw_init_remote(&cursor, as, upt) == 0) {
-        do {
-            unw_word_t ip = 0;
-            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || !ip) break;
-            ips.push_back(ip);
-        } while (ips.size() < 8 && unw_step(&cursor) > 0);
-    }
-    if (upt) _UPT_destroy(upt);
-    if (as) unw_destroy_addr_space(as);
-    if (ips.empty()) {
-        why = "its stack could not be unwound";
-        return false;
-    }
-    std::size_t inLibc = 0;
-    while (inLibc < ips.size() && kind(ips[inLibc]) != 'o') {
-        if (kind(ips[inLibc]) == 'L') {
-            why = "it is inside the dynamic loader";
+        std::memcpy(reinterpret_cast<std::uint8_t*>(&value) + skip, bytes + done, n);
+        if (ptrace(PTRACE_POKEDATA, m_tid, reinterpret_cast<void*>(word), reinterpret_cast<void*>(value)) != 0) {
             return false;
         }
-        ++inLibc;
+        done += n;
     }
-    if (inLibc == 0) return true;
-    if (inLibc == 1 && kBlocking.count(syscallNr)) return true;
-    why = "it is inside libc (system call " + std::to_string(syscallNr) + ")";
-    return false;
+    return true;
+}
+
+HijackedThread::Outcome HijackedThread::runStub(std::uint64_t stubAddr, const Resume& resume, const XstateFormat& xstate,
+                                                const StubCall& call, std::chrono::milliseconds within,
+                                                const std::function<bool()>& interrupted) {
+    StubPlan plan = planStub(m_saved, resume, xstate, call, stubAddr);
+    // The block first, while the thread still has its own registers: it is
+    // below everything the thread uses.
+    if (!writeTargetMemory(m_pid, plan.blockAddr, plan.block.data(), plan.block.size())) {
+        throw InspectError(Errc::internal, "cannot write below the stack of thread " + std::to_string(m_tid));
+    }
+    // From this call on the thread's registers start the stub, which returns
+    // it to `resume` by itself: a valid state at every instant.
+    if (ptrace(PTRACE_SETREGS, m_tid, nullptr, &plan.entry) != 0) {
+        throw InspectError(Errc::internal, "cannot set the registers of thread " + std::to_string(m_tid));
+    }
+    Outcome out;
+    if (ptrace(PTRACE_SYSCALL, m_tid, nullptr, nullptr) != 0) {
+        out.why = "the thread could not be resumed";
+        release();
+        return out;
+    }
+    m_stopped = false;
+    const std::uint64_t marker = stubAddr + stubCode().markerOffset;
+    auto deadline = Clock::now() + within;
+    for (;;) {
+        if (interrupted && interrupted()) {
+            out.why = "interrupted";
+            break;
+        }
+        int status = 0;
+        auto slice = std::min(deadline, Clock::now() + std::chrono::milliseconds(20));
+        if (!waitThread(m_tid, slice, status)) {
+            if (Clock::now() >= deadline) {
+                out.why = "it did not finish within " + std::to_string(within.count() / 1000) + " s";
+                break;
+            }
+            continue;
+        }
+        if (gone(status)) {
+            m_seized = false;
+            throw InspectError(Errc::process_exited, "the target exited while loading the agent");
+        }
+        int sig = 0;
+        if (syscallStop(status)) {
+            user_regs_struct now{};
+            if (ptrace(PTRACE_GETREGS, m_tid, nullptr, &now) == 0 && now.rip == marker &&
+                static_cast<long>(now.orig_rax) == kStubMarkerSyscall) {
+                iovec local{&out.results, sizeof out.results};
+                iovec remote{reinterpret_cast<void*>(plan.blockAddr + kStubResultsOffset), sizeof out.results};
+                out.finished = process_vm_readv(m_pid, &local, 1, &remote, 1, 0) == sizeof out.results;
+                if (out.finished && !out.results.handle) out.dlerror = readString(m_pid, out.results.error);
+                m_stopped = true;
+                break;
+            }
+        } else if (eventStop(status)) {
+            // A group stop (SIGSTOP to the target): let it be; the stub
+            // finishes once the process is continued.
+            m_stopped = true;
+            out.why = "the target was stopped by a signal";
+            break;
+        } else {
+            sig = WSTOPSIG(status);  // a signal for the target: delivered now
+        }
+        if (ptrace(PTRACE_SYSCALL, m_tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0) {
+            m_seized = false;  // gone under us
+            throw InspectError(Errc::process_exited, "the target exited while loading the agent");
+        }
+    }
+    release();  // at the marker, the stub goes on from getpid and returns
+    return out;
 }
 
 }  // namespace aioscope::cli

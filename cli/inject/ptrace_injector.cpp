@@ -6,11 +6,13 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "errors.h"
 #include "inject/hijack.h"
-#include "mem/process_reader.h"
-#include "mem/remote.h"
+#include "inject/return_stub.h"
+#include "inject/safe_point.h"
+#include "inject/stub_site.h"
 #include "target/elf_file.h"
 #include "target/proc.h"
 
@@ -18,7 +20,9 @@ namespace aioscope::cli {
 
 namespace {
 
-constexpr int kMaxTries = 400;               // safe-point attempts, across threads
+constexpr int kMaxTries = 400;  // safe-point attempts, across threads
+constexpr auto kSafePointWithin = std::chrono::seconds(10);
+constexpr auto kStubWithin = std::chrono::milliseconds(10000);
 constexpr std::uint64_t kRtldDlopen = 0x80000000;  // __RTLD_DLOPEN for __libc_dlopen_mode
 
 struct LoaderFunctions {
@@ -32,7 +36,8 @@ LoaderFunctions findLoader(const ProcFs& proc) {
     LoaderFunctions out;
     const std::vector<std::string> wanted{"dlopen", "dlsym", "dlerror", "__libc_dlopen_mode", "__libc_dlsym"};
     std::map<std::string, bool> seen;
-    for (const auto& m : proc.maps()) {
+    auto maps = proc.maps();
+    for (const auto& m : maps) {
         std::string base = m.cleanPath().substr(m.cleanPath().rfind('/') + 1);
         if (!(base.starts_with("libc.so") || base.starts_with("libc-") || base.starts_with("libdl")) || seen[m.path]) {
             continue;
@@ -42,7 +47,7 @@ LoaderFunctions findLoader(const ProcFs& proc) {
             auto elf = readElfFacts(path, {}, wanted);
             if (!elf || elf->inode != m.inode) continue;
             std::uint64_t bias = 0;
-            for (const auto& mm : proc.maps()) {
+            for (const auto& mm : maps) {
                 if (mm.path == m.path && mm.offset == 0) {
                     if (auto b = loadBias(mm, elf->loads)) bias = *b;
                     break;
@@ -66,56 +71,115 @@ LoaderFunctions findLoader(const ProcFs& proc) {
     return out;
 }
 
-std::string readCString(pid_t pid, std::uint64_t addr) {
-    ProcessReader reader(pid);
-    Remote mem(reader);
-    std::string s;
-    char c;
-    while (addr && s.size() < 1024 && mem.tryRead(addr + s.size(), &c, 1) && c) s.push_back(c);
-    return s;
+// What the stub cannot do: threads with a user-space shadow stack (CET)
+// would refuse its way back, and strict seccomp forbids dlopen altogether.
+void refuseUnsupported(const ProcFs& proc) {
+    auto status = readSmallFile(proc.path("status"), 1 << 16);
+    if (!status) return;
+    std::istringstream in(*status);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.starts_with("x86_Thread_features:") && line.find("shstk") != std::string::npos) {
+            throw InspectError(Errc::internal, "the target uses x86 shadow stacks (CET), which aioscope's ptrace "
+                                               "injection does not support");
+        }
+        if (line.starts_with("Seccomp:") && line.find('1') != std::string::npos && line.find('2') == std::string::npos) {
+            throw InspectError(Errc::permission_denied, "the target runs under strict seccomp: it cannot load a library");
+        }
+    }
+}
+
+// Threads blocked in a system call first (idle in epoll, asleep, waiting
+// on a lock: usually safe at once), the main thread first among equals.
+std::vector<pid_t> threadsByPreference(pid_t pid, const ProcFs& proc) {
+    auto tids = proc.threads();
+    std::stable_sort(tids.begin(), tids.end(), [&](pid_t a, pid_t b) {
+        bool sa = procState(pid, a) == 'S', sb = procState(pid, b) == 'S';
+        if (sa != sb) return sa;
+        return a == pid && b != pid;
+    });
+    return tids;
 }
 
 }  // namespace
 
-void injectAgent(pid_t pid, const std::string& agentPath, const std::string& config) {
+InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::string& config,
+                         const std::function<bool()>& interrupted) {
     ProcFs proc(pid);
+    refuseUnsupported(proc);
     LoaderFunctions fn = findLoader(proc);
-    // The main thread first; a busy one reaches a safe point soon.
-    auto tids = proc.threads();
-    std::stable_partition(tids.begin(), tids.end(), [&](pid_t t) { return t == pid; });
+    XstateFormat xstate = hostXstateFormat();
+    StubCall call;
+    call.dlopen = fn.dlopen;
+    call.dlsym = fn.dlsym;
+    call.dlerror = fn.dlerror;
+    call.mode = RTLD_NOW | (fn.libcPrivate ? kRtldDlopen : 0);
+    call.path = agentPath;
+    call.symbol = "aioscope_agent_start";
+    call.config = config;
+
+    auto judge = std::make_unique<SafePointJudge>(pid);
+    std::optional<std::uint64_t> stub;
+    auto tids = threadsByPreference(pid, proc);
     std::string lastReason = "no thread to use";
+    auto deadline = std::chrono::steady_clock::now() + kSafePointWithin;
     int tries = 0;
-    for (std::size_t round = 0; tries < kMaxTries; ++round) {
+    for (std::size_t round = 0; tries < kMaxTries && std::chrono::steady_clock::now() < deadline; ++round) {
+        if (interrupted && interrupted()) throw InspectError(Errc::interrupted, "interrupted before the agent was loaded");
+        if (tids.empty()) throw InspectError(Errc::process_exited, "the target has no threads left");
         pid_t tid = tids[round % tids.size()];
         std::unique_ptr<HijackedThread> thread;
         try {
             thread = std::make_unique<HijackedThread>(pid, tid);
         } catch (const InspectError& e) {
             if (e.code() == Errc::permission_denied) throw;
-            tids = proc.threads();  // it exited: look again
-            if (tids.empty()) throw;
+            ++tries;
+            lastReason = e.what();
+            tids = proc.threads();  // it exited (or would not stop): look again
             continue;
         }
         for (int i = 0; i < 25 && tries < kMaxTries; ++i, ++tries) {
-            if (atSafePoint(pid, *thread, lastReason)) {
-                // The strings the calls need, below the thread's stack.
-                const std::string symbol = "aioscope_agent_start";
-                std::uint64_t path = thread->placeData(agentPath + '\0' + symbol + '\0' + config + '\0');
-                std::uint64_t symbolAt = path + agentPath.size() + 1;
-                std::uint64_t configAt = symbolAt + symbol.size() + 1;
-                std::uint64_t mode = RTLD_NOW | (fn.libcPrivate ? kRtldDlopen : 0);
-                std::uint64_t handle = thread->call(fn.dlopen, {path, mode});
-                if (!handle) {
-                    std::string why = fn.dlerror ? readCString(pid, thread->call(fn.dlerror, {})) : "";
-                    throw InspectError(Errc::internal, "the target could not load the agent" + (why.empty() ? "" : ": " + why));
-                }
-                std::uint64_t start = thread->call(fn.dlsym, {handle, symbolAt});
-                if (!start) throw InspectError(Errc::internal, "the agent in the target has no aioscope_agent_start");
-                std::uint64_t rc = thread->call(start, {configAt});
-                if (static_cast<std::int32_t>(rc) != 0) throw InspectError(Errc::internal, "the agent refused its configuration");
-                return;  // the thread is restored and released here
+            if (interrupted && interrupted()) throw InspectError(Errc::interrupted, "interrupted before the agent was loaded");
+            if (tries % 50 == 49) {
+                // Libraries loaded since (a PEP 768 loader's ctypes, say)
+                // would look like code without unwind information.
+                judge = std::make_unique<SafePointJudge>(pid);
+                if (stub) judge->setStubRange(*stub, *stub + stubCode().size);
             }
-            thread->nudge(1000 + 500 * (i % 4));
+            auto resume = resumeFrom(thread->registers());
+            Verdict verdict = judge->judge(tid, thread->registers());
+            if (verdict.safe && !resume) verdict = {false, "it is in a system call entered other than by `syscall`"};
+            if (verdict.safe) {
+                if (!stub) {
+                    stub = placeStub(pid, *thread);
+                    judge->setStubRange(*stub, *stub + stubCode().size);
+                }
+                auto outcome = thread->runStub(*stub, *resume, xstate, call, kStubWithin, interrupted);
+                if (!outcome.finished) {
+                    if (interrupted && interrupted()) {
+                        throw InspectError(Errc::interrupted, "interrupted while the agent was loading");
+                    }
+                    return {false, outcome.why};
+                }
+                if (!outcome.results.handle) {
+                    throw InspectError(Errc::internal, "the target could not load the agent" +
+                                                           (outcome.dlerror.empty() ? "" : ": " + outcome.dlerror));
+                }
+                if (!outcome.results.start) throw InspectError(Errc::internal, "the agent in the target has no aioscope_agent_start");
+                if (static_cast<std::int32_t>(outcome.results.rc) != 0) {
+                    throw InspectError(Errc::internal, "the agent refused its configuration");
+                }
+                return {true, ""};
+            }
+            lastReason = verdict.why;
+            try {
+                thread->nudge(1000 + 500 * (i % 4));
+            } catch (const InspectError& e) {
+                if (e.code() == Errc::permission_denied) throw;
+                lastReason = e.what();  // it exited or would not stop again: another thread
+                tids = proc.threads();
+                break;
+            }
         }
     }
     throw InspectError(Errc::internal, "no thread of the target reached a safe point to load the agent (" + lastReason + ")");

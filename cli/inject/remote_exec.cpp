@@ -1,5 +1,6 @@
 #include "inject/remote_exec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "errors.h"
@@ -35,19 +36,20 @@ std::vector<RemoteExec::Thread> RemoteExec::threads() {
     }
     Addr mainThread = mem.ptr(main.addr + L.remoteDebug.threadsMain, "threads.main");
     std::vector<Thread> out;
-    for (const auto& t : readThreads(mem, L, main)) out.push_back({t.addr, t.addr == mainThread});
+    for (const auto& t : readThreads(mem, L, main)) out.push_back({t.addr, t.addr == mainThread, t.nativeId.value_or(0)});
     return out;
 }
 
-void RemoteExec::request(const std::string& scriptPath, bool everyThread) {
+void RemoteExec::requireEnabled() { threads(); }
+
+bool RemoteExec::request(const std::string& scriptPath, pid_t tid) {
     const auto& R = m_target.runtime().layout.remoteDebug;
     if (static_cast<Off>(scriptPath.size()) >= R.scriptPathSize) {
         throw InspectError(Errc::internal, "the loader's path is too long for PEP 768: " + scriptPath);
     }
     Remote& mem = m_target.reader().memory();
-    bool any = false;
     for (const auto& t : threads()) {
-        if (!everyThread && !t.main) continue;
+        if (t.nativeId != tid) continue;
         Addr support = t.tstate + static_cast<Addr>(R.support);
         std::vector<char> path(scriptPath.begin(), scriptPath.end());
         path.push_back('\0');
@@ -61,22 +63,52 @@ void RemoteExec::request(const std::string& scriptPath, bool everyThread) {
             throw InspectError(Errc::permission_denied,
                                "cannot write into the target's memory: " + permissionAdvice());
         }
-        any = true;
+        m_requested.push_back(t.tstate);
+        return true;
     }
-    if (!any) throw InspectError(Errc::not_python, "the target has no main thread to run the loader");
+    return false;
 }
 
-void RemoteExec::withdraw() {
+int RemoteExec::withdrawStale(const std::string& stagingPrefix) {
+    const auto& R = m_target.runtime().layout.remoteDebug;
+    Remote& mem = m_target.reader().memory();
+    int withdrawn = 0;
+    std::int32_t zero = 0;
+    for (const auto& t : threads()) {
+        Addr support = t.tstate + static_cast<Addr>(R.support);
+        std::int32_t pending = 0;
+        if (!mem.tryRead(support + R.pendingCall, &pending, sizeof pending) || pending != 1) continue;
+        std::vector<char> path(static_cast<std::size_t>(R.scriptPathSize), '\0');
+        if (!mem.tryRead(support + R.scriptPath, path.data(), path.size())) continue;
+        std::string script(path.data(), strnlen(path.data(), path.size()));
+        if (script.starts_with(stagingPrefix) &&
+            writeTargetMemory(m_target.pid(), support + R.pendingCall, &zero, sizeof zero)) {
+            ++withdrawn;
+        }
+    }
+    return withdrawn;
+}
+
+bool RemoteExec::withdraw() {
     const auto& R = m_target.runtime().layout.remoteDebug;
     std::int32_t zero = 0;
+    bool taken = false;
     try {
+        Remote& mem = m_target.reader().memory();
+        m_target.reader().forget();
         for (const auto& t : threads()) {
-            writeTargetMemory(m_target.pid(), t.tstate + static_cast<Addr>(R.support + R.pendingCall), &zero,
-                              sizeof zero);
+            Addr flag = t.tstate + static_cast<Addr>(R.support + R.pendingCall);
+            bool asked = std::find(m_requested.begin(), m_requested.end(), t.tstate) != m_requested.end();
+            std::int32_t pending = 1;
+            // The interpreter clears the flag when it takes the request.
+            if (asked && mem.tryRead(flag, &pending, sizeof pending) && pending == 0) taken = true;
+            writeTargetMemory(m_target.pid(), flag, &zero, sizeof zero);
         }
     } catch (const InspectError&) {
         // The target may be gone; nothing left to withdraw then.
     }
+    m_requested.clear();
+    return taken;
 }
 
 }  // namespace aioscope::cli

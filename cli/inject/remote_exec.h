@@ -20,20 +20,35 @@ public:
     // True when this interpreter supports PEP 768 at all.
     static bool supported(const Inspector& target);
 
-    // Queues `scriptPath` (as the target names it) on the main thread, or on
-    // every thread (a main thread blocked in C never reaches a safe point).
-    void request(const std::string& scriptPath, bool everyThread);
+    // Throws InspectError (permission_denied) when the target disabled
+    // remote debugging: aioscope then injects nothing at all.
+    void requireEnabled();
+
+    // Withdraws requests an earlier aioscope left pending (it was killed
+    // before it could withdraw them; their script path is in a staging
+    // folder): they must not run once that folder is removed. Returns how
+    // many.
+    int withdrawStale(const std::string& stagingPrefix);
+
+    // Queues `scriptPath` (as the target names it) on the Python thread
+    // whose native id is `tid` (one at a time: every thread that takes a
+    // request runs the script). False when no Python thread has that id.
+    bool request(const std::string& scriptPath, pid_t tid);
     // Withdraws requests not yet run, so a stale one cannot run later.
-    void withdraw();
+    // True when a thread had already taken its request (the script is
+    // running or ran).
+    bool withdraw();
 
 private:
     struct Thread {
         Addr tstate;
         bool main;
+        std::int64_t nativeId;  // 0 if unknown
     };
     std::vector<Thread> threads();
 
     Inspector& m_target;
+    std::vector<Addr> m_requested;  // thread states asked to run the script
 };
 
 }  // namespace aioscope::cli

@@ -1,6 +1,7 @@
 """Helpers for the agent's integration tests (`aioscope run`, `aioscope attach`):
 running them, parsing their event streams, starting targets with extra
 environment, reading a target's heartbeat and its mappings."""
+import fcntl
 import json
 import os
 import signal
@@ -255,6 +256,41 @@ def agent_mappings(pid):
             if path.endswith("/" + AGENT_SO):
                 paths.add(path)
     return paths
+
+
+STAGING_PREFIXES = ("aioscope-stage-", "aioscope-new-")
+
+
+def staging_leftovers(tmp_dir):
+    """aioscope's staging folders in `tmp_dir` that no running aioscope owns:
+    each holds an flock on its folder while it lives, so a folder whose lock
+    is free was left behind. Folders of aioscopes still running (other tests,
+    other users of the machine) are not leftovers."""
+    out = set()
+    try:
+        names = os.listdir(tmp_dir)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        if not name.startswith(STAGING_PREFIXES):
+            continue
+        try:
+            fd = os.open(os.path.join(tmp_dir, name), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: its aioscope is running
+        else:
+            # A folder just created (before its owner locks it) is named
+            # aioscope-new-*: give it a moment before calling it left over.
+            if name.startswith("aioscope-new-") and time.time() - os.fstat(fd).st_ctime < 10:
+                continue
+            out.add(name)
+        finally:
+            os.close(fd)
+    return out
 
 
 def thread_ids(pid):

@@ -13,14 +13,13 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert_stacks
 from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
                            agent_mappings, aioscope_attach, describe_stall, detection_problems, diff_lists, frames,
-                           judge_stalls, match_stalls,
+                           judge_stalls, match_stalls, staging_leftovers,
                            short_heartbeat, thread_ids, wait_threads)
 from harness import AIOSCOPE, dump_json, run_aioscope
 from test_dump_threads import assert_matches_truth
@@ -317,7 +316,9 @@ def test_attach_errors(what, status):
 # PEP 768 refused
 
 def tmp_entries(pid):
-    return {p.name for p in Path(f"/proc/{pid}/root/tmp").iterdir() if p.name.startswith("aioscope-")}
+    """aioscope's folders left in the target's /tmp (those of aioscopes still
+    running, such as other tests', do not count)."""
+    return staging_leftovers(f"/proc/{pid}/root/tmp")
 
 
 def test_attach_refused_when_remote_debug_disabled(interp):
