@@ -61,6 +61,10 @@ Layout v310() {
     L.code.filename = 104;
     L.code.name = 112;
     L.code.linetable = 120;
+    L.code.varnames = 72;
+    L.code.freevars = 80;
+    L.code.cellvars = 88;
+    L.threadLocal.dicts = 48;
 
     L.type.cachedKeys = 872;
     L.unicode.asciiData = 48;
@@ -152,6 +156,8 @@ Layout v311() {
     L.gen.frameState = 75;
     L.gen.excValue = 48;
     L.code.nlocalsplus = 76;
+    L.code.localsplusNames = 96;
+    L.threadLocal.dicts = 48;
 
     L.asyncio.available = true;
     L.asyncio.registry = TaskRegistryModel::allTasksWeakSet;
@@ -230,6 +236,8 @@ Layout v312() {
     L.gen.frameState = 67;
     L.gen.excValue = 40;
     L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;
+    L.threadLocal.dicts = 48;
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.resume = 151;
     L.opcodes.resumeAlt = 240;  // INSTRUMENTED_RESUME
@@ -275,6 +283,8 @@ Layout v313() {
     L.gen.frameState = 67;
     L.gen.excValue = 40;
     L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;
+    L.threadLocal.dicts = 40;
     L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
 
     L.asyncio.available = true;
@@ -313,6 +323,8 @@ Layout v314plus(int minor) {
     L.gen.qualname = 32;
     L.gen.excValue = 40;
     L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;  // also published by _Py_DebugOffsets
+    L.threadLocal.dicts = 40;
 
     // Task offsets arrive with the _asyncio module's .AsyncioDebug section
     // (asyncio_offsets.h); these are the Future fields it does not publish.

@@ -1,0 +1,83 @@
+#include "walk/trio_runtime.h"
+
+#include "walk/python_facts.h"
+
+namespace aioscope {
+
+namespace {
+
+constexpr std::size_t kMaxRunners = 256;
+
+Addr classOf(Objects& objects, const InterpreterState& interp, const TrioClass& c) {
+    auto dict = moduleDict(objects, interp, c.module);
+    if (!dict) return 0;
+    auto cls = objects.dictGet(*dict, c.name);
+    if (!cls) return 0;
+    // A class is an instance of `type` (or of a metaclass deriving from it).
+    return objects.isInstance(*cls, "type") ? *cls : 0;
+}
+
+}  // namespace
+
+TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, const TrioLayout& layout,
+                     const InterpreterState& interp, const std::unordered_map<std::uint64_t, WalkedStack>& stacks) {
+    Objects& objects = fields.objects();
+    const Layout& L = objects.layout();
+    TrioRuntime out;
+    auto runDict = moduleDict(objects, interp, layout.runModule);
+    if (!runDict) return out;  // trio not imported: no trio tasks, nothing to say
+
+    TrioClasses c;
+    c.runner = classOf(objects, interp, layout.runner);
+    c.task = classOf(objects, interp, layout.task);
+    c.nursery = classOf(objects, interp, layout.nursery);
+    if (!c.runner || !c.task || !c.nursery) {
+        out.warnings.push_back(std::string("trio tasks unavailable: ") + layout.runModule +
+                               " has no Runner, Task or Nursery class (aioscope knows " + layout.describes + ")");
+        return out;
+    }
+    c.cancelStatus = classOf(objects, interp, layout.cancelStatus);
+    c.lockImpl = classOf(objects, interp, layout.lockImpl);
+    c.capacityLimiter = classOf(objects, interp, layout.capacityLimiter);
+    c.cancelled = classOf(objects, interp, layout.cancelled);
+    if (auto run = objects.dictGet(*runDict, layout.runFunction); run && objects.typeNameOf(*run) == "function") {
+        Addr code = objects.mem().ptr(*run + L.callable.code, "func_code");
+        if (code && objects.typeNameOf(code) == "code") c.runCode = code;
+    }
+    if (auto ctx = objects.dictGet(*runDict, layout.runContext); ctx && objects.isInstance(*ctx, "_thread._local")) {
+        c.runContext = *ctx;
+    }
+    out.classes = c;
+
+    auto add = [&](Addr runner, std::optional<std::uint64_t> thread) {
+        if (!fields.isInstanceOf(runner, c.runner)) return;
+        if (out.runners.size() >= kMaxRunners && !out.runners.count(runner)) return;
+        auto& slot = out.runners[runner];
+        if (thread) slot = thread;
+    };
+
+    // trio.run(...) on a thread: its frame holds the runner.
+    if (c.runCode && locals.available()) {
+        for (const auto& [tid, walked] : stacks) {
+            for (const auto& f : walked.frames) {
+                if (f.frame.function != layout.runFunction || !f.frame.file.ends_with(layout.runFile)) continue;
+                RawFrame raw = frames.read(f.addr);
+                if (raw.code != c.runCode) continue;
+                if (auto runner = locals.get(raw, layout.runRunnerLocal)) add(*runner, tid);
+            }
+        }
+    }
+    // Every thread's run context, including guest runs driven by another loop.
+    if (c.runContext && L.threadLocal.dicts != kAbsent) {
+        Addr dicts = objects.mem().ptr(c.runContext + L.threadLocal.dicts, "thread-local dicts");
+        if (dicts && objects.typeNameOf(dicts) == "dict") {
+            for (const auto& [key, perThread] : objects.dictItems(dicts)) {
+                if (objects.typeNameOf(perThread) != "dict") continue;
+                if (auto runner = objects.dictGet(perThread, layout.runContextRunner)) add(*runner, std::nullopt);
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace aioscope
