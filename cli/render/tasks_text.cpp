@@ -65,18 +65,21 @@ std::string waitText(const Index& idx, const Task& t) {
         return "waits until fd " + std::to_string(*a.fd) + (k == "wait-readable" ? " is readable" : " is writable");
     }
     if (k == "to-thread") return "waits for its worker thread";
-    std::string text = "waits on " + (a.object ? a.objectType + " " + hex(*a.object) : k + " " + hex(a.address));
+    std::string text = "waits on " + (a.object    ? a.objectType + " " + hex(*a.object)
+                                      : a.address ? k + " " + hex(a.address)
+                                                  : k);
     if (k == "lock" || k == "semaphore") {
         const auto& holders = idx.holders(a.object.value_or(0));
         if (holders.empty() && t.runtime == "trio") {
-            if (k == "lock") text += " (its holder is not a running task)";
+            // trio records a Lock's owner (an owner that finished is a finding);
+            // semaphores and anyio's primitives record none.
         } else if (holders.empty()) {
             text += " (holder unknown: not acquired with `async with` by a task)";
         } else {
             text += " held by";
             for (std::size_t i = 0; i < holders.size(); ++i) text += (i ? ", '" : " '") + holders[i]->name + "'";
         }
-    } else if (k != "future") {
+    } else if (k != "future" && (a.object || a.address)) {
         std::string type = a.objectType;
         std::transform(type.begin(), type.end(), type.begin(), ::tolower);
         if (type != k) text += " [" + k + "]";

@@ -10,7 +10,7 @@ namespace aioscope {
 
 namespace {
 
-constexpr std::array<const char*, 2> kLibraryDirs{"/trio/", "/anyio/"};
+constexpr std::array<const char*, 2> kLibraryPackages{"trio", "anyio"};
 
 // Innermost first within each group does not matter: the outermost match of
 // the run of library frames wins, so a wait built on another (Lock.acquire
@@ -94,7 +94,7 @@ const TrioLayout kTrio022{
     .trapAbort = "abort_func",
     .aexitFile = "/trio/_sync.py",
     .aexitFunction = "__aexit__",
-    .libraryDirs = kLibraryDirs,
+    .libraryPackages = kLibraryPackages,
     .waits = kWaits,
 };
 

@@ -56,8 +56,9 @@ struct TrioLayout {
     // `async with primitive:` leaves this bound method on the frame's value stack until the block ends.
     const char* aexitFile, *aexitFunction;
 
-    // Frames of these directories are the library's, not the program's.
-    std::span<const char* const> libraryDirs;
+    // Packages whose frames are the library's, not the program's (found by
+    // the directory of each package's __init__.py in the target).
+    std::span<const char* const> libraryPackages;
     std::span<const TrioWait> waits;
 };
 

@@ -10,12 +10,14 @@ const Stack& Task::frames() const {
 const Frame* Task::where() const {
     const Stack& f = frames();
     if (f.empty()) return nullptr;
-    if (runtime == "trio") {
-        for (const auto& frame : f) {
-            if (frame.file.find("/trio/") == std::string::npos && frame.file.find("/anyio/") == std::string::npos) {
-                return &frame;
-            }
-        }
+    // A blocked trio task's innermost frame is in trio's own files: they and
+    // anyio's beside them are the library's.
+    auto at = runtime == "trio" ? f.front().file.rfind("/trio/") : std::string::npos;
+    if (at == std::string::npos) return &f.front();
+    std::string trio = f.front().file.substr(0, at + 6);
+    std::string anyio = f.front().file.substr(0, at + 1) + "anyio/";
+    for (const auto& frame : f) {
+        if (!frame.file.starts_with(trio) && !frame.file.starts_with(anyio)) return &frame;
     }
     return &f.front();
 }

@@ -48,6 +48,12 @@ TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, c
         c.runContext = *ctx;
     }
     out.classes = c;
+    for (const char* package : layout.libraryPackages) {
+        auto dict = moduleDict(objects, interp, package);
+        auto file = dict ? objects.dictGet(*dict, "__file__") : std::nullopt;
+        auto path = file ? objects.str(*file, 4096) : std::nullopt;
+        if (path && path->rfind('/') != std::string::npos) out.libraryDirs.push_back(path->substr(0, path->rfind('/') + 1));
+    }
 
     auto add = [&](Addr runner, std::optional<std::uint64_t> thread) {
         if (!fields.isInstanceOf(runner, c.runner)) return;

@@ -30,6 +30,7 @@ struct TrioClasses {
 struct TrioRuntime {
     std::optional<TrioClasses> classes;          // nullopt: trio is not imported
     std::map<Addr, std::optional<std::uint64_t>> runners;  // runner -> the thread in trio.run, if known
+    std::vector<std::string> libraryDirs;  // ".../trio/", ".../anyio/": where the libraries' files are
     std::vector<std::string> warnings;
 };
 

@@ -327,6 +327,7 @@ TrioTasksResult TrioReader::read(const InterpreterState& interp,
     out.warnings = rt.warnings;
     if (!rt.classes) return out;
     m_classes = *rt.classes;
+    m_classifier.setLibraryDirs(rt.libraryDirs);
 
     std::vector<Task> tasks;
     std::vector<Facts> facts;

@@ -3,8 +3,8 @@
 namespace aioscope {
 
 bool TrioWaitClassifier::isLibraryFile(const std::string& filename) const {
-    for (const char* dir : m_layout.libraryDirs) {
-        if (filename.find(dir) != std::string::npos) return true;
+    for (const auto& dir : m_dirs) {
+        if (filename.starts_with(dir)) return true;
     }
     return false;
 }

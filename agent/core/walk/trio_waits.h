@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "layout/trio_layout.h"
 #include "walk/coroutines.h"
@@ -28,6 +29,8 @@ public:
     // nullopt when the chain does not end in a known library wait.
     std::optional<TrioWaitTarget> classify(const CoroutineChain& chain);
 
+    // The directories of the libraries' files in this process.
+    void setLibraryDirs(std::vector<std::string> dirs) { m_dirs = std::move(dirs); }
     bool isLibraryFile(const std::string& filename) const;
 
 private:
@@ -36,6 +39,7 @@ private:
     CoroutineWalker& m_walker;
     FrameLocals& m_locals;
     const TrioLayout& m_layout;
+    std::vector<std::string> m_dirs;
 };
 
 }  // namespace aioscope
