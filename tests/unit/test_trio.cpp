@@ -28,8 +28,14 @@ constexpr int kObjectEx = 16;  // Py_T_OBJECT_EX
 
 struct World {
     explicit World(Layout layout)
-        : L(std::move(layout)), py(mem, L), remote(mem), objects(remote, L), codes(objects), frames(codes, objects),
-          coroutines(frames, objects), fields(objects) {
+        : L(std::move(layout)),
+          py(mem, L),
+          remote(mem),
+          objects(remote, L),
+          codes(objects),
+          frames(codes, objects),
+          coroutines(frames, objects),
+          fields(objects) {
         descrType = py.type("member_descriptor", 0);
         cellType = py.type("cell", 0);
         functionType = py.type("function", 0);
@@ -50,8 +56,9 @@ struct World {
     Addr at(Off off) const { return static_cast<Addr>(off); }
 
     // A class whose __dict__ maps each name to a member descriptor for `offset`.
-    Addr slotClass(const char* name, std::int64_t basicsize, const std::vector<std::pair<const char*, std::int64_t>>& slots,
-                   Addr base = 0, int kind = kObjectEx, Addr descrOwner = 0) {
+    Addr slotClass(const char* name, std::int64_t basicsize,
+                   const std::vector<std::pair<const char*, std::int64_t>>& slots, Addr base = 0, int kind = kObjectEx,
+                   Addr descrOwner = 0) {
         Addr cls = py.type(name, 0, base);
         mem.put<std::int64_t>(cls + at(L.type.basicsize), basicsize);
         std::vector<FakePython::Entry> entries;

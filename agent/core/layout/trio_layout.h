@@ -50,9 +50,12 @@ struct TrioLayout {
     // Nursery
     const char* nurseryParentTask, *nurseryChildren;
     // Lock (owner: the Task holding it) and CapacityLimiter (borrowers: the tasks holding a token)
-    const char* lockOwner, *limiterBorrowers;
-    // What wait_task_rescheduled yields to the run loop, holding the task's abort function.
-    const char* trapClass, *trapAbort;
+    const char* lockOwner, *lockLot, *limiterBorrowers;
+    // What wait_task_rescheduled yields to the run loop (holding the task's
+    // abort function), from the generator that yields it: a task is blocked
+    // only while suspended there (other yields, such as a checkpoint's, are
+    // rescheduled at once).
+    const char* trapClass, *trapAbort, *trapFile, *trapFunction, *trapLocal;
     // `async with primitive:` leaves this bound method on the frame's value stack until the block ends.
     const char* aexitFile, *aexitFunction;
 

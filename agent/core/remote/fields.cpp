@@ -39,7 +39,8 @@ std::optional<std::int64_t> Fields::slotOffset(Addr type, std::string_view name)
         if (descr) {
             // Anything else of that name in a class (a property, a method, a
             // class attribute) means the instance does not keep it in a slot.
-            if (m_objects.typeNameOf(*descr) == "member_descriptor" && mem.ptr(*descr + L.member.descrType, "d_type") == t) {
+            if (m_objects.typeNameOf(*descr) == "member_descriptor" &&
+                mem.ptr(*descr + L.member.descrType, "d_type") == t) {
                 Addr def = mem.ptr(*descr + L.member.descrMember, "d_member");
                 auto kind = mem.get<std::int32_t>(def + L.member.defType, "PyMemberDef.type");
                 auto off = mem.get<std::int64_t>(def + L.member.defOffset, "PyMemberDef.offset");

@@ -46,7 +46,7 @@ std::vector<Addr> OwnedReferences::edges(Addr obj) {
 }
 
 std::optional<std::int64_t> OwnedReferences::external(const CoroutineChain& chain, Addr obj,
-                                                       const std::vector<Addr>& taskRefs) {
+                                                      const std::vector<Addr>& taskRefs) {
     const Layout& L = m_walker.objects().layout();
     if (m_fields.hasWeakReferences(obj)) return std::nullopt;
     auto total = refcount(obj);

@@ -52,7 +52,8 @@ TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, c
         auto dict = moduleDict(objects, interp, package);
         auto file = dict ? objects.dictGet(*dict, "__file__") : std::nullopt;
         auto path = file ? objects.str(*file, 4096) : std::nullopt;
-        if (path && path->rfind('/') != std::string::npos) out.libraryDirs.push_back(path->substr(0, path->rfind('/') + 1));
+        if (path && path->rfind('/') != std::string::npos)
+            out.libraryDirs.push_back(path->substr(0, path->rfind('/') + 1));
     }
 
     auto add = [&](Addr runner, std::optional<std::uint64_t> thread) {
@@ -76,11 +77,19 @@ TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, c
     // Every thread's run context, including guest runs driven by another loop.
     if (c.runContext && L.threadLocal.dicts != kAbsent) {
         Addr dicts = objects.mem().ptr(c.runContext + L.threadLocal.dicts, "thread-local dicts");
-        if (dicts && objects.typeNameOf(dicts) == "dict") {
-            for (const auto& [key, perThread] : objects.dictItems(dicts)) {
-                if (objects.typeNameOf(perThread) != "dict") continue;
-                if (auto runner = objects.dictGet(perThread, layout.runContextRunner)) add(*runner, std::nullopt);
+        // trio sets and deletes the running task in these dicts at every step.
+        try {
+            if (dicts && objects.typeNameOf(dicts) == "dict") {
+                for (const auto& [key, perThread] : objects.dictItems(dicts)) {
+                    if (objects.typeNameOf(perThread) != "dict") continue;
+                    if (auto runner = objects.dictGet(perThread, layout.runContextRunner)) add(*runner, std::nullopt);
+                }
             }
+        } catch (const BadRead& e) {
+            out.torn = true;
+            out.warnings.push_back(std::string("trio's run context changed while read (a run without a trio.run "
+                                               "frame may be missing): ") +
+                                   e.what());
         }
     }
     return out;

@@ -21,17 +21,18 @@
 namespace aioscope {
 
 struct TrioClasses {
-    Addr runner = 0, task = 0, nursery = 0;                      // required
+    Addr runner = 0, task = 0, nursery = 0;                                   // required
     Addr cancelStatus = 0, lockImpl = 0, capacityLimiter = 0, cancelled = 0;  // 0: not checked
-    Addr runCode = 0;     // trio.run's code object
+    Addr runCode = 0;                                                         // trio.run's code object
     Addr runContext = 0;  // the threading.local holding each thread's runner
 };
 
 struct TrioRuntime {
-    std::optional<TrioClasses> classes;          // nullopt: trio is not imported
+    std::optional<TrioClasses> classes;                    // nullopt: trio is not imported
     std::map<Addr, std::optional<std::uint64_t>> runners;  // runner -> the thread in trio.run, if known
-    std::vector<std::string> libraryDirs;  // ".../trio/", ".../anyio/": where the libraries' files are
+    std::vector<std::string> libraryDirs;                  // ".../trio/", ".../anyio/": where the libraries' files are
     std::vector<std::string> warnings;
+    bool torn = false;
 };
 
 TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, const TrioLayout& layout,
