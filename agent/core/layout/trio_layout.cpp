@@ -1,7 +1,9 @@
-// Names checked against trio 0.22.0 (Debian's python3-trio, trio/_core/_run.py,
-// _sync.py, _channel.py, _core/_parking_lot.py, _core/_io_epoll.py,
-// _threads.py, _timeouts.py) and 0.22.2, and anyio 3.6 (anyio/_backends/_trio.py,
-// _core/_synchronization.py, streams/memory.py).
+// Names checked against trio 0.22.0 (Debian bookworm's python3-trio:
+// trio/_core/_run.py, _sync.py, _channel.py, _core/_parking_lot.py,
+// _core/_io_epoll.py, _threads.py, _timeouts.py, _core/_traps.py), 0.22.2 and
+// 0.34.0 (Debian sid's), and anyio 3.6 and 4.15 (anyio/_backends/_trio.py,
+// _core/_synchronization.py, streams/memory.py). Where a name changed between
+// releases, the table lists both.
 #include "layout/trio_layout.h"
 
 #include <array>
@@ -11,6 +13,7 @@ namespace aioscope {
 namespace {
 
 constexpr std::array<const char*, 2> kLibraryPackages{"trio", "anyio"};
+constexpr std::array<const char*, 2> kTrapFunctions{"_async_yield", "_real_async_yield"};
 
 // Innermost first within each group does not matter: the outermost match of
 // the run of library frames wins, so a wait built on another (Lock.acquire
@@ -62,7 +65,7 @@ constexpr std::array kWaits{
 };
 
 const TrioLayout kTrio022{
-    .describes = "trio 0.22",
+    .describes = "trio 0.22 to 0.34",
     .runModule = "trio._core._run",
     .runFunction = "run",
     .runFile = "/trio/_core/_run.py",
@@ -94,8 +97,8 @@ const TrioLayout kTrio022{
     .trapClass = "WaitTaskRescheduled",
     .trapAbort = "abort_func",
     .trapFile = "/trio/_core/_traps.py",
-    .trapFunction = "_async_yield",
     .trapLocal = "obj",
+    .trapFunctions = kTrapFunctions,
     .aexitFile = "/trio/_sync.py",
     .aexitFunction = "__aexit__",
     .libraryPackages = kLibraryPackages,

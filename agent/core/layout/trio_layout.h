@@ -55,7 +55,8 @@ struct TrioLayout {
     // abort function), from the generator that yields it: a task is blocked
     // only while suspended there (other yields, such as a checkpoint's, are
     // rescheduled at once).
-    const char* trapClass, *trapAbort, *trapFile, *trapFunction, *trapLocal;
+    const char* trapClass, *trapAbort, *trapFile, *trapLocal;
+    std::span<const char* const> trapFunctions;  // _async_yield (0.22), _real_async_yield (later)
     // `async with primitive:` leaves this bound method on the frame's value stack until the block ends.
     const char* aexitFile, *aexitFunction;
 
@@ -65,8 +66,8 @@ struct TrioLayout {
     std::span<const TrioWait> waits;
 };
 
-// trio 0.22 (Debian bookworm's python3-trio) and anyio 3.x on it; names
-// missing from a newer trio make the reader report trio as unreadable.
+// trio 0.22 to 0.34 and anyio 3 and 4 on it; names missing from another
+// trio make the reader report trio as unreadable, with a warning.
 const TrioLayout& trioLayout();
 
 }  // namespace aioscope

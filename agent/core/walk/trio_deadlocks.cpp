@@ -73,7 +73,10 @@ bool TrioReader::inTrap(const CoroutineChain& chain) {
     if (chain.links.empty() || chain.executing) return false;
     const RawFrame& frame = chain.links.back().frame;
     const CodeInfo& code = m_frames.codes().get(frame.code);
-    if (code.name != m_layout.trapFunction || !code.filename.ends_with(m_layout.trapFile)) return false;
+    const auto& names = m_layout.trapFunctions;
+    if (std::find(names.begin(), names.end(), code.name) == names.end() || !code.filename.ends_with(m_layout.trapFile)) {
+        return false;
+    }
     auto trap = m_locals.get(frame, m_layout.trapLocal);
     return trap && m_objects.typeNameOf(*trap) == m_layout.trapClass;
 }
