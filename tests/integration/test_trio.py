@@ -14,6 +14,8 @@ interpreters these tests are skipped with the reason.
 import json
 import re
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +298,37 @@ def test_anyio_on_asyncio_task_groups_are_a_tree(anyio_asyncio):
         for c in children:
             assert got[c]["awaited_by"] == [host], f"{anyio_asyncio.label(c)}: {got[c]['awaited_by']}"
         assert got[host]["runtime"] == "asyncio"
+
+
+# --- the agent's snapshots: the same trio tasks, read from inside the process -------------
+
+def test_agent_snapshot_has_trio_tasks_and_deadlocks(interp):
+    """`aioscope run --snapshot-every`: the agent reads its own process with the
+    same reader, so its snapshots carry the trio tasks and findings too."""
+    from agent_helpers import Live, host_only, out_path, wait_file
+    from harness import AIOSCOPE
+    host_only(interp)
+    needs(interp, "trio")
+    truth_path = out_path(interp, "trio_deadlock")
+    live = Live([AIOSCOPE, "run", "--json", "--snapshot-every", "300ms", "--",
+                 *interp.argv("trio_deadlock.py", "--truth", interp.inside(truth_path))])
+    try:
+        truth = wait_file(truth_path, 60, live.proc, "truth")
+        assert "error" not in truth, truth["error"]
+        pid = truth["pid"]
+        while Path(f"/proc/{pid}/task/{truth['observer_native_id']}").exists():
+            time.sleep(0.01)
+        settled = time.time()
+        snap = live.wait_for(lambda e: e["type"] == "snapshot" and e["ts"] > settled, 20, "snapshot after settling")
+    finally:
+        live.stop()
+        truth_path.unlink(missing_ok=True)
+    want = {t["id"]: t for t in truth["tasks"]}
+    got = {t["id"]: t for t in snap["tasks"] if t["runtime"] == "trio"}
+    assert set(got) == set(want)
+    bad = [f"{w['name']}: {got[tid]['awaiting']} / {got[tid]['awaited_by']}" for tid, w in want.items()
+           if view(w["awaiting"], got[tid]["awaiting"]) != w["awaiting"]
+           or sorted(got[tid]["awaited_by"]) != sorted(w["awaited_by"])
+           or frames(got[tid]["stack"]) != frames(w["stack"])]
+    assert not bad, "\n".join(bad)
+    assert finding_set(snap["findings"]) == finding_set(truth["findings"]), snap["findings"]

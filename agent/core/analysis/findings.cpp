@@ -36,10 +36,11 @@ bool isLockKind(const std::string& k) { return k == "lock" || k == "semaphore"; 
 
 // A trio task is awaited by its nursery's parent while the parent still runs
 // the nursery's body too; it waits for the child only in the nursery's exit.
+// (The trio reader sorts a nursery's children.)
 bool blocksOn(const Task& waiter, const Task& t) {
     if (waiter.runtime != "trio") return true;
     const auto& a = waiter.awaiting;
-    return a && a->kind == "nursery" && std::find(a->children.begin(), a->children.end(), t.id) != a->children.end();
+    return a && a->kind == "nursery" && std::binary_search(a->children.begin(), a->children.end(), t.id);
 }
 
 // Who waits for whom: awaiting a task, being among a task's awaited_by, and
