@@ -7,13 +7,13 @@ Nursery.child_tasks, stitched coroutine stacks, what each task waits on from
 trio's own records. Every process is dumped twice, live and with --pause, and
 both dumps are compared task by task.
 
-trio and anyio exist only where their packages are installed (Debian's
-python3-trio and python3-anyio for /usr/bin/python3.11); on the other
-interpreters these tests are skipped with the reason.
+trio and anyio are Debian's (tests/integration/trio_libs.py says which for
+each interpreter); an interpreter that cannot import them is skipped with the
+reason.
 """
 import json
+import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,26 +21,17 @@ import pytest
 
 from aio import EXIT_OK, EXIT_STUCK, KilledOnFailure, dump_tasks, fmt_stack, frames
 from harness import run_aioscope
+from trio_libs import library_env, pythonpath
 
 MODES = ["live", "pause"]
-
-
-def needs(interp, *modules):
-    """Skip, with the reason, where the interpreter cannot import the libraries."""
-    for module in modules:
-        probe = subprocess.run(interp.argv("_version.py")[:-1] + ["-c", f"import {module}"],
-                               capture_output=True, text=True)
-        if probe.returncode != 0:
-            last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-            pytest.skip(f"{module} unavailable for CPython {interp.name}: {last} "
-                        f"(Debian's python3-{module} serves /usr/bin/python3.11)")
 
 
 class TrioSnap:
     """A fixture process, its ground truth, and a live and a paused dump."""
 
-    def __init__(self, interp, script):
-        self.fx = KilledOnFailure(interp, script)
+    def __init__(self, interp, script, path=None):
+        with pythonpath(path):
+            self.fx = KilledOnFailure(interp, script)
         try:
             self.dumps = {"live": dump_tasks(self.fx.pid), "pause": dump_tasks(self.fx.pid, "--pause")}
         except BaseException:
@@ -70,8 +61,8 @@ class TrioSnap:
 
 
 def shared(interp, script, *modules):
-    needs(interp, *modules)
-    snap = TrioSnap(interp, script)
+    path, _ = library_env(interp, *modules)
+    snap = TrioSnap(interp, script, path)
     try:
         yield snap
     finally:
@@ -308,10 +299,11 @@ def test_agent_snapshot_has_trio_tasks_and_deadlocks(interp):
     from agent_helpers import Live, host_only, out_path, wait_file
     from harness import AIOSCOPE
     host_only(interp)
-    needs(interp, "trio")
+    path, _ = library_env(interp, "trio")
     truth_path = out_path(interp, "trio_deadlock")
+    env = dict(os.environ, PYTHONPATH=path) if path else None
     live = Live([AIOSCOPE, "run", "--json", "--snapshot-every", "300ms", "--",
-                 *interp.argv("trio_deadlock.py", "--truth", interp.inside(truth_path))])
+                 *interp.argv("trio_deadlock.py", "--truth", interp.inside(truth_path))], env=env)
     try:
         truth = wait_file(truth_path, 60, live.proc, "truth")
         assert "error" not in truth, truth["error"]
