@@ -63,6 +63,11 @@ TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, c
         if (thread) slot = thread;
     };
 
+    if (!(c.runCode && locals.available()) && !(c.runContext && L.threadLocal.dicts != kAbsent)) {
+        out.warnings.push_back("trio tasks unavailable: neither trio.run's frames nor its run context can be read "
+                               "with this interpreter's layout");
+        return out;
+    }
     // trio.run(...) on a thread: its frame holds the runner.
     if (c.runCode && locals.available()) {
         for (const auto& [tid, walked] : stacks) {
