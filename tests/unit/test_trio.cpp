@@ -297,6 +297,10 @@ TEST_CASE("a trio task's summary frame is the program's, not trio's", "[trio][mo
     CHECK(t.where()->function == "worker");
     t.runtime = "asyncio";
     CHECK(t.where()->function == "_async_yield");
+    // trio's own system tasks: their outermost frame says what they are.
+    t.runtime = "trio";
+    stack->pop_back();
+    CHECK(t.where()->function == "wait");
     t.stack.reset();
     CHECK(t.where() == nullptr);
 }

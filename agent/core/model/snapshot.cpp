@@ -19,7 +19,7 @@ const Frame* Task::where() const {
     for (const auto& frame : f) {
         if (!frame.file.starts_with(trio) && !frame.file.starts_with(anyio)) return &frame;
     }
-    return &f.front();
+    return &f.back();  // trio's own task (its root, its system tasks): what it runs
 }
 
 const char* taskStateName(TaskState s) {

@@ -83,8 +83,8 @@ struct Task {
     const Stack& frames() const;
     // Where the task waits, for one-line summaries: the innermost frame, or
     // for a trio task the innermost frame outside trio's and anyio's files
-    // (every blocked trio task sits in the same trio internals); nullptr if
-    // the stack is empty.
+    // (every blocked trio task sits in the same trio internals), or its
+    // outermost when all are theirs; nullptr if the stack is empty.
     const Frame* where() const;
 };
 
