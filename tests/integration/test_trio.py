@@ -324,3 +324,31 @@ def test_agent_snapshot_has_trio_tasks_and_deadlocks(interp):
            or frames(got[tid]["stack"]) != frames(w["stack"])]
     assert not bad, "\n".join(bad)
     assert finding_set(snap["findings"]) == finding_set(truth["findings"]), snap["findings"]
+
+
+# --- the HTML report of a trio snapshot -------------------------------------------------
+
+def test_report_shows_trio_runs_and_findings(tmp_path):
+    """`aioscope report` of a trio dump: the viewer's task view draws the
+    nursery tree under its trio.run and lists the findings (headless Chromium)."""
+    from browser import chromium_path, dump_dom
+    from zoo import ZOO, usable
+    if not chromium_path():
+        pytest.skip("chromium is not installed (tests/viewer/setup.sh installs Debian's chromium)")
+    interp = usable(next(z for z in ZOO if z.name == "3.11-debian"))
+    snap = TrioSnap(interp, "trio_deadlock.py", library_env(interp, "trio")[0])
+    try:
+        saved = tmp_path / "trio.json"
+        saved.write_text(json.dumps(snap.doc("live")))
+    finally:
+        snap.fx.close()
+    out = tmp_path / "report.html"
+    r = run_aioscope("report", saved, "-o", out)
+    assert r.returncode == 0, r.stderr
+    dom = dump_dom(out.resolve().as_uri() + "#tasks")
+    assert "trio.run " + snap.truth["runs"][0] in dom
+    for name in ("cycle-a", "cycle-b", "exit-parent", "exit-child", "orphan-waiter"):
+        assert f">{name}<" in dom, name
+    assert "awaits nursery of 1 tasks" in dom
+    for kind in {f["kind"] for f in snap.truth["findings"]}:
+        assert kind in dom, kind
