@@ -36,8 +36,11 @@ std::vector<Addr> OwnedReferences::edges(Addr obj) {
         out.push_back(mem.ptr(obj + L.callable.methodFunc, "im_func"));
         out.push_back(mem.ptr(obj + L.callable.methodSelf, "im_self"));
     } else if (type == "tuple" || type == "list") {
-        auto items = type == "tuple" ? objects.tupleItems(obj) : objects.listItems(obj);
-        if (items.size() <= kMaxItems) out = std::move(items);
+        // Only small containers are followed: look at the size before reading the items.
+        Off size = type == "tuple" ? L.tuple.size : L.list.size;
+        auto n = mem.get<std::int64_t>(obj + static_cast<Addr>(size), "container size");
+        if (n < 0 || static_cast<std::size_t>(n) > kMaxItems) return out;
+        out = type == "tuple" ? objects.tupleItems(obj) : objects.listItems(obj);
     } else if (type == m_layout.trapClass) {
         if (auto abort = m_fields.get(obj, m_layout.trapAbort)) out.push_back(*abort);
     }
