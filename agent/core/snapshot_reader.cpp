@@ -209,7 +209,7 @@ void SnapshotReader::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
             snap.tasks.insert(snap.tasks.end(), std::make_move_iterator(found.tasks.begin()),
                               std::make_move_iterator(found.tasks.end()));
         }
-        auto trio = readTrioTasks(*m_objects, *m_frames, interp, stacks, [this] { forget(); }, lastAttempt);
+        auto trio = readTrioTasks(*m_objects, *m_frames, interp, threads, stacks, [this] { forget(); }, lastAttempt);
         if (trio.torn) {
             torn = true;
             if (!lastAttempt) continue;

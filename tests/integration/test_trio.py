@@ -47,8 +47,8 @@ class TrioSnap:
     def rc(self, mode):
         return self.dumps[mode][1]
 
-    def got(self, mode):
-        return {t["id"]: t for t in self.doc(mode)["tasks"]}
+    def got(self, mode, runtime=None):
+        return {t["id"]: t for t in self.doc(mode)["tasks"] if runtime is None or t["runtime"] == runtime}
 
     def named(self, name):
         hits = [t for t in self.truth["tasks"] if t["name"] == name]
@@ -84,7 +84,7 @@ def view(want, got):
 
 def compare(snap, mode, field, expected_of, got_of=None):
     got_of = got_of or (lambda t: t[field])
-    got = snap.got(mode)
+    got = snap.got(mode, "trio")
     bad = []
     for tid, want in snap.want.items():
         g = got.get(tid)
@@ -96,8 +96,8 @@ def compare(snap, mode, field, expected_of, got_of=None):
 
 
 def assert_tasks_match(snap, mode):
-    """Everything the ground truth states, task by task."""
-    got = snap.got(mode)
+    """Everything the ground truth states, task by task (the trio tasks of the dump)."""
+    got = snap.got(mode, "trio")
     missing = [snap.label(t) for t in set(snap.want) - set(got)]
     extra = [f"{got[t]['name']}({t})" for t in set(got) - set(snap.want)]
     assert not missing and not extra, f"missing from the dump: {missing}; not trio tasks: {extra}"
@@ -242,6 +242,24 @@ def test_trio_deadlock_messages(trio_deadlock):
     assert text.returncode == EXIT_STUCK
     assert "DEADLOCK lock-deadlock" in text.stdout and "DEADLOCK orphaned-wait" in text.stdout
     assert ("DEADLOCK abandoned-lock" in text.stdout) == ("abandoned_lock" not in trio_deadlock.facts)
+
+
+# --- trio_guest.py: a guest run on an asyncio loop -----------------------------------
+
+@pytest.fixture(scope="module")
+def trio_guest(interp):
+    yield from shared(interp, "trio_guest.py", "trio")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_trio_guest_run_found_with_its_thread(trio_guest, mode):
+    """No trio.run frame: the run is found through trio's run context, on the loop's thread."""
+    assert_tasks_match(trio_guest, mode)
+    assert {t["thread_id"] for t in trio_guest.truth["tasks"]} == {trio_guest.facts["host_thread"]}
+    host = [t for t in trio_guest.doc(mode)["tasks"] if t["runtime"] == "asyncio"]
+    assert [t["name"] for t in host] == ["Task-1"] and host[0]["thread_id"] == trio_guest.facts["host_thread"]
+    assert trio_guest.doc(mode)["findings"] == [] and trio_guest.rc(mode) == EXIT_OK
+    assert trio_guest.doc(mode)["warnings"] == []
 
 
 # --- trio_anyio.py: anyio on the trio backend ----------------------------------------

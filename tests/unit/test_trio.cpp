@@ -335,6 +335,16 @@ TEST_CASE("layout facts the trio reader needs, as measured on the zoo", "[trio][
         CHECK(staticLayout(minor)->code.localsplusNames == 96);
         CHECK(staticLayout(minor)->threadLocal.dicts == (minor <= 12 ? 48 : 40));
     }
+    // A thread's own dict: localobject.key and localdummy.localdict (at 16)
+    // before 3.13; PyThreadState.threading_local_key since (288, 328 on 3.15).
+    for (int minor : {10, 11, 12}) {
+        CHECK(staticLayout(minor)->threadLocal.key == 16);
+        CHECK(staticLayout(minor)->threadLocal.dummyDict == 16);
+        CHECK(staticLayout(minor)->threadLocal.threadKey == kAbsent);
+    }
+    CHECK(staticLayout(13)->threadLocal.threadKey == 288);
+    CHECK(staticLayout(14)->threadLocal.threadKey == 288);
+    CHECK(staticLayout(15)->threadLocal.threadKey == 328);
     Layout L = staticLayout(12).value();
     CHECK(L.type.dict == 264);
     CHECK(L.type.weaklistoffset == 208);

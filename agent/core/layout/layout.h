@@ -177,9 +177,14 @@ struct Layout {
 
     // threading.local (_thread._local): the dict holding every thread's
     // attribute dict as its values ({localdummy weakref -> dict} before 3.13,
-    // {localdummy -> dict} since).
+    // {localdummy -> dict} since), and how a thread finds its own: before
+    // 3.13 tstate->dict[local.key] is a localdummy whose localdict it is;
+    // since, the key is the thread state's threading_local_key.
     struct {
         Off dicts = kAbsent;
+        Off key = kAbsent;             // localobject.key, a str (before 3.13)
+        Off dummyDict = kAbsent;       // localdummyobject.localdict (before 3.13)
+        Off threadKey = kAbsent;       // PyThreadState.threading_local_key (3.13+)
     } threadLocal;
 
     struct {

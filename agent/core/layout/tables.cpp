@@ -65,6 +65,8 @@ Layout v310() {
     L.code.freevars = 80;
     L.code.cellvars = 88;
     L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
 
     L.type.cachedKeys = 872;
     L.unicode.asciiData = 48;
@@ -158,6 +160,8 @@ Layout v311() {
     L.code.nlocalsplus = 76;
     L.code.localsplusNames = 96;
     L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
 
     L.asyncio.available = true;
     L.asyncio.registry = TaskRegistryModel::allTasksWeakSet;
@@ -238,6 +242,8 @@ Layout v312() {
     L.code.nlocalsplus = 72;
     L.code.localsplusNames = 96;
     L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.resume = 151;
     L.opcodes.resumeAlt = 240;  // INSTRUMENTED_RESUME
@@ -285,6 +291,7 @@ Layout v313() {
     L.code.nlocalsplus = 72;
     L.code.localsplusNames = 96;
     L.threadLocal.dicts = 40;
+    L.threadLocal.threadKey = 288;
     L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
 
     L.asyncio.available = true;
@@ -325,6 +332,7 @@ Layout v314plus(int minor) {
     L.code.nlocalsplus = 72;
     L.code.localsplusNames = 96;  // also published by _Py_DebugOffsets
     L.threadLocal.dicts = 40;
+    L.threadLocal.threadKey = minor == 14 ? 288 : 328;
 
     // Task offsets arrive with the _asyncio module's .AsyncioDebug section
     // (asyncio_offsets.h); these are the Future fields it does not publish.

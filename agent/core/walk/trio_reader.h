@@ -53,7 +53,8 @@ public:
           m_classifier(m_coroutines, m_locals, m_layout),
           m_refs(m_coroutines, m_fields, m_layout) {}
 
-    TrioTasksResult read(const InterpreterState& interp, const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
+    TrioTasksResult read(const InterpreterState& interp, const std::vector<ThreadState>& threads,
+                         const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
                          const std::function<void()>& forget, bool lastAttempt);
 
 private:

@@ -17,10 +17,38 @@ Addr classOf(Objects& objects, const InterpreterState& interp, const TrioClass& 
     return objects.isInstance(*cls, "type") ? *cls : 0;
 }
 
+// Which thread each per-thread dict of a threading.local belongs to.
+std::unordered_map<Addr, std::uint64_t> threadOfLocalDict(Objects& objects, Addr local, Addr dicts,
+                                                          const std::vector<ThreadState>& threads) {
+    const Layout& L = objects.layout();
+    Remote& mem = objects.mem();
+    std::unordered_map<Addr, std::uint64_t> out;
+    if (L.threadLocal.key != kAbsent && L.threadLocal.dummyDict != kAbsent) {
+        Addr key = mem.ptr(local + L.threadLocal.key, "thread-local key");
+        if (!key || !objects.str(key, 256)) return out;
+        for (const auto& ts : threads) {
+            for (const auto& [k, dummy] : ts.dict ? objects.dictItems(ts.dict) : std::vector<std::pair<Addr, Addr>>{}) {
+                if (k != key || objects.typeNameOf(dummy) != "_thread._localdummy") continue;
+                out[mem.ptr(dummy + L.threadLocal.dummyDict, "localdummy dict")] = ts.threadId;
+            }
+        }
+    } else if (L.threadLocal.threadKey != kAbsent) {
+        std::unordered_map<Addr, Addr> dictOfKey;
+        for (const auto& [k, v] : objects.dictItems(dicts)) dictOfKey[k] = v;
+        for (const auto& ts : threads) {
+            Addr k = mem.ptr(ts.addr + L.threadLocal.threadKey, "threading_local_key");
+            if (!k || objects.typeNameOf(k) != "_thread._localdummy") continue;
+            if (auto it = dictOfKey.find(k); it != dictOfKey.end()) out[it->second] = ts.threadId;
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, const TrioLayout& layout,
-                     const InterpreterState& interp, const std::unordered_map<std::uint64_t, WalkedStack>& stacks) {
+                     const InterpreterState& interp, const std::vector<ThreadState>& threads,
+                     const std::unordered_map<std::uint64_t, WalkedStack>& stacks) {
     Objects& objects = fields.objects();
     const Layout& L = objects.layout();
     TrioRuntime out;
@@ -85,9 +113,13 @@ TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, c
         // trio sets and deletes the running task in these dicts at every step.
         try {
             if (dicts && objects.typeNameOf(dicts) == "dict") {
+                auto owners = threadOfLocalDict(objects, c.runContext, dicts, threads);
                 for (const auto& [key, perThread] : objects.dictItems(dicts)) {
                     if (objects.typeNameOf(perThread) != "dict") continue;
-                    if (auto runner = objects.dictGet(perThread, layout.runContextRunner)) add(*runner, std::nullopt);
+                    auto runner = objects.dictGet(perThread, layout.runContextRunner);
+                    if (!runner) continue;
+                    auto owner = owners.find(perThread);
+                    add(*runner, owner == owners.end() ? std::nullopt : std::optional<std::uint64_t>(owner->second));
                 }
             }
         } catch (const BadRead& e) {

@@ -36,6 +36,7 @@ struct TrioRuntime {
 };
 
 TrioRuntime findTrio(Fields& fields, FrameWalker& frames, FrameLocals& locals, const TrioLayout& layout,
-                     const InterpreterState& interp, const std::unordered_map<std::uint64_t, WalkedStack>& stacks);
+                     const InterpreterState& interp, const std::vector<ThreadState>& threads,
+                     const std::unordered_map<std::uint64_t, WalkedStack>& stacks);
 
 }  // namespace aioscope

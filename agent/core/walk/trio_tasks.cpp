@@ -123,11 +123,11 @@ Task TrioReader::readTask(Addr addr, Addr runner, std::optional<std::uint64_t> t
     return t;
 }
 
-TrioTasksResult TrioReader::read(const InterpreterState& interp,
+TrioTasksResult TrioReader::read(const InterpreterState& interp, const std::vector<ThreadState>& threads,
                                  const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
                                  const std::function<void()>& forget, bool lastAttempt) {
     TrioTasksResult out;
-    TrioRuntime rt = findTrio(m_fields, m_frames, m_locals, m_layout, interp, stacks);
+    TrioRuntime rt = findTrio(m_fields, m_frames, m_locals, m_layout, interp, threads, stacks);
     out.warnings = rt.warnings;
     out.torn = rt.torn;
     if (!rt.classes) return out;
@@ -208,11 +208,12 @@ TrioTasksResult TrioReader::read(const InterpreterState& interp,
 }  // namespace trio
 
 TrioTasksResult readTrioTasks(Objects& objects, FrameWalker& frames, const InterpreterState& interp,
+                              const std::vector<ThreadState>& threads,
                               const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
                               const std::function<void()>& forget, bool lastAttempt) {
     trio::TrioReader reader(objects, frames);
     try {
-        return reader.read(interp, stacks, forget, lastAttempt);
+        return reader.read(interp, threads, stacks, forget, lastAttempt);
     } catch (const BadRead& e) {
         TrioTasksResult out;
         out.torn = true;

@@ -30,6 +30,7 @@ struct TrioTasksResult {
 // drops cached memory before the confirming read. On the last attempt,
 // facts that did not confirm are dropped (with a warning) rather than torn.
 TrioTasksResult readTrioTasks(Objects& objects, FrameWalker& frames, const InterpreterState& interp,
+                              const std::vector<ThreadState>& threads,
                               const std::unordered_map<std::uint64_t, WalkedStack>& stacks,
                               const std::function<void()>& forget, bool lastAttempt);
 
