@@ -67,14 +67,14 @@ int main(int argc, char** argv) {
     dumpCmd->add_option("pid", dump.pid, "Process id of the Python process")->required();
     dumpCmd->add_flag("--json", dump.json, "Print one JSON document (schema aioscope/snapshot/1)");
     dumpCmd->add_flag("--pause", dump.pause, "Stop the process while reading, for a consistent snapshot");
-    dumpCmd->add_flag("--table", dump.table, "Show asyncio tasks as a table, one line per task");
+    dumpCmd->add_flag("--table", dump.table, "Show asyncio and trio tasks as a table, one line per task");
     addColor(dumpCmd, dumpColor);
 
     RenderArgs render;
     std::string renderColor;
     auto* renderCmd = app.add_subcommand("render", "Print a snapshot saved with `dump --json` as text");
     renderCmd->add_option("file", render.input, "Snapshot JSON file, or - for standard input")->default_val("-");
-    renderCmd->add_flag("--table", render.table, "Show asyncio tasks as a table, one line per task");
+    renderCmd->add_flag("--table", render.table, "Show asyncio and trio tasks as a table, one line per task");
     addColor(renderCmd, renderColor);
 
     RunArgs run;

@@ -11,6 +11,7 @@
 #include "walk/native_ids.h"
 #include "walk/python_facts.h"
 #include "walk/tasks.h"
+#include "walk/trio_tasks.h"
 
 namespace aioscope {
 
@@ -56,7 +57,9 @@ Snapshot SnapshotReader::read(int maxAttempts) {
             break;
         }
     }
-    snap.findings = analyze(snap);
+    // Walkers may have found deadlocks their runtime's own state makes certain.
+    auto found = analyze(snap);
+    snap.findings.insert(snap.findings.end(), found.begin(), found.end());
     snap.durationMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     forget();
     return snap;
@@ -206,6 +209,15 @@ void SnapshotReader::readOnce(Snapshot& snap, bool lastAttempt, bool& torn) {
             snap.tasks.insert(snap.tasks.end(), std::make_move_iterator(found.tasks.begin()),
                               std::make_move_iterator(found.tasks.end()));
         }
+        auto trio = readTrioTasks(*m_objects, *m_frames, interp, threads, stacks, [this] { forget(); }, lastAttempt);
+        if (trio.torn) {
+            torn = true;
+            if (!lastAttempt) continue;
+        }
+        for (auto& w : trio.warnings) snap.warnings.push_back(std::move(w));
+        snap.tasks.insert(snap.tasks.end(), std::make_move_iterator(trio.tasks.begin()),
+                          std::make_move_iterator(trio.tasks.end()));
+        snap.findings.insert(snap.findings.end(), trio.findings.begin(), trio.findings.end());
     }
 }
 

@@ -60,16 +60,26 @@ std::string waitText(const Index& idx, const Task& t) {
     if (k == "gather") return "awaits gather of " + std::to_string(a.children.size());
     if (k == "taskgroup") return "awaits TaskGroup of " + std::to_string(a.children.size()) + " tasks";
     if (k == "sleep") return "sleeping";
-    std::string text = "waits on " + (a.object ? a.objectType + " " + hex(*a.object) : k + " " + hex(a.address));
+    if (k == "nursery") return "awaits nursery of " + std::to_string(a.children.size()) + " tasks";
+    if ((k == "wait-readable" || k == "wait-writable") && a.fd) {
+        return "waits until fd " + std::to_string(*a.fd) + (k == "wait-readable" ? " is readable" : " is writable");
+    }
+    if (k == "to-thread") return "waits for its worker thread";
+    std::string text = "waits on " + (a.object    ? a.objectType + " " + hex(*a.object)
+                                      : a.address ? k + " " + hex(a.address)
+                                                  : k);
     if (k == "lock" || k == "semaphore") {
         const auto& holders = idx.holders(a.object.value_or(0));
-        if (holders.empty()) {
+        if (holders.empty() && t.runtime == "trio") {
+            // trio records a Lock's owner (an owner that finished is a finding);
+            // semaphores and anyio's primitives record none.
+        } else if (holders.empty()) {
             text += " (holder unknown: not acquired with `async with` by a task)";
         } else {
             text += " held by";
             for (std::size_t i = 0; i < holders.size(); ++i) text += (i ? ", '" : " '") + holders[i]->name + "'";
         }
-    } else if (k != "future") {
+    } else if (k != "future" && (a.object || a.address)) {
         std::string type = a.objectType;
         std::transform(type.begin(), type.end(), type.begin(), ::tolower);
         if (type != k) text += " [" + k + "]";
@@ -196,8 +206,9 @@ void renderTaskTrees(const Snapshot& snap, std::ostream& out, const Style& st) {
     TreePrinter printer(snap, out, st);
     for (auto loop : loops) {
         const auto& tasks = byLoop[loop];
+        std::string kind = tasks.front()->runtime == "trio" ? "trio.run " : "Event loop ";
         out << "\n"
-            << st.bold("Event loop " + hex(loop) + " (" + threadLabel(snap, tasks.front()->threadId) + "), " +
+            << st.bold(kind + hex(loop) + " (" + threadLabel(snap, tasks.front()->threadId) + "), " +
                        std::to_string(tasks.size()) + (tasks.size() == 1 ? " task" : " tasks"))
             << "\n";
         printer.loop(tasks);
@@ -215,8 +226,8 @@ void renderTaskTable(const Snapshot& snap, std::ostream& out, const Style& st) {
         std::string wait = waitText(idx, t);
         if (wait.size() > 44) wait = wait.substr(0, 43) + "…";
         std::string where;
-        if (!t.frames().empty()) {
-            const Frame& f = t.frames().front();
+        if (t.where()) {
+            const Frame& f = *t.where();
             where = f.qualname + " (" + f.file.substr(f.file.rfind('/') + 1) + ":" +
                     (f.line ? std::to_string(*f.line) : "?") + ")";
         }

@@ -35,7 +35,9 @@ std::string frameText(const json& f, const Style& st) {
            st.dim("(" + f.value("file", std::string("?")) + ":" + line + ")");
 }
 
-bool isDeadlockKind(const std::string& k) { return k == "await-cycle" || k == "lock-deadlock" || k == "orphaned-wait"; }
+bool isDeadlockKind(const std::string& k) {
+    return k == "await-cycle" || k == "lock-deadlock" || k == "orphaned-wait" || k == "abandoned-lock";
+}
 
 bool isBugEvent(const std::string& t) {
     return std::find(std::begin(kBugEventTypes), std::end(kBugEventTypes), t) != std::end(kBugEventTypes);

@@ -145,6 +145,19 @@ test("forest: who holds the lock a task waits for", () => {
   assert.equal(A.forest.waitText(ix, ix.byId.get("0x1")), "waits on Lock 0xB held by 'ba'");
 });
 
+test("forest: trio waits say what trio records, and no holder is invented", () => {
+  const snap = A.model.build([{ name: "x", kind: "snapshot", doc: snapshot([
+    task("0x1", "parent", { runtime: "trio", awaiting: { kind: "nursery", object: "0xN", children: ["0x2", "0x3"] } }),
+    task("0x2", "reader", { runtime: "trio", awaited_by: ["0x1"], awaiting: { kind: "wait-readable", object: "0xS", fd: 7 } }),
+    task("0x3", "sem", { runtime: "trio", awaited_by: ["0x1"], awaiting: { kind: "semaphore", object: "0xM", object_type: "Semaphore" } }),
+  ]) }]).snapshots[0];
+  const ix = A.forest.index(snap);
+  assert.equal(A.forest.waitText(ix, ix.byId.get("0x1")), "awaits nursery of 2 tasks");
+  assert.equal(A.forest.waitText(ix, ix.byId.get("0x2")), "waits until fd 7 is readable");
+  assert.equal(A.forest.waitText(ix, ix.byId.get("0x3")), "waits on Semaphore 0xM");
+  assert.deepEqual(A.forest.childrenOf(ix, ix.byId.get("0x1")).map((t) => t.name).sort(), ["reader", "sem"]);
+});
+
 test("flame: Python frames outermost first, then the native frames above the eval loop", () => {
   const stall = { ev: { stack: [frame("block", "/app/b.py", 5), frame("main", "/app/m.py", 1)], native_stack: [
     { function: "clock_nanosleep", module: "/lib/libc.so.6" }, { function: "time_sleep", module: "/lib/libpython3.12.so" },

@@ -3,7 +3,8 @@
 # caches it across runs on the same machine:
 #   - Debian sid in a chroot with python3.14 and python3.15 (static, non-PIE),
 #     with /proc mounted, at $AIOSCOPE_ZOO/sid;
-#   - Debian packages for the host's python3.11 (real async libraries).
+#   - Debian packages for the host's python3.11 (real async libraries);
+#   - sid's python3-trio and python3-anyio in the chroot (for 3.14 and 3.15).
 # pyenv interpreters cannot be built here (no network beyond Debian/npm): the
 # tests report those that are missing as skipped, by name.
 # A failure to provision leaves a reason in $AIOSCOPE_ZOO/<name>.unavailable.
@@ -62,6 +63,21 @@ provision_debian_async_packages() {
         || log "could not install ${missing[*]}"
 }
 
+# trio and anyio for sid's interpreters: arch-independent packages in
+# /usr/lib/python3/dist-packages, which python3.14 and python3.15 both read.
+# The chroot's package lists may be older than their Valid-Until.
+provision_sid_trio() {
+    [ -f "$SID/.aioscope-ready" ] && [ ! -f "$ZOO/sid.unavailable" ] || return
+    chroot "$SID" dpkg -s python3-trio python3-anyio >/dev/null 2>&1 && return
+    if [ "$(id -u)" != 0 ]; then log "not root: cannot install python3-trio in the sid chroot"; return; fi
+    log "installing python3-trio and python3-anyio in the sid chroot"
+    chroot "$SID" apt-get -o Acquire::Check-Valid-Until=false -qq update >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive chroot "$SID" apt-get install -y -qq --no-install-recommends \
+        -o Acquire::Check-Valid-Until=false python3-trio python3-anyio >/dev/null 2>&1 \
+        || log "could not install python3-trio in the sid chroot: the trio tests skip 3.14/3.15"
+}
+
 provision_sid
 provision_debian_async_packages
+provision_sid_trio
 exit 0

@@ -24,8 +24,8 @@ std::string hex(std::uint64_t a) {
 }
 
 std::string where(const Task& t) {
-    if (t.frames().empty()) return "";
-    const Frame& f = t.frames().front();
+    if (!t.where()) return "";
+    const Frame& f = *t.where();
     std::string file = f.file.substr(f.file.rfind('/') + 1);
     return " at " + f.qualname + " (" + file + ":" + (f.line ? std::to_string(*f.line) : "?") + ")";
 }
@@ -33,6 +33,15 @@ std::string where(const Task& t) {
 std::string label(const Task& t) { return "'" + t.name + "'"; }
 
 bool isLockKind(const std::string& k) { return k == "lock" || k == "semaphore"; }
+
+// A trio task is awaited by its nursery's parent while the parent still runs
+// the nursery's body too; it waits for the child only in the nursery's exit.
+// (The trio reader sorts a nursery's children.)
+bool blocksOn(const Task& waiter, const Task& t) {
+    if (waiter.runtime != "trio") return true;
+    const auto& a = waiter.awaiting;
+    return a && a->kind == "nursery" && std::binary_search(a->children.begin(), a->children.end(), t.id);
+}
 
 // Who waits for whom: awaiting a task, being among a task's awaited_by, and
 // waiting for a lock another task holds.
@@ -48,7 +57,9 @@ Graph waitForGraph(const Snapshot& snap, const std::unordered_map<std::uint64_t,
         if (t.awaiting && t.awaiting->task && byId.count(*t.awaiting->task)) add(t.id, {*t.awaiting->task, {}});
         for (auto waiter : t.awaitedBy) {
             auto w = byId.find(waiter);
-            if (w != byId.end() && w->second->state == TaskState::pending) add(waiter, {t.id, {}});
+            if (w != byId.end() && w->second->state == TaskState::pending && blocksOn(*w->second, t)) {
+                add(waiter, {t.id, {}});
+            }
         }
         if (t.awaiting && isLockKind(t.awaiting->kind) && t.awaiting->object) {
             auto h = holders.find(*t.awaiting->object);
@@ -184,7 +195,8 @@ Finding cycleFinding(const std::vector<std::pair<std::uint64_t, Edge>>& path,
 }  // namespace
 
 bool isDeadlock(const Finding& f) {
-    return f.kind == "await-cycle" || f.kind == "lock-deadlock" || f.kind == "orphaned-wait";
+    return f.kind == "await-cycle" || f.kind == "lock-deadlock" || f.kind == "orphaned-wait" ||
+           f.kind == "abandoned-lock";
 }
 
 std::vector<Finding> analyze(const Snapshot& snap) {

@@ -6,6 +6,8 @@
 //                  (inside `async with`) by the next;
 //   orphaned-wait  a task waiting on a future/event/queue/lock that nothing
 //                  outside the task references, so nothing can ever set it;
+//   abandoned-lock a trio task waiting for a Lock whose owner has finished
+//                  (found by the trio walker from trio's own records);
 //   cancel-ignored a task asked to cancel that caught the CancelledError and
 //                  went on waiting.
 #pragma once

@@ -231,6 +231,7 @@ void applyDebugOffsets(Layout& L, const DebugOffsets& d) {
     L.code.linetable = off("code_object.linetable");
     L.code.firstlineno = off("code_object.firstlineno");
     L.code.codeAdaptive = off("code_object.co_code_adaptive");
+    if (d.has("code_object.localsplusnames")) L.code.localsplusNames = off("code_object.localsplusnames");
 
     L.object.type = off("pyobject.ob_type");
     L.type.name = off("type_object.tp_name");

@@ -143,6 +143,12 @@ struct Layout {
         Off coCode = kAbsent;        // 3.10: bytes object
         Off firstTraceable = kAbsent;  // 3.11+: frames before this code unit are incomplete
         Off nlocalsplus = kAbsent;     // 3.11+: slots before the value stack
+        // Names of the frame's local slots: co_localsplusnames (3.11+), or on
+        // 3.10 co_varnames then co_cellvars then co_freevars, in slot order.
+        Off localsplusNames = kAbsent;
+        Off varnames = kAbsent;
+        Off cellvars = kAbsent;
+        Off freevars = kAbsent;
     } code;
 
     struct {
@@ -155,8 +161,31 @@ struct Layout {
         Off flags = 168;
         Off base = 256;
         Off dictoffset = 288;
+        Off weaklistoffset = 208;  // where instances keep their weak reference list (negative: before the object)
+        Off dict = 264;            // tp_dict (set for classes; built-in static types keep it elsewhere on 3.12+)
         Off cachedKeys = kAbsent;  // PyHeapTypeObject.ht_cached_keys
     } type;
+
+    // __slots__ attributes: the class's member_descriptor points at a
+    // PyMemberDef naming the slot's type and offset inside the instance.
+    struct {
+        Off descrType = 16;    // PyDescrObject.d_type: the class defining the slot
+        Off descrMember = 40;  // PyMemberDescrObject.d_member
+        Off defType = 8;       // PyMemberDef.type (int)
+        Off defOffset = 16;    // PyMemberDef.offset
+    } member;
+
+    // threading.local (_thread._local): the dict holding every thread's
+    // attribute dict as its values ({localdummy weakref -> dict} before 3.13,
+    // {localdummy -> dict} since), and how a thread finds its own: before
+    // 3.13 tstate->dict[local.key] is a localdummy whose localdict it is;
+    // since, the key is the thread state's threading_local_key.
+    struct {
+        Off dicts = kAbsent;
+        Off key = kAbsent;             // localobject.key, a str (before 3.13)
+        Off dummyDict = kAbsent;       // localdummyobject.localdict (before 3.13)
+        Off threadKey = kAbsent;       // PyThreadState.threading_local_key (3.13+)
+    } threadLocal;
 
     struct {
         Off length = 16;

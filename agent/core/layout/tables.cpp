@@ -61,6 +61,12 @@ Layout v310() {
     L.code.filename = 104;
     L.code.name = 112;
     L.code.linetable = 120;
+    L.code.varnames = 72;
+    L.code.freevars = 80;
+    L.code.cellvars = 88;
+    L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
 
     L.type.cachedKeys = 872;
     L.unicode.asciiData = 48;
@@ -152,6 +158,10 @@ Layout v311() {
     L.gen.frameState = 75;
     L.gen.excValue = 48;
     L.code.nlocalsplus = 76;
+    L.code.localsplusNames = 96;
+    L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
 
     L.asyncio.available = true;
     L.asyncio.registry = TaskRegistryModel::allTasksWeakSet;
@@ -230,6 +240,10 @@ Layout v312() {
     L.gen.frameState = 67;
     L.gen.excValue = 40;
     L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;
+    L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.resume = 151;
     L.opcodes.resumeAlt = 240;  // INSTRUMENTED_RESUME
@@ -275,6 +289,9 @@ Layout v313() {
     L.gen.frameState = 67;
     L.gen.excValue = 40;
     L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;
+    L.threadLocal.dicts = 40;
+    L.threadLocal.threadKey = 288;
     L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
 
     L.asyncio.available = true;
@@ -313,6 +330,9 @@ Layout v314plus(int minor) {
     L.gen.qualname = 32;
     L.gen.excValue = 40;
     L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;  // also published by _Py_DebugOffsets
+    L.threadLocal.dicts = 40;
+    L.threadLocal.threadKey = minor == 14 ? 288 : 328;
 
     // Task offsets arrive with the _asyncio module's .AsyncioDebug section
     // (asyncio_offsets.h); these are the Future fields it does not publish.

@@ -53,6 +53,7 @@ struct Awaiting {
     // refcount minus its own frames' references); 0 means nothing else can
     // ever complete the wait. Absent where it cannot be counted.
     std::optional<std::int64_t> externalRefs;
+    std::optional<std::int64_t> fd;          // trio wait-readable/wait-writable: the file descriptor
 
     bool operator==(const Awaiting&) const = default;
 };
@@ -61,11 +62,12 @@ enum class TaskState { pending, running, done, cancelled };
 
 struct Task {
     std::uint64_t id = 0;                    // address of the Task object (hex(id(task)))
+    std::string runtime = "asyncio";         // "asyncio" or "trio": whose task it is
     std::string name;
     TaskState state = TaskState::pending;
     std::int64_t interpreterId = 0;
     std::optional<std::uint64_t> threadId;   // the thread running the task's loop
-    std::uint64_t loop = 0;
+    std::uint64_t loop = 0;                  // asyncio: the event loop; trio: the Runner
     // Innermost first: from the innermost awaiting coroutine out to the task's
     // own coroutine; for a running task, the thread's live frames down to it.
     // Shared between tasks whose stacks are identical.
@@ -79,10 +81,16 @@ struct Task {
     std::optional<std::string> error;        // why the stack is incomplete
 
     const Stack& frames() const;
+    // Where the task waits, for one-line summaries: the innermost frame, or
+    // for a trio task the innermost frame outside trio's and anyio's files
+    // (every blocked trio task sits in the same trio internals), or its
+    // outermost when all are theirs; nullptr if the stack is empty.
+    const Frame* where() const;
 };
 
 struct Finding {
-    std::string kind;                        // await-cycle, lock-deadlock, orphaned-wait, cancel-ignored
+    std::string kind;                        // await-cycle, lock-deadlock, orphaned-wait, abandoned-lock,
+                                             // cancel-ignored
     std::vector<std::uint64_t> tasks;
     std::vector<std::uint64_t> objects;
     std::string message;

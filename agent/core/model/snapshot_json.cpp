@@ -114,6 +114,7 @@ void writeAwaiting(JsonWriter& w, const std::optional<Awaiting>& a) {
     w.key("children");
     writeIds(w, a->children);
     w.key("external_refs").value(a->externalRefs);
+    w.key("fd").value(a->fd);
     w.endObject();
 }
 
@@ -123,6 +124,7 @@ void writeTask(JsonWriter& w, const Task& t) {
     {
         w.beginObject();
         w.key("id").hex(t.id);
+        w.key("runtime").value(t.runtime);
         w.key("name").value(t.name);
         w.key("state").value(taskStateName(t.state));
         w.key("interpreter_id").value(t.interpreterId);
@@ -248,6 +250,8 @@ TaskState taskState(const std::string& s) {
 Task taskFromJson(const json& j) {
     Task t;
     t.id = hexId(field(j, "id", "task"), "task.id");
+    // Snapshots written before trio support have no runtime: asyncio's.
+    t.runtime = optStr(j, "runtime", "task").value_or("asyncio");
     t.name = str(j, "name", "task");
     t.state = taskState(str(j, "state", "task"));
     t.interpreterId = optNum<std::int64_t>(j, "interpreter_id", "task").value_or(0);
@@ -267,6 +271,7 @@ Task taskFromJson(const json& j) {
         w.task = optHex(*a, "task", "awaiting");
         w.children = hexIds(*a, "children", "awaiting");
         w.externalRefs = optNum<std::int64_t>(*a, "external_refs", "awaiting");
+        w.fd = optNum<std::int64_t>(*a, "fd", "awaiting");
         t.awaiting = std::move(w);
     }
     t.awaitedBy = hexIds(j, "awaited_by", "task");

@@ -46,7 +46,11 @@ constexpr std::array kKnownWaits{
     KnownWait{"/asyncio/base_events.py", "run_in_executor", "executor"},
     KnownWait{"/asyncio/base_events.py", "serve_forever", "server"},
     KnownWait{"/asyncio/staggered.py", "staggered_race", "staggered"},
+    // anyio's task group on asyncio waits for its tasks with asyncio.wait.
+    KnownWait{"/anyio/_backends/_asyncio.py", "__aexit__", "taskgroup"},
 };
+
+bool isAnyioAsyncio(const std::string& file) { return file.ends_with("/anyio/_backends/_asyncio.py"); }
 
 // Refines the generic kind with the class of the object waited on.
 std::string refine(const std::string& kind, const std::string& selfType) {
@@ -84,7 +88,7 @@ void AwaitClassifier::byFrame(const CoroutineChain& chain, AwaitTarget& t) {
     const KnownWait* known = nullptr;
     for (auto it = chain.links.rbegin(); it != chain.links.rend(); ++it) {
         const CodeInfo& code = m_walker.frames().codes().get(it->frame.code);
-        if (code.filename.find("/asyncio/") == std::string::npos) break;
+        if (code.filename.find("/asyncio/") == std::string::npos && !isAnyioAsyncio(code.filename)) break;
         for (const auto& k : kKnownWaits) {
             if (code.name == k.function && code.filename.ends_with(k.file)) {
                 match = &*it;
@@ -103,6 +107,9 @@ void AwaitClassifier::byFrame(const CoroutineChain& chain, AwaitTarget& t) {
     }
     if (t.kind == "taskgroup" && self) {
         if (auto tasks = m_objects.attr(self, "_tasks")) t.children = containerItems(*tasks);
+        // anyio's TaskGroup keeps its tasks in its cancel scope.
+        auto scope = t.children.empty() ? m_objects.attr(self, "cancel_scope") : std::nullopt;
+        if (auto tasks = scope ? m_objects.attr(*scope, "_tasks") : std::nullopt) t.children = containerItems(*tasks);
     } else if (t.kind == "wait" && self) {
         t.children = containerItems(self);  // _wait(fs, ...): the futures
         t.object = 0;

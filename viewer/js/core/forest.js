@@ -144,10 +144,16 @@
     if (k === "gather") return "awaits gather of " + arr(a.children).length;
     if (k === "taskgroup") return "awaits TaskGroup of " + arr(a.children).length + " tasks";
     if (k === "sleep") return "sleeping";
+    if (k === "nursery") return "awaits nursery of " + arr(a.children).length + " tasks";
+    if ((k === "wait-readable" || k === "wait-writable") && typeof a.fd === "number") {
+      return "waits until fd " + a.fd + (k === "wait-readable" ? " is readable" : " is writable");
+    }
+    if (k === "to-thread") return "waits for its worker thread";
     var text = "waits on " + (a.object ? (a.object_type || k) + " " + a.object : k + " " + (a.address || ""));
     if (k === "lock" || k === "semaphore") {
       var hs = ix.holders.get(a.object) || [];
-      if (!hs.length) text += " (holder unknown)";
+      // trio records a Lock's owner, and no holder for other primitives.
+      if (!hs.length) text += t.runtime === "trio" ? "" : " (holder unknown)";
       else text += " held by " + hs.map(function (x) { return "'" + x.name + "'"; }).join(", ");
     } else if (k && k !== "future" && String(a.object_type || "").toLowerCase() !== k) {
       text += " [" + k + "]";

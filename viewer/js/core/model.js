@@ -11,7 +11,7 @@
     task_exception_unretrieved: "Task exception never retrieved",
     task_destroyed_pending: "Pending task destroyed",
   };
-  var DEADLOCK_KINDS = { "await-cycle": true, "lock-deadlock": true, "orphaned-wait": true };
+  var DEADLOCK_KINDS = { "await-cycle": true, "lock-deadlock": true, "orphaned-wait": true, "abandoned-lock": true };
   var CAPABILITY_LABELS = {
     stall_detection: "stall detection",
     unawaited_coroutine: "never-awaited coroutines",

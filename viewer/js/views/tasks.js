@@ -104,7 +104,8 @@
       var roots = l.roots.concat(l.cycleRoots);
       var visible = filt ? roots.filter(function (t) { return filt.keep.has(t.id); }) : roots;
       if (filt && !visible.length) return;
-      names.push(h("h4", { className: "loop" }, "Event loop " + l.loop + " \u00b7 " +
+      var kind = l.tasks[0] && l.tasks[0].runtime === "trio" ? "trio.run " : "Event loop ";
+      names.push(h("h4", { className: "loop" }, kind + l.loop + " \u00b7 " +
         (l.threadId === null ? "no running loop" : "thread " + l.threadId + (tname ? " \u201c" + dom.printable(tname, 80) + "\u201d" : "")) +
         " \u00b7 " + dom.plural(l.tasks.length, "task")));
       tree.appendChild(h("div", { className: "loop-block" }, names,
