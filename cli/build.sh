@@ -26,5 +26,11 @@ if [ -w /var/cache ] || [ -d /var/cache/aioscope ]; then
     mkdir -p "$CCACHE_DIR"
 fi
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
+# Progress lines are filtered out; the filter never fails (grep finding no
+# line to keep is success), so with pipefail the pipeline's status is the
+# build's: a failed build fails this script instead of keeping the old binary.
+if ! cmake --build "$BUILD" -j"$(nproc)" 2>&1 | { grep -vE '^\[ *[0-9]+%\]' || true; }; then
+    echo "build.sh: the build failed" >&2
+    exit 1
+fi
 test -x "$BUILD/aioscope"

@@ -47,13 +47,26 @@ Inspector::Inspector(pid_t pid) : m_pid(pid), m_process(pid) {
     auto maps = proc.maps();
     Remote mem(m_process);
     probeAccess(mem, maps);
-    m_location = locateRuntime(proc, maps);
-    ResolvedRuntime runtime = resolveOrExited(mem, m_location, pid);
+    // The likeliest file first; one whose runtime never ran (a libpython a
+    // static interpreter's program loaded) gives way to the next.
+    auto locations = locateRuntimes(proc, maps);
+    std::optional<ResolvedRuntime> resolved;
+    for (std::size_t i = 0; i < locations.size() && !resolved; ++i) {
+        try {
+            resolved = resolveOrExited(mem, locations[i], pid);
+            m_location = locations[i];
+        } catch (const InspectError& e) {
+            if (e.code() != Errc::not_python || i + 1 == locations.size()) throw;
+        }
+    }
+    ResolvedRuntime runtime = std::move(*resolved);
     PythonInfo python;
     python.executable = m_location.executable;
     python.runtimeFile = m_location.file;
     python.sharedLibpython = m_location.sharedLibpython;
     m_reader = std::make_unique<SnapshotReader>(m_process, std::move(runtime), std::move(python), pid);
+    // An Inspector reads once or twice (dump, run's timeout dump, demo).
+    m_reader->releaseAfterRead(true);
 }
 
 Snapshot Inspector::snapshot(const InspectOptions& options) {

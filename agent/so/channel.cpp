@@ -5,72 +5,259 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+
+#include "agent_protocol.h"
 
 namespace aioscope::agent {
 
-Channel::~Channel() { close(); }
+namespace {
 
-bool Channel::connect(const std::string& path) {
+constexpr std::size_t kMaxIncoming = 1 << 16;  // commands are short lines
+constexpr int kCloseFlushMs = 500;
+
+double nowUnix() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// The CLI's uid (as its own user namespace names it, normally the parent of
+// ours) as ours names it: through /proc/self/uid_map ("inside outside
+// count"), or the overflow uid when it is not mapped here. The identity
+// outside any user namespace.
+uid_t cliUidHere(uid_t cliUid) {
+    FILE* f = std::fopen("/proc/self/uid_map", "re");
+    if (!f) return cliUid;
+    unsigned long inside = 0, outside = 0, count = 0;
+    bool mapped = false;
+    uid_t here = cliUid;
+    while (!mapped && std::fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3) {
+        if (cliUid >= outside && cliUid - outside < count) {
+            here = static_cast<uid_t>(inside + (cliUid - outside));
+            mapped = true;
+        }
+    }
+    std::fclose(f);
+    if (mapped) return here;
+    unsigned long overflow = 65534;
+    if (FILE* o = std::fopen("/proc/sys/kernel/overflowuid", "re")) {
+        if (std::fscanf(o, "%lu", &overflow) != 1) overflow = 65534;
+        std::fclose(o);
+    }
+    return static_cast<uid_t>(overflow);
+}
+
+std::string eventHead(const char* type) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "{\"schema\": \"aioscope/event/1\", \"type\": \"%s\", \"ts\": %.6f, \"pid\": %d", type,
+                  nowUnix(), static_cast<int>(getpid()));
+    return buf;
+}
+
+}  // namespace
+
+Channel::~Channel() {
+    flush(kCloseFlushMs);
     close();
-    m_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (m_fd < 0) return false;
+}
+
+bool Channel::connect(const Config& cfg) {
+    close();
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return false;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) {
-        close();
+    if (cfg.socket.size() >= sizeof addr.sun_path) {
+        ::close(fd);
         return false;
     }
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        close();
+    std::memcpy(addr.sun_path, cfg.socket.c_str(), cfg.socket.size() + 1);
+    // Non-blocking: a stopped CLI's full backlog makes this fail now (the
+    // caller retries) instead of hanging the session thread.
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
         return false;
     }
+    // Whoever listens there must be the CLI that started us: the same user
+    // (as our user namespace names it), and the same process unless it is
+    // outside our pid namespace (pid 0).
+    // A path re-created by someone else after that CLI ended gets nothing.
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != cliUidHere(cfg.cliUid) ||
+        (peer.pid != cfg.cliPid && peer.pid != 0)) {
+        ::close(fd);
+        return false;
+    }
+    std::lock_guard lock(m_mutex);
+    m_fd = fd;
+    m_broken = false;
+    m_accepted = false;
+    queueLocked(eventHead("connect") + ", \"token\": \"" + cfg.token + "\"}\n");
+    drainLocked();
     return true;
+}
+
+bool Channel::connected() const {
+    std::lock_guard lock(m_mutex);
+    return m_fd >= 0 && !m_broken;
+}
+
+bool Channel::queueLocked(std::string line) {
+    bool fits = m_queue.empty() ||
+                (m_queuedBytes + line.size() <= kMaxQueuedBytes && m_queue.size() < kMaxQueuedLines);
+    if (!fits) return false;
+    m_queuedBytes += line.size();
+    m_queue.push_back(std::move(line));
+    return true;
+}
+
+void Channel::reportDropsLocked() {
+    // Once dropping, go on until the CLI has read half the queue: the gap is
+    // one `dropped` event, not a trickle of them between the lines that fit.
+    if (!m_dropped || m_queuedBytes > kMaxQueuedBytes / 2 || m_queue.size() > kMaxQueuedLines / 2) return;
+    std::string line = eventHead("dropped") + ", \"count\": " + std::to_string(m_dropped) + ", \"since\": ";
+    char since[32];
+    std::snprintf(since, sizeof since, "%.6f", m_droppedSince);
+    line += since;
+    line += "}\n";
+    if (queueLocked(std::move(line))) m_dropped = 0;
 }
 
 bool Channel::send(const std::string& line) {
-    std::lock_guard lock(m_sendMutex);
-    if (m_fd < 0) return false;
-    std::size_t off = 0;
-    while (off < line.size()) {
-        ssize_t n = ::send(m_fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            close();
-            return false;
-        }
-        off += static_cast<std::size_t>(n);
+    std::lock_guard lock(m_mutex);
+    if (m_fd < 0 || m_broken) return false;
+    drainLocked();
+    reportDropsLocked();
+    if (m_dropped || !queueLocked(line)) {
+        if (!m_dropped++) m_droppedSince = nowUnix();
     }
-    return true;
+    drainLocked();
+    return !m_broken;
+}
+
+void Channel::drainLocked() {
+    while (m_fd >= 0 && !m_broken && !m_queue.empty()) {
+        const std::string& head = m_queue.front();
+        ssize_t n = ::send(m_fd, head.data() + m_headSent, head.size() - m_headSent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) failLocked();
+            return;
+        }
+        m_headSent += static_cast<std::size_t>(n);
+        if (m_headSent == head.size()) {
+            m_queuedBytes -= head.size();
+            m_queue.pop_front();
+            m_headSent = 0;
+        }
+    }
+    reportDropsLocked();
+}
+
+void Channel::readLocked() {
+    char buf[4096];
+    while (m_fd >= 0 && !m_broken) {
+        ssize_t n = ::recv(m_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            failLocked();
+            return;
+        }
+        m_partial.append(buf, static_cast<std::size_t>(n));
+        std::size_t nl;
+        while ((nl = m_partial.find('\n')) != std::string::npos) {
+            std::string line = m_partial.substr(0, nl + 1);
+            m_partial.erase(0, nl + 1);
+            if (line == protocol::kAcceptedLine) {
+                m_accepted = true;
+            } else if (m_inbox.size() < 64) {
+                line.pop_back();
+                m_inbox.push_back(std::move(line));
+            }
+        }
+        if (m_partial.size() > kMaxIncoming) m_partial.clear();  // not a command stream
+    }
+}
+
+void Channel::failLocked() {
+    // Only the owner thread closes the descriptor (another may be polling it):
+    // shutting it down wakes that poll.
+    m_broken = true;
+    if (m_fd >= 0) ::shutdown(m_fd, SHUT_RDWR);
+    m_queue.clear();
+    m_queuedBytes = 0;
+    m_headSent = 0;
 }
 
 bool Channel::receive(std::vector<std::string>& lines, int timeoutMs) {
-    if (m_fd < 0) return false;
-    pollfd p{m_fd, POLLIN, 0};
-    int r = ::poll(&p, 1, timeoutMs);
-    if (r <= 0) return true;
-    char buf[4096];
-    ssize_t n = ::recv(m_fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        close();
-        return false;
+    std::int64_t deadline = nowMs() + timeoutMs;
+    for (;;) {
+        int fd;
+        short events = POLLIN;
+        {
+            std::lock_guard lock(m_mutex);
+            if (m_fd < 0) return false;
+            drainLocked();
+            readLocked();
+            for (auto& l : m_inbox) lines.push_back(std::move(l));
+            m_inbox.clear();
+            if (m_broken) break;
+            if (!lines.empty()) return true;
+            if (!m_queue.empty()) events |= POLLOUT;
+            fd = m_fd;
+        }
+        std::int64_t left = deadline - nowMs();
+        if (left <= 0) return true;
+        pollfd p{fd, events, 0};
+        ::poll(&p, 1, static_cast<int>(left));
     }
-    if (n > 0) m_pending.append(buf, static_cast<std::size_t>(n));
-    if (m_pending.size() > (1 << 16)) m_pending.clear();  // not a command stream
-    std::size_t nl;
-    while ((nl = m_pending.find('\n')) != std::string::npos) {
-        lines.push_back(m_pending.substr(0, nl));
-        m_pending.erase(0, nl + 1);
+    close();
+    return false;
+}
+
+void Channel::flush(int timeoutMs) {
+    std::int64_t deadline = nowMs() + timeoutMs;
+    for (;;) {
+        int fd;
+        short events = POLLIN;
+        {
+            std::lock_guard lock(m_mutex);
+            if (m_fd < 0) return;
+            drainLocked();
+            readLocked();
+            if (m_broken || (idleLocked() && m_accepted)) return;
+            if (!m_queue.empty()) events |= POLLOUT;
+            fd = m_fd;
+        }
+        std::int64_t left = deadline - nowMs();
+        if (left <= 0) return;
+        pollfd p{fd, events, 0};
+        ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left, 50)));
     }
-    return true;
 }
 
 void Channel::close() {
+    std::lock_guard lock(m_mutex);
     if (m_fd >= 0) ::close(m_fd);
     m_fd = -1;
-    m_pending.clear();
+    m_broken = false;
+    m_accepted = false;
+    m_queue.clear();
+    m_queuedBytes = 0;
+    m_headSent = 0;
+    m_dropped = 0;
+    m_partial.clear();
+    m_inbox.clear();
 }
 
 }  // namespace aioscope::agent

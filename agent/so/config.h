@@ -3,6 +3,8 @@
 // Plain data: the agent never runs code it receives.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,9 +18,16 @@ struct Config {
     std::int64_t snapshotEveryNs = 0;          // periodic snapshots; 0: only on request
     std::string mode = "attach";              // or "run"
     bool trackOrigins = false;                // record where every coroutine is created (costly)
+    // Who the CLI is (docs/security.md#the-agents-connection): the server is
+    // checked against these before anything is sent, and the token opens the
+    // connection. Required: without them the agent connects nowhere.
+    pid_t cliPid = 0;                         // as the CLI sees itself (0 here if in another pid namespace)
+    uid_t cliUid = 0;
+    std::string token;                        // kTokenHexChars lowercase hex digits
 };
 
-// nullopt when the text is malformed or names no socket.
+// nullopt when the text is malformed, a value is out of range, or the socket
+// or the CLI's identity is missing.
 std::optional<Config> parseConfig(const std::string& text);
 
 }  // namespace aioscope::agent

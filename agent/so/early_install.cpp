@@ -1,15 +1,10 @@
 #include "early_install.h"
 
-#include "observers.h"
 #include "pyapi.h"
-#include "snapshot_reader.h"
-#include "stall_hook.h"
 
 namespace aioscope::agent {
 
 namespace {
-
-enum class Asyncio { ready, importing, absent, busy };
 
 bool truthy(PyObject* obj, const char* attr) {
     PyApi& py = python();
@@ -24,26 +19,36 @@ bool truthy(PyObject* obj, const char* attr) {
     return t > 0;
 }
 
-// Whether importing asyncio now is safe. A module half executed (asyncio
-// itself, or threading, which asyncio needs) would make our import fail or
-// hand back the half module, so while any import is under way we wait.
-Asyncio asyncioState() {
+}  // namespace
+
+bool initializing(PyObject* module) {
     PyApi& py = python();
+    PyObject* spec = py.getAttrString(module, "__spec__");
+    if (!spec) py.errClear();
+    bool half = truthy(spec, "_initializing");
+    if (spec) py.decRef(spec);
+    return half;
+}
+
+// The hooks need asyncio.base_events (and asyncio.events, which it imports)
+// fully executed; the rest of the package may still be loading. A module
+// half executed would make an import fail or hand back the half module.
+AsyncioState asyncioState() {
+    PyApi& py = python();
+    if (PyObject* base = py.importedModule("asyncio.base_events")) {
+        bool half = initializing(base);
+        py.decRef(base);
+        return half ? AsyncioState::importing : AsyncioState::ready;
+    }
     if (PyObject* asyncio = py.importedModule("asyncio")) {
-        PyObject* spec = py.getAttrString(asyncio, "__spec__");
-        if (!spec) py.errClear();
-        bool initializing = truthy(spec, "_initializing");
-        if (spec) py.decRef(spec);
         py.decRef(asyncio);
-        return initializing ? Asyncio::importing : Asyncio::ready;
+        return AsyncioState::importing;  // the package loads, base_events not yet
     }
     PyObject* bootstrap = py.importedModule("_frozen_importlib");
     bool importing = truthy(bootstrap, "_module_locks");  // non-empty while modules load
     if (bootstrap) py.decRef(bootstrap);
-    return importing ? Asyncio::busy : Asyncio::absent;
+    return importing ? AsyncioState::busy : AsyncioState::absent;
 }
-
-}  // namespace
 
 EarlyInstall& EarlyInstall::instance() {
     static EarlyInstall* install = new EarlyInstall;  // never destroyed: the call may run late
@@ -55,26 +60,27 @@ bool EarlyInstall::schedule() { return python().addPendingCall(&EarlyInstall::on
 int EarlyInstall::onMainThread(void* arg) {
     auto* self = static_cast<EarlyInstall*>(arg);
     PyApi& py = python();
-    Asyncio state = asyncioState();
-    if (state == Asyncio::absent) {
+    AsyncioState state = asyncioState();
+    if (state == AsyncioState::absent && self->m_mayImport) {
         // On the main thread importing threading is harmless (from another
         // thread it would become threading's "main thread" on 3.10-3.12).
         if (PyObject* asyncio = py.importModule("asyncio")) {
             py.decRef(asyncio);
-            state = Asyncio::ready;
+            state = AsyncioState::ready;
         }
         py.errClear();  // a pending call that fails would raise in the program
     }
-    if (state != Asyncio::ready) {
+    if (state == AsyncioState::absent && !self->m_mayImport) {
+        self->m_state = failed;  // nothing to install into yet: the caller asks again later
+        return 0;
+    }
+    if (state != AsyncioState::ready) {
         self->m_state = retry;
         return 0;
     }
-    self->m_reader->loadAsyncioLayout();  // the observers need the Task offsets
-    bool ok = StallHook::instance().install(self->m_stallNs) &&
-              Observers::instance().install(self->m_reader->runtime().layout, self->m_trackOrigins);
+    int r = self->m_install ? self->m_install() : -1;
     py.errClear();
-    if (ok && self->m_withGil) self->m_withGil();
-    self->m_state = ok ? installed : failed;
+    self->m_state = r > 0 ? installed : r == 0 ? retry : failed;
     return 0;
 }
 

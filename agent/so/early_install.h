@@ -1,34 +1,34 @@
-// `aioscope run` observes from the program's first line: the hooks go in at
-// the main thread's first safe point (a pending call), before the program can
-// create and drop a coroutine.
+// Installing from the program's main thread at its next safe point (a
+// pending call): the fallback of `aioscope run` when the audit hook saw
+// asyncio only half imported (an import it did not see start), and the way
+// the agent's thread asks for the hooks when it cannot take the GIL itself.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
-namespace aioscope {
-class SnapshotReader;
-}
-
 namespace aioscope::agent {
+
+enum class AsyncioState { ready, importing, absent, busy };
+// GIL held. `busy`: asyncio absent while some other module is being
+// imported (importing asyncio from inside that import's pending call could
+// hand back half-initialized modules).
+AsyncioState asyncioState();
 
 class EarlyInstall {
 public:
     enum State { idle, pending, retry, installed, failed };
+    // Installs, GIL held, once asyncio is imported: 1 installed, 0 not yet, -1 never.
+    using InstallFn = int (*)();
 
-    // Asks the main thread to install the hooks and waits for its answer.
-    // Retries while asyncio is half imported (the call may land in the middle
-    // of the program's own `import asyncio`), for at most `budgetMs`.
-    // `wait(ms)` must sleep about ms and return false to give up.
+    // Asks the main thread to install and waits for its answer, asking again
+    // while asyncio is half imported, for at most `budgetMs`. `wait(ms)`
+    // must sleep about ms and return false to give up. With `mayImport`, the
+    // main thread imports asyncio itself when nothing imports anything.
     template <class Wait>
-    // The reader is used by the main thread while this waits.
-    // `withGil` runs on the main thread after a successful install.
-    bool run(std::int64_t stallNs, bool trackOrigins, SnapshotReader& reader, int budgetMs, void (*withGil)(),
-             Wait wait) {
-        m_withGil = withGil;
-        m_stallNs = stallNs;
-        m_trackOrigins = trackOrigins;
-        m_reader = &reader;
+    bool run(InstallFn install, bool mayImport, int budgetMs, Wait wait) {
+        m_install = install;
+        m_mayImport = mayImport;
         for (int spent = 0; spent < budgetMs;) {
             m_state = pending;
             if (!schedule()) return false;
@@ -47,10 +47,8 @@ private:
     bool schedule();
     static int onMainThread(void* self);
 
-    std::int64_t m_stallNs = 0;
-    bool m_trackOrigins = false;
-    SnapshotReader* m_reader = nullptr;
-    void (*m_withGil)() = nullptr;
+    InstallFn m_install = nullptr;
+    bool m_mayImport = false;
     std::atomic<int> m_state{idle};
 };
 

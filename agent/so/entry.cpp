@@ -25,7 +25,11 @@ __attribute__((constructor)) void startFromEnvironment() {
     pthread_atfork(nullptr, nullptr, &childAfterFork);
     const char* config = std::getenv("AIOSCOPE_AGENT");
     // Preloaded into every program `aioscope run` starts: only Python gets a thread.
-    if (config && dlsym(RTLD_DEFAULT, "Py_IsInitialized")) Agent::instance().start(config);
+    if (config && dlsym(RTLD_DEFAULT, "Py_IsInitialized")) Agent::instance().startFromEnvironment(config);
 }
+
+// exit() runs this after the interpreter's own exit handler (which already
+// said goodbye), or instead of it for a process that never finalized one.
+__attribute__((destructor)) void sayGoodbye() { Agent::instance().processExiting(); }
 
 }  // namespace

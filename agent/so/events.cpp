@@ -7,6 +7,8 @@
 
 #include "model/json_writer.h"
 #include "model/snapshot_json.h"
+#include "capabilities.h"
+#include "stall_sampler.h"
 
 namespace aioscope::agent {
 
@@ -35,7 +37,7 @@ std::string event(const char* type, Body&& body) {
 
 }  // namespace
 
-std::string helloEvent(const Config& cfg, const PythonInfo& python, bool hookInstalled) {
+std::string helloEvent(const Config& cfg, const PythonInfo& python, const Capabilities& caps) {
     return event("hello", [&](JsonWriter& w) {
         w.key("agent_version").value(kAgentVersion);
         w.key("mode").value(cfg.mode);
@@ -50,7 +52,14 @@ std::string helloEvent(const Config& cfg, const PythonInfo& python, bool hookIns
         w.key("stall_threshold_ms").value(static_cast<double>(cfg.stallNs) / 1e6);
         w.key("snapshot_interval_ms").value(static_cast<double>(cfg.snapshotEveryNs) / 1e6);
         w.endObject();
-        w.key("stall_detection").value(hookInstalled ? "active" : "waiting for asyncio");
+        caps.write(w);
+    });
+}
+
+std::string capabilitiesEvent(const Capabilities& caps) {
+    return event("capabilities", [&](JsonWriter& w) {
+        w.key("message").value(caps.summary());
+        caps.write(w);
     });
 }
 
@@ -70,15 +79,28 @@ std::string snapshotEvent(const Snapshot& snap) {
     });
 }
 
-std::string stallEvent(std::uint64_t stallId, const SnapshotReader::ThreadReport* report, std::uint64_t threadId,
-                       std::int32_t nativeId, double startedAt, double elapsedMs, const StallSlotRef* slot) {
+std::string stallEvent(const StallReport& st) {
     return event("stall", [&](JsonWriter& w) {
-        w.key("stall_id").value(stallId);
-        w.key("thread_id").value(threadId);
-        w.key("native_id").value(static_cast<std::int64_t>(nativeId));
-        w.key("started_at").value(startedAt);
-        w.key("elapsed_ms").value(elapsedMs);
+        const SnapshotReader::ThreadReport* report = st.report;
+        w.key("stall_id").value(st.stallId);
+        w.key("thread_id").value(st.threadId);
+        w.key("native_id").value(static_cast<std::int64_t>(st.nativeId));
+        w.key("started_at").value(st.startedAt);
+        w.key("elapsed_ms").value(st.elapsedMs);
+        w.key("at_least").value(st.atLeast);
         w.key("captured").value(report != nullptr);
+        w.key("stack_at");
+        if (report && st.stackAt) {
+            w.value(st.stackAt);
+        } else {
+            w.null();
+        }
+        w.key("stack_elapsed_ms");
+        if (report) {
+            w.value(st.stackElapsedMs);
+        } else {
+            w.null();
+        }
         w.key("stack");
         writeFrames(w, report ? report->thread.frames : Stack{});
         w.key("task");
@@ -87,25 +109,50 @@ std::string stallEvent(std::uint64_t stallId, const SnapshotReader::ThreadReport
         } else {
             w.null();
         }
-        if (slot) {
+        // The loop's thread blocked in a synchronous wait (a lock, Future.result()...).
+        w.key("waiting");
+        writeThreadWait(w, report ? report->thread.waiting : std::nullopt);
+        w.key("holds").beginArray();
+        if (report) {
+            for (auto h : report->thread.holds) w.hex(h);
+        }
+        w.endArray();
+        if (st.slot) {
             w.key("_slot").beginObject();
-            w.key("seq_address").value(slot->seqAddress);
-            w.key("depth_address").value(slot->depthAddress);
-            w.key("seq").value(slot->seq);
+            w.key("seq_address").value(st.slot->seqAddress);
+            w.key("depth_address").value(st.slot->depthAddress);
+            w.key("seq").value(st.slot->seq);
             w.endObject();
         }
     });
 }
 
 std::string stallEndEvent(std::uint64_t stallId, std::uint64_t threadId, std::int32_t nativeId, double startedAt,
-                          double durationMs) {
+                          double durationMs, bool atLeast) {
     return event("stall_end", [&](JsonWriter& w) {
         w.key("stall_id").value(stallId);
         w.key("thread_id").value(threadId);
         w.key("native_id").value(static_cast<std::int64_t>(nativeId));
         w.key("started_at").value(startedAt);
         w.key("duration_ms").value(durationMs);
+        w.key("at_least").value(atLeast);
     });
+}
+
+std::string withTest(const std::string& line, const TestRef& test) {
+    std::size_t close = line.rfind('}');
+    if (close == std::string::npos || test.id.empty()) return line;
+    std::ostringstream fields;
+    {
+        JsonWriter w(fields, 0);
+        w.beginObject();
+        w.key("test").value(test.id);
+        w.key("test_phase").value(test.phase);
+        w.endObject();
+    }
+    std::string inner = fields.str();  // {"test": ..., "test_phase": ...}
+    inner = inner.substr(1, inner.rfind('}') - 1);
+    return line.substr(0, close) + ", " + inner + line.substr(close);
 }
 
 std::string messageEvent(const char* type, const std::string& message) {

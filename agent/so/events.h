@@ -15,7 +15,10 @@ namespace aioscope::agent {
 inline constexpr const char* kEventSchema = "aioscope/event/1";
 inline constexpr const char* kAgentVersion = "0.1.0";
 
-std::string helloEvent(const Config& cfg, const PythonInfo& python, bool hookInstalled);
+class Capabilities;
+std::string helloEvent(const Config& cfg, const PythonInfo& python, const Capabilities& caps);
+// A change of capabilities after the hello (docs/json-schema.md#capabilities).
+std::string capabilitiesEvent(const Capabilities& caps);
 std::string snapshotEvent(const Snapshot& snap);
 // Where the CLI can check, while it has the loop thread stopped for its
 // native stack, that the same callback still runs (internal: "_slot").
@@ -25,10 +28,30 @@ struct StallSlotRef {
     std::uint64_t seq = 0;
 };
 
-std::string stallEvent(std::uint64_t stallId, const SnapshotReader::ThreadReport* report, std::uint64_t threadId,
-                       std::int32_t nativeId, double startedAt, double elapsedMs, const StallSlotRef* slot = nullptr);
+struct StallReport {
+    std::uint64_t stallId = 0;
+    std::uint64_t threadId = 0;
+    std::int32_t nativeId = 0;
+    double startedAt = 0;  // Unix seconds
+    double elapsedMs = 0;  // when reported
+    // Its stacks, or null when none could be read during the callback.
+    const SnapshotReader::ThreadReport* report = nullptr;
+    const char* stackAt = nullptr;  // kStackAtThreshold, kStackBeforeThreshold, kStackOngoing
+    double stackElapsedMs = 0;      // how long the callback had run when its stack was read
+    // The callback began before the agent could time it: it started at or
+    // before startedAt, and the durations are lower bounds.
+    bool atLeast = false;
+    const StallSlotRef* slot = nullptr;
+};
+std::string stallEvent(const StallReport& stall);
 std::string stallEndEvent(std::uint64_t stallId, std::uint64_t threadId, std::int32_t nativeId, double startedAt,
-                          double durationMs);
+                          double durationMs, bool atLeast = false);
+// `line` (an event) with the running pytest test added.
+struct TestRef {
+    std::string id;     // the node id
+    std::string phase;  // setup, call, teardown
+};
+std::string withTest(const std::string& line, const TestRef& test);
 std::string messageEvent(const char* type, const std::string& message);
 
 }  // namespace aioscope::agent

@@ -9,6 +9,7 @@
 #include "mem/process_reader.h"
 #include "mem/remote.h"
 #include "remote/objects.h"
+#include "pytest_env.h"
 #include "walk/coroutines.h"
 
 namespace aioscope::agent {
@@ -64,6 +65,7 @@ PyObject* emitFn(PyObject*, PyObject* args) {
 // from memory like everything else the agent reports.
 PyObject* handlingFn(PyObject*, PyObject* args);
 const Layout* g_layout = nullptr;
+PyObject* g_true = nullptr;  // Py_True, once seen
 
 PyObject* handlingFn(PyObject*, PyObject* args) {
     PyApi& py = python();
@@ -86,11 +88,23 @@ PyObject* handlingFn(PyObject*, PyObject* args) {
 }
 
 // Calls observer(*args), then original(*args), or original(*r) when the
-// observer returned a tuple r. `self` is (original, observer).
+// observer returned a tuple r; or, for an observer of results, original(*args)
+// first, then observer(result, *args). `self` is (original, observer, after).
 PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyApi& py = python();
     PyObject* original = pointerAt(self, g_layout->tuple.items);
     PyObject* observer = pointerAt(self, g_layout->tuple.items + 8);
+    bool after = pointerAt(self, g_layout->tuple.items + 16) == g_true;
+    if (after) {
+        PyObject* result = py.call(original, args, kwargs);
+        if (!result) return nullptr;
+        PyObject* withResult = py.buildValue("(OO)", result, args);
+        PyObject* r = withResult ? py.call(observer, withResult, nullptr) : nullptr;
+        if (r) py.decRef(r);
+        if (withResult) py.decRef(withResult);
+        py.errClear();  // the observer's trouble is not the program's
+        return result;
+    }
     PyObject* replaced = py.call(observer, args, nullptr);
     if (!replaced) py.errClear();
     bool isTuple = replaced && (field<unsigned long>(pointerAt(replaced, 8), 168) & (1ul << 26));
@@ -102,17 +116,21 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
 PyMethodDef g_trampolineCallDef{"aioscope_observed", reinterpret_cast<void*>(&trampolineCall),
                                 kMethVarargs | kMethKeywords, nullptr};
 
-// _trampoline(original, observer, method): the callable to install in
-// place of `original`; with `method`, one that binds like a method.
+// _trampoline(original, observer, method, after=False): the callable to
+// install in place of `original`; with `method`, one that binds like a
+// method; with `after`, the observer sees the result (observer(result, args)).
 PyObject* trampolineFn(PyObject*, PyObject* args) {
     PyApi& py = python();
     PyObject *original = nullptr, *observer = nullptr;
-    int method = 0;
-    if (!py.argParseTuple(args, "OOp", &original, &observer, &method)) return nullptr;
-    PyObject* pair = py.buildValue("(OO)", original, observer);
-    if (!pair) return nullptr;
-    PyObject* fn = py.cfunctionNewEx(&g_trampolineCallDef, pair, nullptr);
-    py.decRef(pair);
+    int method = 0, after = 0;
+    if (!py.argParseTuple(args, "OOp|p", &original, &observer, &method, &after)) return nullptr;
+    PyObject* flag = py.boolFromLong(after);
+    if (!g_true && after) g_true = flag;  // the True singleton, compared by address
+    PyObject* triple = py.buildValue("(OOO)", original, observer, flag);
+    py.decRef(flag);
+    if (!triple) return nullptr;
+    PyObject* fn = py.cfunctionNewEx(&g_trampolineCallDef, triple, nullptr);
+    py.decRef(triple);
     if (!fn || !method) return fn;
     PyObject* bound = py.instanceMethodNew(fn);
     py.decRef(fn);
@@ -185,6 +203,62 @@ std::vector<std::string> Observers::drain() {
     return out;
 }
 
+bool Observers::callInstall(const char* function, bool trackOrigins, bool unawaitedIn) {
+    PyApi& py = python();
+    if (!m_globals) {
+        PyObject* globals = py.dictNew();
+        if (!globals) return false;
+        py.dictSetItemString(globals, "__builtins__", py.evalGetBuiltins());
+        py.dictSetItemString(globals, "__name__", py.buildValue("s", "aioscope_observers"));
+        PyObject* result = py.runString(kObserversSource, kFileInput, globals, globals);
+        if (!result) {
+            py.errClear();
+            py.decRef(globals);
+            return false;
+        }
+        py.decRef(result);
+        m_globals = globals;  // lives on: a step in flight may still call into it
+    }
+    PyObject* installFn = py.dictGetItemString(m_globals, function);  // borrowed
+    PyObject* emit = py.cfunctionNewEx(&g_emitDef, nullptr, nullptr);
+    PyObject* handling = py.cfunctionNewEx(&g_handlingDef, nullptr, nullptr);
+    PyObject* trampoline = py.cfunctionNewEx(&g_trampolineDef, nullptr, nullptr);
+    PyObject* onMain = py.cfunctionNewEx(&g_onMainDef, nullptr, nullptr);
+    PyObject* done = nullptr;
+    if (installFn && emit && handling && trampoline && onMain) {
+        PyObject* argsTuple =
+            std::strcmp(function, "install") == 0
+                ? py.buildValue("(OOOOOsO)", emit, handling, trampoline, onMain, py.boolFromLong(trackOrigins),
+                                inheritedPytestCurrentTest().c_str(), py.boolFromLong(unawaitedIn))
+                : py.buildValue("(OOOOOs)", emit, handling, trampoline, onMain, py.boolFromLong(trackOrigins),
+                                inheritedPytestCurrentTest().c_str());
+        if (argsTuple) {
+            done = py.call(installFn, argsTuple, nullptr);
+            py.decRef(argsTuple);
+        }
+    }
+    for (PyObject* o : {emit, handling, trampoline, onMain}) {
+        if (o) py.decRef(o);
+    }
+    if (!done) {
+        py.errClear();
+        return false;
+    }
+    py.decRef(done);
+    return true;
+}
+
+bool Observers::installUnawaited(const Layout& layout, bool trackOrigins) {
+    if (m_active || m_unawaited) return true;
+    // Set before any Python runs: running it may hand the GIL to another
+    // installer (the audit hook's and the agent's), which must not install twice.
+    m_unawaited = true;
+    m_layout = layout;
+    g_layout = &m_layout;
+    if (!callInstall("install_unawaited", trackOrigins, false)) m_unawaited = false;
+    return m_unawaited;
+}
+
 bool Observers::install(const Layout& layout, bool trackOrigins) {
     if (m_active) return true;
     PyApi& py = python();
@@ -207,47 +281,31 @@ bool Observers::install(const Layout& layout, bool trackOrigins) {
     m_argsOffset = slotOffset(handle, "_args");
     py.decRef(handle);
 
-    PyObject* globals = py.dictNew();
-    if (!globals) return false;
-    py.dictSetItemString(globals, "__builtins__", py.evalGetBuiltins());
-    py.dictSetItemString(globals, "__name__", py.buildValue("s", "aioscope_observers"));
-    PyObject* result = py.runString(kObserversSource, kFileInput, globals, globals);
-    PyObject* installFn = result ? py.dictGetItemString(globals, "install") : nullptr;
-    PyObject* emit = py.cfunctionNewEx(&g_emitDef, nullptr, nullptr);
-    PyObject* handling = py.cfunctionNewEx(&g_handlingDef, nullptr, nullptr);
-    PyObject* trampoline = py.cfunctionNewEx(&g_trampolineDef, nullptr, nullptr);
-    PyObject* onMain = py.cfunctionNewEx(&g_onMainDef, nullptr, nullptr);
-    PyObject* done = nullptr;
-    if (installFn && emit && handling && trampoline && onMain) {
-        PyObject* argsTuple =
-            py.buildValue("(OOOOO)", emit, handling, trampoline, onMain, py.boolFromLong(trackOrigins));
-        if (argsTuple) {
-            done = py.call(installFn, argsTuple, nullptr);
-            py.decRef(argsTuple);
-        }
-    }
-    if (result) py.decRef(result);
-    if (emit) py.decRef(emit);
-    if (handling) py.decRef(handling);
-    if (trampoline) py.decRef(trampoline);
-    if (onMain) py.decRef(onMain);
-    if (!done) {
-        py.errClear();
-        py.decRef(globals);
+    bool unawaitedIn = m_unawaited.load();
+    if (!callInstall("install", trackOrigins, unawaitedIn)) {
         queue("warning", "{\"message\": \"the observers could not be installed\"}");
         return false;
     }
-    py.decRef(done);
-    m_globals = globals;
+    PyObject* globals = m_globals;
     m_begin = py.dictGetItemString(globals, "cancel_step_begin");
     m_end = py.dictGetItemString(globals, "cancel_step_end");
+    m_loopStarts = py.dictGetItemString(globals, "loop_starts");
     m_active = m_begin && m_end;
+    if (PyObject* uvloop = m_active ? py.importedModule("uvloop") : nullptr) {
+        if (PyObject* loopClass = py.getAttrString(uvloop, "Loop")) {
+            loopStarts(loopClass);
+            py.decRef(loopClass);
+        }
+        py.errClear();
+        py.decRef(uvloop);
+    }
     return m_active;
 }
 
 void Observers::uninstall() {
-    if (!m_active) return;
+    if (!m_active && !m_unawaited) return;
     m_active = false;
+    m_unawaited = false;
     PyApi& py = python();
     if (PyObject* fn = py.dictGetItemString(m_globals, "uninstall")) {
         PyObject* none = py.buildValue("()");
@@ -267,20 +325,35 @@ PyObject* Observers::taskOfStep(PyObject* handle, bool& cancellation) {
     const auto& A = m_layout.asyncio;
     PyObject* callback = pointerAt(handle, m_callbackOffset);
     if (!callback) return nullptr;
-    const char* type = typeName(callback);
+    // Every callback passes here: the types and the method are recognised
+    // by name once, then by address.
+    const void* type = pointerAt(callback, 8);
     PyObject* task = nullptr;
     PyObject* wokenBy = nullptr;
-    if (std::strcmp(type, "TaskStepMethWrapper") == 0) {
+    if (!type) return nullptr;
+    if (type != m_stepType && type != m_builtinType) {
+        const char* name = typeName(callback);
+        if (std::strcmp(name, "TaskStepMethWrapper") == 0) {
+            m_stepType = type;
+        } else if (std::strcmp(name, "builtin_function_or_method") == 0) {
+            m_builtinType = type;
+        } else {
+            return nullptr;
+        }
+    }
+    if (type == m_stepType) {
         task = pointerAt(callback, 16);  // sw_task
-    } else if (std::strcmp(type, "builtin_function_or_method") == 0) {
+    } else {
         const void* def = pointerAt(callback, 16);
-        const char* name = def ? field<const char*>(def, 0) : nullptr;
-        if (!name || std::strcmp(name, "task_wakeup") != 0) return nullptr;
+        if (!def) return nullptr;
+        if (def != m_wakeupDef) {
+            const char* name = field<const char*>(def, 0);
+            if (!name || std::strcmp(name, "task_wakeup") != 0) return nullptr;
+            m_wakeupDef = def;  // _asyncio's static PyMethodDef
+        }
         task = pointerAt(callback, 24);  // m_self
         PyObject* args = m_argsOffset >= 0 ? pointerAt(handle, m_argsOffset) : nullptr;
         if (args && field<std::int64_t>(args, 16) >= 1) wokenBy = pointerAt(args, m_layout.tuple.items);
-    } else {
-        return nullptr;
     }
     if (!task) return nullptr;
     bool mustCancel = A.taskMustCancelBit ? (field<std::uint8_t>(task, A.taskMustCancel) & A.taskMustCancelBit) != 0
@@ -290,6 +363,27 @@ PyObject* Observers::taskOfStep(PyObject* handle, bool& cancellation) {
     bool wokenByCancel = A.taskNumCancels == kAbsent && wokenBy && field<std::int32_t>(wokenBy, A.futState) == 1;
     cancellation = mustCancel || requests > 0 || wokenByCancel;
     return task;
+}
+
+void Observers::loopStarts(PyObject* loop) {
+    if (!m_active || !m_loopStarts || !loop) return;
+    PyApi& py = python();
+    PyObject* argsTuple = py.buildValue("(O)", loop);
+    PyObject* r = argsTuple ? py.call(m_loopStarts, argsTuple, nullptr) : nullptr;
+    if (argsTuple) py.decRef(argsTuple);
+    if (!r) {
+        py.errClear();  // the observer's trouble is not the program's
+        return;
+    }
+    // None: asyncio's own loop (or no loop); True/False: a foreign one,
+    // observed or not.
+    int observed = py.isTrue(r);
+    bool foreign = std::strcmp(typeName(r), "bool") == 0;
+    py.decRef(r);
+    if (foreign) {
+        m_foreignSeen = true;
+        if (observed == 1) m_foreignObserved = true;
+    }
 }
 
 PyObject* Observers::firstOf(PyObject* tuple) const {

@@ -6,6 +6,7 @@
 // step is one that delivers a cancellation (only those are traced).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -23,9 +24,16 @@ public:
 
     // GIL held. False while asyncio is not imported yet.
     bool install(const Layout& layout, bool trackOrigins);
+    // GIL held: only the never-awaited coroutines observer (a trio program:
+    // CPython warns about them whatever runs the coroutines). install()
+    // later adds the rest.
+    bool installUnawaited(const Layout& layout, bool trackOrigins);
     // GIL held.
     void uninstall();
     bool active() const { return m_active; }
+    bool unawaitedActive() const { return m_active || m_unawaited; }
+    // Whether Task fields can be read (cancellations are judged from them).
+    bool taskLayoutKnown() const { return m_active && m_layout.asyncio.available; }
 
     // Around one Handle._run, GIL held: the task whose step delivers (or
     // follows) a cancellation, with a reference, or null.
@@ -35,20 +43,39 @@ public:
     // The first item of an argument tuple (the Handle, for _run).
     PyObject* firstOf(PyObject* tuple) const;
 
+    // GIL held, from asyncio._set_running_loop: a loop starts (or None).
+    // A loop class that is not asyncio's (uvloop's Loop) gets its own
+    // call_exception_handler observed, once per class.
+    void loopStarts(PyObject* loop);
+    // Whether such a loop class runs, and whether its reports are observed.
+    bool foreignLoopSeen() const { return m_foreignSeen; }
+    bool foreignLoopObserved() const { return m_foreignObserved; }
+
     // Event lines queued by the observers (any thread).
     std::vector<std::string> drain();
     void queue(const char* type, const char* json);
 
 private:
     PyObject* taskOfStep(PyObject* handle, bool& cancellation);
+    // Runs observers.py once (m_globals), then its `function` (install or
+    // install_unawaited). GIL held.
+    bool callInstall(const char* function, bool trackOrigins, bool unawaitedIn);
 
-    bool m_active = false;
+    std::atomic<bool> m_active{false};
+    std::atomic<bool> m_unawaited{false};  // installUnawaited() only
     Layout m_layout;
     PyObject* m_globals = nullptr;
     PyObject* m_begin = nullptr;  // observers.cancel_step_begin
     PyObject* m_end = nullptr;    // observers.cancel_step_end
+    PyObject* m_loopStarts = nullptr;  // observers.loop_starts
+    std::atomic<bool> m_foreignSeen{false};
+    std::atomic<bool> m_foreignObserved{false};
     std::int64_t m_callbackOffset = -1;  // Handle._callback slot
     std::int64_t m_argsOffset = -1;      // Handle._args slot
+    // Recognised once by name (GIL held: only the loop's threads use them).
+    const void* m_stepType = nullptr;     // _asyncio's TaskStepMethWrapper
+    const void* m_builtinType = nullptr;  // builtin_function_or_method
+    const void* m_wakeupDef = nullptr;    // the PyMethodDef of task_wakeup
     std::mutex m_mutex;
     std::deque<std::string> m_events;
     std::uint64_t m_dropped = 0;

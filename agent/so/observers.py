@@ -7,6 +7,9 @@ private namespace). They report the asyncio bugs that leave no trace:
   task_exception_unretrieved  a task's exception nobody retrieved
   task_destroyed_pending      a pending task garbage-collected
 
+Under pytest every event names the running test (PYTEST_CURRENT_TEST), and
+events about a task name the test the task was created in.
+
 They observe and change nothing: every hook calls what it replaced with the
 same arguments, so the program's own handlers, filters and output stay the
 same. They depend on no module that interpreter shutdown may clear: the
@@ -31,6 +34,9 @@ _cancel = {}        # thread ident -> state of the cancellation step running the
 # cancellation caught at an earlier step whose handler had not ended then.
 _reported = {}      # id(task) -> (weak reference, set of cancel counts)
 _undecided = {}     # id(task) -> (weak reference, caught_at, message)
+_created_in = {}    # id(task) -> (weak reference, test node id): under pytest only
+_created_in_dead = {}  # the same, for tasks whose weak reference died (see _send)
+_inherited_test = [None]  # PYTEST_CURRENT_TEST as inherited: a parent pytest's, not ours
 
 
 # -- output ------------------------------------------------------------------
@@ -64,8 +70,36 @@ def _json(value):
     return "[" + ", ".join(_json(v) for v in value) + "]"
 
 
-def _send(kind, body):
+def _current_test():
+    """(node id, phase) of the test pytest is running, or None: pytest sets
+    PYTEST_CURRENT_TEST = "path::name[params] (phase)" at each phase, in this
+    process only if it imported pytest."""
+    if "_pytest" not in sys.modules:
+        return None  # a child of a pytest process inherits the variable: not its test
     try:
+        value = sys.modules["os"].environ.get("PYTEST_CURRENT_TEST")
+    except Exception:
+        return None
+    if not value or not value.endswith(")") or value == _inherited_test[0]:
+        return None
+    at = value.rfind(" (")
+    if at <= 0:
+        return None
+    return value[:at], value[at + 2:-1]
+
+
+def _send(kind, body, task=None):
+    try:
+        test = _current_test()
+        if test is not None:
+            body["test"], body["test_phase"] = test
+        if task is not None and (_created_in or _created_in_dead):
+            created = _of_task(_created_in, task)
+            if created is None:
+                # Freed by the garbage collector: it clears weak references
+                # before it finalizes, and finalizing is what reports it.
+                created = _created_in_dead.pop(id(task), None)
+            body["task_created_in_test"] = created[1] if created is not None else None
         _emit(kind, _json(body))
     except Exception:
         pass
@@ -134,17 +168,25 @@ def _task_ref(task):
     if task is None:
         return None
     try:
-        name = task.get_name()
+        name = task.get_name() if hasattr(task, "get_name") else task.name  # asyncio's, or trio's
     except Exception:
         name = None
     return {"id": hex(id(task)), "name": name}
 
 
 def _current_task():
+    """The asyncio task running on this thread, else the trio task."""
     try:
-        tasks = sys.modules["asyncio.tasks"]
-        return tasks.current_task()
+        tasks = sys.modules.get("asyncio.tasks")
+        task = tasks.current_task() if tasks is not None else None
+        if task is not None:
+            return task
     except Exception:
+        pass
+    try:
+        lowlevel = sys.modules.get("trio.lowlevel")
+        return lowlevel.current_task() if lowlevel is not None else None
+    except Exception:  # RuntimeError outside a trio run
         return None
 
 
@@ -378,7 +420,7 @@ def _judge(task, state):
         "cancel_message": message if isinstance(message, str) else None,
         "outcome": outcome,
         "task_stack": _coroutine_stack(task.get_coro()) if not task.done() else [],
-    })
+    }, task)
 
 
 # -- what asyncio itself only logs --------------------------------------------
@@ -411,20 +453,111 @@ def _report_loop_context(context):
                 "message": str(exc) if exc is not None else None,
                 "traceback": _traceback(exc.__traceback__) if exc is not None else [],
             },
-        })
+        }, future)
     elif message == "Task was destroyed but it is pending!":
         task = context.get("task")
         coro = task.get_coro() if task is not None else None
-        _send("task_destroyed_pending", {"task": _task_ref(task), "stack": _coroutine_stack(coro)})
+        _send("task_destroyed_pending", {"task": _task_ref(task), "stack": _coroutine_stack(coro)}, task)
+
+
+_loop_classes = {}  # a foreign loop class -> whether its reports are observed
+
+
+def loop_starts(loop):
+    """A loop starts running (asyncio._set_running_loop, wrapped by the
+    agent). A loop that is not asyncio's (uvloop's Loop) has a
+    call_exception_handler of its own, which asyncio's Task and Future
+    call when a task's exception was never retrieved or a pending task is
+    destroyed: it is observed the same way, on the loop's own class.
+    Returns None for asyncio's loops, else whether it is observed. At
+    install, uvloop's Loop class if uvloop is imported already (attach: its
+    loop runs, and started before the agent could see it)."""
+    if loop is None:
+        return None
+    cls = loop if isinstance(loop, type) else type(loop)  # the class itself at attach
+    known = _loop_classes.get(cls)
+    if known is not None:
+        return known
+    if issubclass(cls, sys.modules["asyncio.base_events"].BaseEventLoop):
+        return None
+    observed = False
+    try:
+        original = getattr(cls, "call_exception_handler")
+
+        def observe(loop, context, *rest):
+            try:
+                _report_loop_context(context)
+            except Exception:
+                pass
+            return None
+
+        # uninstall() puts back the class's own, or removes ours from a
+        # class that inherited it.
+        before = cls.__dict__.get("call_exception_handler")
+        setattr(cls, "call_exception_handler", _trampoline(original, observe, True))
+        _patched.append((cls, "call_exception_handler", before, getattr(cls, "call_exception_handler")))
+        observed = True
+    except Exception:
+        pass  # an immutable class (a Cython loop used directly): not observed
+    _loop_classes[cls] = observed
+    return observed
+
+
+# -- which test created a task (pytest only) ---------------------------------
+
+
+def _install_task_origins():
+    """Records the running test of each task created while one runs. Every
+    task asyncio creates goes through its loop's create_task (asyncio.run,
+    create_task, ensure_future, TaskGroup, gather). Installed only under
+    pytest: elsewhere it would be a cost per task for nothing."""
+    if "_pytest" not in sys.modules:
+        return
+    loop_class = sys.modules["asyncio.base_events"].BaseEventLoop
+
+    def forget(ref, key):
+        entry = _created_in.get(key)
+        if entry is not None and entry[0] is ref:
+            del _created_in[key]
+            if len(_created_in_dead) > 10000:
+                _created_in_dead.clear()
+            _created_in_dead[key] = entry
+
+    def observe(task, args):
+        test = _current_test()
+        if test is None:
+            return
+        key = id(task)
+        _created_in_dead.pop(key, None)  # an earlier task's, freed: its id is this one's now
+        try:
+            _created_in[key] = (_weakref.ref(task, lambda ref: forget(ref, key)), test[0])
+        except TypeError:
+            pass
+
+    _patch(loop_class, "create_task", _trampoline(loop_class.create_task, observe, True, True))
 
 
 # -- life cycle ---------------------------------------------------------------
 
-def install(emit, handling, trampoline, on_main, track_origins):
+def install(emit, handling, trampoline, on_main, track_origins, inherited_test, unawaited_in=False):
+    """Every observer; `unawaited_in`: the never-awaited one is in already
+    (install_unawaited, a trio program that imported asyncio later)."""
     global _emit, _handling, _trampoline, _on_main
     _emit, _handling, _trampoline, _on_main = emit, handling, trampoline, on_main
-    _install_unawaited(track_origins)
+    _inherited_test[0] = inherited_test or None
+    if not unawaited_in:
+        _install_unawaited(track_origins)
     _install_loop_reports()
+    _install_task_origins()
+
+
+def install_unawaited(emit, handling, trampoline, on_main, track_origins, inherited_test):
+    """Only the never-awaited coroutines (CPython warns about them whatever
+    runs the coroutines: a trio program has them too)."""
+    global _emit, _handling, _trampoline, _on_main
+    _emit, _handling, _trampoline, _on_main = emit, handling, trampoline, on_main
+    _inherited_test[0] = inherited_test or None
+    _install_unawaited(track_origins)
 
 
 def _disarm():
@@ -444,5 +577,9 @@ def uninstall():
     while _patched:
         owner, attribute, original, ours = _patched.pop()
         if getattr(owner, attribute, None) is ours:  # somebody wrapped ours meanwhile: leave theirs
-            setattr(owner, attribute, original)
+            if original is None:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
+    _loop_classes.clear()
     # A cancellation step in flight ends its own tracing (cancel_step_end).

@@ -29,6 +29,7 @@ bool PyApi::resolve() {
     find(call, "PyObject_Call");
     find(vectorcall, "PyObject_Vectorcall");
     find(decRef, "Py_DecRef");
+    find(incRef, "Py_IncRef");
     find(errClear, "PyErr_Clear");
     find(atExit, "Py_AtExit");
     find(runString, "PyRun_String");
@@ -46,9 +47,17 @@ bool PyApi::resolve() {
     find(isTrue, "PyObject_IsTrue");
     find(evalSaveThread, "PyEval_SaveThread");
     find(evalRestoreThread, "PyEval_RestoreThread");
+    find(addAuditHook, "PySys_AddAuditHook");
+    find(tupleGetItem, "PyTuple_GetItem");
+    find(tupleSize, "PyTuple_Size");
+    find(unicodeAsUtf8, "PyUnicode_AsUTF8");
+    find(interpreterGet, "PyInterpreterState_Get");
+    find(interpreterMain, "PyInterpreterState_Main");
+    find(descrNewMethod, "PyDescr_NewMethod");
+    find(functionVectorcall, "_PyFunction_Vectorcall");
     return isInitialized && isFinalizing && getVersion && gilStateEnsure && gilStateRelease && importGetModule &&
            unicodeFromString && getAttrString && setAttrString && cfunctionNewEx && instanceMethodNew && call &&
-           decRef && errClear && atExit && runString && dictNew && dictSetItemString && dictGetItemString &&
+           decRef && incRef && errClear && atExit && runString && dictNew && dictSetItemString && dictGetItemString &&
            evalGetBuiltins && buildValue && argParseTuple && boolFromLong && errFetch && errRestore && importModule && addPendingCall &&
            isTrue && evalSaveThread && evalRestoreThread;
 }

@@ -41,6 +41,7 @@ struct PyApi {
     PyObject* (*call)(PyObject*, PyObject*, PyObject*) = nullptr;
     PyObject* (*vectorcall)(PyObject*, PyObject* const*, std::size_t, PyObject*) = nullptr;  // 3.11+
     void (*decRef)(PyObject*) = nullptr;
+    void (*incRef)(PyObject*) = nullptr;
     void (*errClear)() = nullptr;
     int (*atExit)(void (*)()) = nullptr;
     PyObject* (*runString)(const char*, int, PyObject*, PyObject*) = nullptr;
@@ -58,6 +59,19 @@ struct PyApi {
     int (*isTrue)(PyObject*) = nullptr;
     void* (*evalSaveThread)() = nullptr;         // releases the GIL, returns the thread state
     void (*evalRestoreThread)(void*) = nullptr;  // takes it back
+    // Optional (the agent works without them, with less).
+    int (*addAuditHook)(int (*)(const char*, PyObject*, void*), void*) = nullptr;  // also before Py_Initialize
+    PyObject* (*tupleGetItem)(PyObject*, std::ptrdiff_t) = nullptr;               // borrowed
+    std::ptrdiff_t (*tupleSize)(PyObject*) = nullptr;
+    const char* (*unicodeAsUtf8)(PyObject*) = nullptr;
+    void* (*interpreterGet)() = nullptr;   // the calling thread's interpreter
+    void* (*interpreterMain)() = nullptr;  // the main interpreter
+    // A method descriptor of `type` (PyDescr_NewMethod): a method the
+    // interpreter calls without creating a bound method first.
+    PyObject* (*descrNewMethod)(PyObject* type, PyMethodDef*) = nullptr;
+    // 3.10's way to call a Python function with an argument vector (its
+    // PyObject_Vectorcall is an inline function, not exported).
+    PyObject* (*functionVectorcall)(PyObject*, PyObject* const*, std::size_t, PyObject*) = nullptr;
 
     // True when every function above that every version has was found.
     bool resolve();

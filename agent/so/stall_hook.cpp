@@ -5,6 +5,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <vector>
+
 #include "observers.h"
 #include "pyapi.h"
 
@@ -23,6 +26,7 @@ PyObject* runVectorcall(PyObject*, PyObject* const* args, std::size_t nargs, PyO
     auto& observers = Observers::instance();
     PyObject* cancelStep = observers.active() && nargs ? observers.stepBegin(args[0]) : nullptr;
     int slot = hook.enter();
+    hook.markHandleRun();
     PyObject* result = python().vectorcall(g_original, args, nargs, kwnames);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
@@ -34,7 +38,44 @@ PyObject* runTuple(PyObject*, PyObject* args, PyObject* kwargs) {
     auto& observers = Observers::instance();
     PyObject* cancelStep = observers.active() ? observers.stepBegin(observers.firstOf(args)) : nullptr;
     int slot = hook.enter();
+    hook.markHandleRun();
     PyObject* result = python().call(g_original, args, kwargs);
+    hook.leave(slot);
+    if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
+    return result;
+}
+
+// How the method descriptor calls the original with a vector:
+// PyObject_Vectorcall (3.11+), or 3.10's _PyFunction_Vectorcall when the
+// original is a Python function (it is, unless someone wrapped it first).
+using VectorcallFn = PyObject* (*)(PyObject*, PyObject* const*, std::size_t, PyObject*);
+VectorcallFn g_callOriginal = nullptr;
+
+// The wrapper as a method descriptor of Handle (the usual install): `self`
+// is the handle. The interpreter calls a method descriptor without creating
+// a bound method object first (the instancemethod above costs one per
+// callback), and specializes the call site for it.
+PyObject* runMethod(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
+    auto& hook = StallHook::instance();
+    auto& observers = Observers::instance();
+    PyApi& py = python();
+    std::ptrdiff_t nkw = kwnames ? py.tupleSize(kwnames) : 0;
+    if (nkw < 0) return nullptr;
+    // The original's arguments: self, then ours (none, from asyncio).
+    constexpr std::ptrdiff_t kOnStack = 8;
+    PyObject* onStack[kOnStack + 1];
+    std::vector<PyObject*> onHeap;
+    PyObject** all = onStack;
+    if (nargs + nkw > kOnStack) {
+        onHeap.resize(static_cast<std::size_t>(nargs + nkw + 1));
+        all = onHeap.data();
+    }
+    all[0] = self;
+    for (std::ptrdiff_t i = 0; i < nargs + nkw; ++i) all[i + 1] = args[i];
+    PyObject* cancelStep = observers.active() ? observers.stepBegin(self) : nullptr;
+    int slot = hook.enter();
+    hook.markHandleRun();
+    PyObject* result = g_callOriginal(g_original, all, static_cast<std::size_t>(nargs + 1), kwnames);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
@@ -44,6 +85,30 @@ PyMethodDef g_vectorcallDef{"_run", reinterpret_cast<void*>(&runVectorcall), kMe
                             "asyncio Handle._run, timed by aioscope"};
 PyMethodDef g_tupleDef{"_run", reinterpret_cast<void*>(&runTuple), kMethVarargs | kMethKeywords,
                        "asyncio Handle._run, timed by aioscope"};
+PyMethodDef g_methodDef{"_run", reinterpret_cast<void*>(&runMethod), kMethFastcall | kMethKeywords,
+                        "asyncio Handle._run, timed by aioscope"};
+
+const char* typeName(PyObject* obj) {
+    const void* type = *reinterpret_cast<void* const*>(reinterpret_cast<const char*>(obj) + 8);
+    return type ? *reinterpret_cast<const char* const*>(static_cast<const char*>(type) + 24) : "";
+}
+
+// The method descriptor wrapping `original`, or null where it cannot be
+// made (then the instancemethod of a builtin function is used).
+PyObject* methodWrapper(PyObject* handle, PyObject* original) {
+    PyApi& py = python();
+    if (!py.descrNewMethod || !py.tupleSize) return nullptr;
+    if (py.vectorcall) {
+        g_callOriginal = py.vectorcall;
+    } else if (py.functionVectorcall && std::strcmp(typeName(original), "function") == 0) {
+        g_callOriginal = py.functionVectorcall;
+    } else {
+        return nullptr;
+    }
+    PyObject* descr = py.descrNewMethod(handle, &g_methodDef);
+    if (!descr) py.errClear();
+    return descr;
+}
 
 PyObject* handleClass() {
     PyApi& py = python();
@@ -70,7 +135,9 @@ StallHook& StallHook::instance() {
 
 bool StallHook::install(std::int64_t thresholdNs) {
     m_thresholdNs = thresholdNs;
-    if (m_installed) return true;
+    // enable() (trio) may have turned timing on already: Handle._run still
+    // needs its wrapper.
+    if (m_installed && m_wrapped) return true;
     PyApi& py = python();
     PyObject* handle = handleClass();
     if (!handle) return false;
@@ -83,33 +150,58 @@ bool StallHook::install(std::int64_t thresholdNs) {
     if (current == g_wrapper) {  // still in place from an earlier session
         py.decRef(current);
         py.decRef(handle);
+        m_installedAtNs = monotonicNs();
+        m_wrapped = true;
         m_installed = true;
         return true;
     }
-    PyMethodDef* def = py.vectorcall ? &g_vectorcallDef : &g_tupleDef;
-    PyObject* func = py.cfunctionNewEx(def, nullptr, nullptr);
-    PyObject* method = func ? py.instanceMethodNew(func) : nullptr;
+    // g_original is what the wrapper calls: set before the wrapper can run
+    // (the old one, if any, stays alive: a wrapper of an earlier install
+    // may still hold on to it).
+    PyObject* previous = g_original;
+    g_original = current;  // keeps the reference getAttrString gave us
+    PyObject* func = methodWrapper(handle, current);
+    PyObject* method = nullptr;
+    if (func) {
+        method = func;  // Handle._run returns the descriptor itself
+        py.incRef(method);
+    } else {
+        PyMethodDef* def = py.vectorcall ? &g_vectorcallDef : &g_tupleDef;
+        func = py.cfunctionNewEx(def, nullptr, nullptr);
+        method = func ? py.instanceMethodNew(func) : nullptr;
+    }
     if (!method || py.setAttrString(handle, "_run", method) != 0) {
         py.errClear();
         if (func) py.decRef(func);
         if (method) py.decRef(method);
+        g_original = previous;
         py.decRef(current);
         py.decRef(handle);
         return false;
     }
-    if (g_original) py.decRef(g_original);
-    g_original = current;  // keeps the reference getAttrString gave us
+    if (previous) py.decRef(previous);
     if (g_wrapper) py.decRef(g_wrapper);
     g_wrapper = func;      // keeps ours
     py.decRef(method);
     py.decRef(handle);
+    m_installedAtNs = monotonicNs();
+    m_wrapped = true;
     m_installed = true;
     return true;
+}
+
+void StallHook::enable(std::int64_t thresholdNs) {
+    m_thresholdNs = thresholdNs;
+    if (m_installed) return;
+    m_installedAtNs = monotonicNs();
+    m_installed = true;
 }
 
 void StallHook::uninstall() {
     if (!m_installed) return;
     m_installed = false;
+    if (!m_wrapped) return;
+    m_wrapped = false;
     PyApi& py = python();
     PyObject* handle = handleClass();
     if (!handle) return;
@@ -133,8 +225,7 @@ void StallHook::afterForkInChild() {
     m_ringRead = m_ringWrite.load();
 }
 
-int StallHook::enter() {
-    if (!m_installed) return -1;
+int StallHook::ownSlot() {
     if (t_slot == -2) {
         t_slot = -1;
         auto self = static_cast<std::uint64_t>(pthread_self());
@@ -147,26 +238,75 @@ int StallHook::enter() {
             }
         }
     }
-    if (t_slot < 0) return -1;
-    LoopSlot& s = m_slots[t_slot];
-    if (s.depth.load(std::memory_order_relaxed) == 0) {
-        s.startNs.store(monotonicNs(), std::memory_order_relaxed);
-        s.seq.fetch_add(1, std::memory_order_release);
-    }
-    s.depth.fetch_add(1, std::memory_order_release);
     return t_slot;
+}
+
+// A slot's seq, depth and start are written by its own thread only: plain
+// stores (ordered on x86 and by `release` elsewhere) are enough for the
+// sampler's reads, and cost less than a locked read-modify-write each.
+int StallHook::enter() {
+    if (!m_installed.load(std::memory_order_relaxed) || ownSlot() < 0) return -1;
+    LoopSlot& s = m_slots[t_slot];
+    int depth = s.depth.load(std::memory_order_relaxed);
+    if (depth == 0) {
+        s.startNs.store(monotonicNs(), std::memory_order_relaxed);
+        s.seq.store(s.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+    s.depth.store(depth + 1, std::memory_order_release);
+    return t_slot;
+}
+
+void StallHook::recordIfLong(int slot, std::int64_t start, std::int64_t end) {
+    if (end - start < m_thresholdNs.load(std::memory_order_relaxed)) return;
+    std::uint64_t idx = m_ringWrite.fetch_add(1, std::memory_order_acq_rel);
+    m_ring[idx % kRing].value = {slot, m_slots[slot].seq.load(std::memory_order_relaxed), start, end};
+    m_ring[idx % kRing].ready.store(idx + 1, std::memory_order_release);
 }
 
 void StallHook::leave(int slot) {
     if (slot < 0) return;
     LoopSlot& s = m_slots[slot];
-    if (s.depth.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    std::int64_t end = monotonicNs();
-    std::int64_t start = s.startNs.load(std::memory_order_relaxed);
-    if (end - start < m_thresholdNs.load(std::memory_order_relaxed)) return;
-    std::uint64_t idx = m_ringWrite.fetch_add(1, std::memory_order_acq_rel);
-    m_ring[idx % kRing].value = {slot, s.seq.load(std::memory_order_relaxed), start, end};
-    m_ring[idx % kRing].ready.store(idx + 1, std::memory_order_release);
+    int depth = s.depth.load(std::memory_order_relaxed);
+    if (depth <= 0) return;  // reset by a fork meanwhile
+    if (depth == 1) {
+        std::int64_t start = s.startNs.load(std::memory_order_relaxed);
+        std::int64_t end = monotonicNs();
+        s.depth.store(0, std::memory_order_release);
+        recordIfLong(slot, start, end);
+        return;
+    }
+    s.depth.store(depth - 1, std::memory_order_release);
+}
+
+bool StallHook::enterNested() {
+    if (!m_installed || ownSlot() < 0) return false;
+    LoopSlot& s = m_slots[t_slot];
+    std::int64_t now = monotonicNs();
+    if (s.depth.load(std::memory_order_relaxed) > 0) recordIfLong(t_slot, s.startNs.load(std::memory_order_relaxed), now);
+    s.startNs.store(now, std::memory_order_relaxed);
+    s.subject.store(0, std::memory_order_relaxed);
+    s.seq.fetch_add(1, std::memory_order_release);
+    s.depth.fetch_add(1, std::memory_order_release);
+    return true;
+}
+
+void StallHook::setSubject(std::uint64_t subject) {
+    if (t_slot >= 0) m_slots[t_slot].subject.store(subject, std::memory_order_release);
+}
+
+void StallHook::leaveNested() {
+    if (t_slot < 0) return;
+    LoopSlot& s = m_slots[t_slot];
+    if (s.depth.load(std::memory_order_relaxed) <= 0) return;
+    std::int64_t now = monotonicNs();
+    recordIfLong(t_slot, s.startNs.load(std::memory_order_relaxed), now);
+    if (s.depth.load(std::memory_order_relaxed) > 1) {
+        // Back in the handle around it: a new stretch, then one level less.
+        s.startNs.store(now, std::memory_order_relaxed);
+        s.subject.store(0, std::memory_order_relaxed);
+        s.seq.fetch_add(1, std::memory_order_release);
+    }
+    s.depth.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 std::vector<LongCallback> StallHook::drainLong() {

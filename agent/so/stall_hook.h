@@ -26,6 +26,9 @@ struct LoopSlot {
     std::atomic<std::uint64_t> seq{0};        // callbacks started so far
     std::atomic<std::int64_t> startNs{0};     // of the running callback
     std::atomic<int> depth{0};                // >0 while a callback runs
+    // What the running stretch runs, when the hook knows it (a trio step:
+    // its Task object's address), else 0. Valid while seq is unchanged.
+    std::atomic<std::uint64_t> subject{0};
 };
 // The CLI reads seq and depth from outside as plain integers (StallSlotRef).
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8);
@@ -47,11 +50,30 @@ public:
 
     // With the GIL held. Returns false while asyncio is not imported yet.
     bool install(std::int64_t thresholdNs);
+    // Timing without asyncio's Handle._run (a trio program): the slots are
+    // used by the trio hook only.
+    void enable(std::int64_t thresholdNs);
     // With the GIL held.
     void uninstall();
+    // Whether asyncio's Handle._run (the wrapper) ran a callback: an asyncio
+    // loop runs.
+    bool timedHandleRun() const { return m_timedHandleRun.load(std::memory_order_relaxed); }
+    void markHandleRun() {
+        if (!m_timedHandleRun.load(std::memory_order_relaxed)) m_timedHandleRun.store(true, std::memory_order_relaxed);
+    }
     bool installed() const { return m_installed.load(); }
+    // When it was (last) installed, monotonic ns: callbacks running then
+    // began before it could time them.
+    std::int64_t installedAtNs() const { return m_installedAtNs.load(); }
 
     LoopSlot& slot(int i) { return m_slots[i]; }
+    // Whether any callback went through the hook: an asyncio loop runs.
+    bool timedAny() const {
+        for (const auto& s : m_slots) {
+            if (s.seq.load(std::memory_order_relaxed)) return true;
+        }
+        return false;
+    }
     // Long callbacks recorded since the last call (sampler thread only).
     std::vector<LongCallback> drainLong();
 
@@ -62,11 +84,30 @@ public:
     // Called by the wrapper, GIL held, on the loop's thread.
     int enter();
     void leave(int slot);
+    // uvloop's handles nest: the loop runs its ready queue, its timers and
+    // its queued writes from internal handles of its own, so every user
+    // callback runs inside one of those. There the innermost handle is the
+    // callback: each enter and each exit starts a new stretch of the slot
+    // (a new seq), and a stretch that lasted past the threshold is a long
+    // callback (the internal handle's own code between two callbacks is a
+    // stretch of its own: a batch of short callbacks is no stall).
+    // Returns whether the slot is timed.
+    bool enterNested();
+    // A slot that is idle ignores it: the callback began before the hook.
+    void leaveNested();
+    // Right after enterNested(): what the stretch runs (LoopSlot::subject).
+    void setSubject(std::uint64_t subject);
 
 private:
+    int ownSlot();
+    void recordIfLong(int slot, std::int64_t start, std::int64_t end);
+
     LoopSlot m_slots[kSlots];
     std::atomic<std::int64_t> m_thresholdNs{0};
-    std::atomic<bool> m_installed{false};
+    std::atomic<bool> m_installed{false};  // timing on
+    std::atomic<bool> m_wrapped{false};    // Handle._run is ours
+    std::atomic<bool> m_timedHandleRun{false};
+    std::atomic<std::int64_t> m_installedAtNs{0};
 
     struct Entry {
         std::atomic<std::uint64_t> ready{0};  // index + 1 once written

@@ -1,16 +1,23 @@
 // What `run` and `attach` share: the agent's options, its shared object, and
 // the loop that turns agent lines into events (adding native stacks to stall
-// reports, naming each agent by its real pid).
+// reports, naming each agent by its real pid). Nothing an agent sends is
+// trusted: connections are authenticated by the server, every line is
+// checked against the event schema, and a stall's thread must belong to the
+// process that reported it before the CLI stops it for its native stack.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "stream/event_stream.h"
+#include "stream/peer_auth.h"
 #include "stream/server.h"
 
 namespace aioscope::cli {
@@ -25,7 +32,7 @@ struct AgentOptions {
 // The agent shared object shipped with this aioscope.
 std::string agentLibraryPath();
 
-// "socket=...;interval_ms=...;..." for the agent.
+// "socket=...;interval_ms=...;...;token=..." for the agent.
 std::string agentConfig(const AgentOptions& options, const std::string& socketAsSeenByAgent, const char* mode);
 
 // SIGUSR1 to aioscope asks every agent for a snapshot (handled in pump()).
@@ -33,25 +40,50 @@ void installSnapshotRequestSignal();
 
 class AgentRelay {
 public:
-    AgentRelay(EventServer& server, EventStream& stream) : m_server(server), m_stream(stream) {}
+    // `policy`: which processes may connect (attach: the target; run: the
+    // program and its descendants).
+    AgentRelay(EventServer& server, EventStream& stream, const PeerPolicy& policy);
 
     // Handles whatever arrives within timeoutMs.
     void pump(int timeoutMs);
     // Asks every agent for a snapshot; waits up to timeoutMs for them.
     int requestSnapshots(int timeoutMs, const char* reason);
+    // `--fail-on deadlock`: asks agents that have not sent a snapshot lately
+    // for one, without waiting; their answers are checked for deadlocks and
+    // shown only when they found one.
+    void checkDeadlocks();
     void detachAll();
     bool helloSeen() const { return m_hellos > 0; }
     std::size_t agents() const { return m_server.connections(); }
+    // Warnings that summarize what was refused or ignored (once, at the end).
+    void summarize();
 
 private:
-    void onLine(int conn, std::string& line);
+    struct Agent {
+        pid_t pid = 0;
+        bool hello = false;                  // commands are sent only once it said hello
+        std::deque<std::string> requested;  // reasons of snapshots asked for, oldest first
+        std::chrono::steady_clock::time_point requestedAt;  // of the oldest unanswered
+        std::chrono::steady_clock::time_point lastSnapshot;
+        std::chrono::steady_clock::time_point lastCheck;
+        double snapshotMs = 0;               // how long its last snapshot took to read
+        double captureCredit = 0;            // native stacks it may still have us capture
+        std::chrono::steady_clock::time_point refilled;
+        std::string lastDeadlocks;           // the deadlock findings last shown
+    };
+    void onLine(int conn, pid_t pid, std::string& line);
+    void addNativeStack(Agent& agent, nlohmann::json& event);
+    void ignore(pid_t pid, const std::string& why);
+    void request(int conn, Agent& agent, const std::string& reason);
 
     EventServer& m_server;
     EventStream& m_stream;
-    std::map<int, long> m_pidOf;  // connection -> pid in our namespace
+    std::map<int, Agent> m_agents;  // connection -> agent
     int m_hellos = 0;
     int m_snapshots = 0;
-    std::string m_snapshotReason;
+    int m_ignored = 0;
+    std::set<std::string> m_refusedKinds;  // kinds of refusals already reported
+    int m_shortened = 0;
 };
 
 }  // namespace aioscope::cli

@@ -132,8 +132,10 @@ int runAttach(const AttachArgs& args) {
         exec->withdrawStale(std::string("/tmp/") + kStagingPrefix);
     }
     TargetFiles files(args.pid);
-    EventStream stream(args.stream);
-    AgentRelay relay(files.server(), stream);
+    StreamOptions streamOptions = args.stream;
+    streamOptions.interrupted = &g_stop;
+    EventStream stream(streamOptions);
+    AgentRelay relay(files.server(), stream, PeerPolicy::process(args.pid));  // nobody else may connect
     installSnapshotRequestSignal();
 
     std::string config = agentConfig(args.agent, files.inTarget(files.server().socketPath()), "attach");
@@ -171,6 +173,8 @@ int runAttach(const AttachArgs& args) {
         e["deadlocks"] = stream.deadlocks();
         stream.emit(e);
     }
+    relay.summarize();
+    if (!stream.outputError().empty()) throw InspectError(Errc::output_failed, stream.outputError());
     if (g_pipe) throw InspectError(Errc::output_failed, "standard output was closed (the reading end of the pipe exited)");
     return 0;
 }

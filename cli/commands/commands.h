@@ -57,6 +57,7 @@ struct RunArgs {
     bool failOnStall = false;
     bool failOnDeadlock = false;
     std::vector<std::string> failOnBugs;  // event types
+    std::vector<std::string> failOn;      // every condition, as written (stall, unawaited, ...)
 };
 int runProgram(const RunArgs& args);
 

@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "inspect.h"
 #include "model/snapshot_json.h"
+#include "render/terminal_safe.h"
 #include "render/text.h"
 #include "target/proc.h"
 
@@ -121,7 +122,7 @@ void explain(const Snapshot& snap, std::ostream& out, const Style& st) {
     out << "- " << snap.tasks.size() << " asyncio tasks, each with its stitched coroutine stack and what it waits on;\n"
         << "  identical idle tasks are folded into one line (x N).\n";
     for (const auto& f : snap.findings) {
-        out << "- " << st.red(f.kind) << ": " << f.message << "\n";
+        out << "- " << st.red(terminalSafe(f.kind)) << ": " << terminalSafe(f.message, 4000) << "\n";
     }
     if (!snap.findings.empty()) {
         out << "The two handlers each hold one asyncio.Lock (inferred from their `async with` blocks) and\n"

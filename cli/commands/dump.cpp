@@ -3,6 +3,7 @@
 #include "commands/commands.h"
 #include <algorithm>
 
+#include "analysis/confirm.h"
 #include "analysis/findings.h"
 #include "inspect.h"
 #include "model/snapshot_json.h"
@@ -15,6 +16,16 @@ int runDump(const DumpArgs& args) {
     InspectOptions options;
     options.pause = args.pause;
     Snapshot snap = inspector.snapshot(options);
+    // Exit status 10 says tasks can never finish: a live read claims it only
+    // when a second read finds the same (docs/how-it-works.md#consistency).
+    // A paused process did not move; one read is the truth.
+    if (!args.pause && !snap.findings.empty()) {
+        Snapshot again = inspector.snapshot(options);
+        confirmFindings(snap, again);
+        again.capturedAt = snap.capturedAt;
+        again.durationMs += snap.durationMs;
+        snap = std::move(again);
+    }
     if (args.json) {
         writeJson(snap, std::cout);
     } else {

@@ -7,6 +7,8 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "errors.h"
 #include "inject/hijack.h"
@@ -91,13 +93,17 @@ void refuseUnsupported(const ProcFs& proc) {
 
 // Threads blocked in a system call first (idle in epoll, asleep, waiting
 // on a lock: usually safe at once), the main thread first among equals.
+// Each thread's state is read once, before sorting: threads change state
+// while the list is sorted, and a comparison whose answer changes breaks
+// the sort's invariants (its insertion step then walks past the start of
+// the list: attach corrupted its heap about once in 150 runs against a
+// busy target, and picked thread 0).
 std::vector<pid_t> threadsByPreference(pid_t pid, const ProcFs& proc) {
-    auto tids = proc.threads();
-    std::stable_sort(tids.begin(), tids.end(), [&](pid_t a, pid_t b) {
-        bool sa = procState(pid, a) == 'S', sb = procState(pid, b) == 'S';
-        if (sa != sb) return sa;
-        return a == pid && b != pid;
-    });
+    std::vector<std::pair<int, pid_t>> ranked;  // 0 asleep main, 1 asleep, 2 main, 3 other
+    for (pid_t tid : proc.threads()) ranked.push_back({(procState(pid, tid) == 'S' ? 0 : 2) + (tid == pid ? 0 : 1), tid});
+    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<pid_t> tids;
+    for (const auto& r : ranked) tids.push_back(r.second);
     return tids;
 }
 

@@ -36,7 +36,10 @@ std::vector<RemoteExec::Thread> RemoteExec::threads() {
     }
     Addr mainThread = mem.ptr(main.addr + L.remoteDebug.threadsMain, "threads.main");
     std::vector<Thread> out;
-    for (const auto& t : readThreads(mem, L, main)) out.push_back({t.addr, t.addr == mainThread, t.nativeId.value_or(0)});
+    // Threads come and go: only a list that reads the same twice is written to.
+    for (const auto& t : readThreadsConsistent(mem, m_target.reader().freshReader(), L, main)) {
+        out.push_back({t.addr, t.addr == mainThread, t.nativeId.value_or(0)});
+    }
     return out;
 }
 

@@ -183,17 +183,11 @@ int findElf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base
     ProcFs proc(j->pid);
     for (const auto& m : j->maps) {
         if (m.path != name && m.cleanPath() != name) continue;
-        for (const auto& path : proc.openablePaths(m)) {
-            int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            struct stat st;
-            if (fd >= 0 && ::fstat(fd, &st) == 0 && st.st_ino == m.inode) {
-                *fileName = ::strdup(path.c_str());
-                *elfp = nullptr;
-                return fd;  // libdwfl owns it now
-            }
-            if (fd >= 0) ::close(fd);
-        }
-        break;
+        std::string path;
+        int fd = proc.openMapped(m, path);
+        if (fd >= 0) *fileName = ::strdup(path.c_str());
+        *elfp = nullptr;
+        return fd;  // libdwfl owns it now
     }
     *elfp = nullptr;
     return -1;

@@ -1,11 +1,13 @@
 #include "native/native_stack.h"
 
+#include "errors.h"
 #include "target/proc.h"
 
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <libunwind-ptrace.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -75,6 +77,38 @@ struct Copy {
     std::vector<std::uint8_t> stack;
 };
 
+// The target's mappings, for findTargetElf (libdwfl's callbacks carry no
+// argument of ours).
+thread_local const std::vector<Mapping>* t_maps = nullptr;
+thread_local pid_t t_mapsPid = 0;
+
+// A module's file as the target sees it: through /proc/PID/map_files or
+// /proc/PID/root, checked by inode. The same path on the host may be another
+// file (a target in a chroot or container): symbols from it would be wrong.
+int findTargetElf(Dwfl_Module*, void**, const char* name, Dwarf_Addr, char** fileName, Elf** elfp) {
+    *elfp = nullptr;
+    if (!t_maps || !name || name[0] != '/') return -1;
+    ProcFs proc(t_mapsPid);
+    for (const auto& m : *t_maps) {
+        if (m.path != name && m.cleanPath() != name) continue;
+        std::string path;
+        int fd = proc.openMapped(m, path);
+        if (fd >= 0) *fileName = ::strdup(path.c_str());
+        *elfp = nullptr;
+        return fd;  // libdwfl owns it now
+    }
+    return -1;
+}
+
+// Whether the target sees the host's files at their paths (not in a chroot
+// or container of its own).
+bool sharesRoot(pid_t pid) {
+    struct stat mine, theirs;
+    std::string root = "/proc/" + std::to_string(pid) + "/root/";
+    return ::stat("/", &mine) == 0 && ::stat(root.c_str(), &theirs) == 0 && mine.st_dev == theirs.st_dev &&
+           mine.st_ino == theirs.st_ino;
+}
+
 // libunwind's ptrace helpers call back into these accessors with their own
 // argument, so the copy being unwound is found here, not through `arg`.
 thread_local Copy* t_copy = nullptr;
@@ -121,8 +155,15 @@ constexpr std::size_t kStackCopy = 512 * 1024;
 bool copyStack(Copy& c) {
     std::uint64_t sp = c.regs.rsp;
     std::uint64_t end = sp + kStackCopy;
-    ProcFs proc(c.pid);
-    for (const auto& m : proc.maps()) {
+    // A process that is exiting has no mappings left: then its stack cannot
+    // be copied either (the caller reports that; it is no error of ours).
+    std::vector<Mapping> maps;
+    try {
+        maps = ProcFs(c.pid).maps();
+    } catch (const InspectError&) {
+        return false;
+    }
+    for (const auto& m : maps) {
         if (sp >= m.start && sp < m.end) {
             end = std::min<std::uint64_t>(m.end, end);
             break;
@@ -212,13 +253,19 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>
             return out;
         }
     }  // released here: the unwinding below works on the copy
+    // libunwind opens the modules by their paths on the host: only for a
+    // target that shares the host's root; elfutils (below) reads the
+    // target's own files.
+    const bool hostFiles = sharesRoot(pid);
     unw_accessors_t accessors{findProcInfo, putUnwindInfo, getDynInfoListAddr, accessMem,
                               accessReg,    accessFpreg,   resume,             getProcName};
-    unw_addr_space_t as = unw_create_addr_space(&accessors, 0);
-    copy.upt = _UPT_create(tid);
+    unw_addr_space_t as = hostFiles ? unw_create_addr_space(&accessors, 0) : nullptr;
+    copy.upt = hostFiles ? _UPT_create(tid) : nullptr;
     t_copy = &copy;
     unw_cursor_t cursor;
-    if (as && copy.upt && unw_init_remote(&cursor, as, copy.upt) == 0) {
+    if (!hostFiles) {
+        out.error = "unwound with elfutils only (the target has a root of its own)";
+    } else if (as && copy.upt && unw_init_remote(&cursor, as, copy.upt) == 0) {
         do {
             unw_word_t ip = 0;
             if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
@@ -233,7 +280,17 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>
 
     static char* debuginfoPath = nullptr;
     Dwfl_Callbacks callbacks{};
-    callbacks.find_elf = dwfl_linux_proc_find_elf;
+    callbacks.find_elf = findTargetElf;
+    // The process may exit meanwhile (a stall at its very end): the
+    // addresses are kept, without names.
+    std::vector<Mapping> maps;
+    try {
+        maps = ProcFs(pid).maps();
+    } catch (const InspectError& e) {
+        out.error = std::string("no symbols: ") + e.what();
+    }
+    t_maps = &maps;
+    t_mapsPid = pid;
     callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
     callbacks.debuginfo_path = &debuginfoPath;
     Dwfl* dwfl = dwfl_begin(&callbacks);
@@ -278,6 +335,7 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>
         out.frames.push_back(std::move(f));
     }
     if (dwfl) dwfl_end(dwfl);
+    t_maps = nullptr;
     return out;
 }
 

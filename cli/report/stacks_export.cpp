@@ -114,7 +114,10 @@ std::size_t writeFolded(std::ostream& out, const Activity& a, StackSource what) 
     std::map<std::string, long long> lines;
     for (const auto& s : all) {
         std::string line = foldedEscape(s.profile);
-        for (const auto& f : s.path) line += ";" + foldedEscape(frameLabel(f, false));
+        for (const auto& f : s.path) {
+            line += ';';
+            line += foldedEscape(frameLabel(f, false));
+        }
         // Integer weights: milliseconds blocked (at least 1), or 1 per task.
         lines[line] += std::max<long long>(1, std::llround(s.weight));
     }

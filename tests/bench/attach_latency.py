@@ -127,6 +127,7 @@ def main():
             print(f"{interp.name:12} skipped: {why}")
             continue
         interp.prepare()
+        (interp.fixture_dir() / "out").mkdir(exist_ok=True)  # gitignored: absent in a fresh checkout
         work = Path(tempfile.mkdtemp(prefix="attach-bench-", dir=interp.fixture_dir() / "out"))
         for state in states:
             first, again, peer = [], [], []

@@ -13,16 +13,14 @@ Usage: tests/bench/dump_latency.py [--runs N]   (as root, after tests/run or cli
 """
 import argparse
 import json
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
+from timing import measured, median  # noqa: E402
 from zoo import ZOO  # noqa: E402
 
 # One cold read per process, like one `aioscope dump`: the peer is timed from
@@ -38,12 +36,11 @@ print((time.perf_counter() - t0) * 1000)
 def median_dump(pid, runs):
     wall, read = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        r = subprocess.run([str(AIOSCOPE), "dump", "--json", str(pid)], capture_output=True, text=True)
-        wall.append((time.perf_counter() - t0) * 1000)
-        assert r.returncode == 0, r.stderr
+        r = measured([str(AIOSCOPE), "dump", "--json", str(pid)])
+        assert r.status == 0, r.status
+        wall.append(r.wall * 1000)
         read.append(json.loads(r.stdout)["duration_ms"])
-    return statistics.median(wall), statistics.median(read)
+    return median(wall), median(read)
 
 
 def peer(interp, pid, runs):
@@ -52,11 +49,11 @@ def peer(interp, pid, runs):
     cmd = ["chroot", interp.root, interp.python, "-c", PEER, str(pid)]
     times = []
     for _ in range(runs):
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
+        r = measured(cmd)
+        if r.status != 0:
             return None
         times.append(float(r.stdout))
-    return statistics.median(times)
+    return median(times)
 
 
 def main():

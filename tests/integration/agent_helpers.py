@@ -4,6 +4,7 @@ environment, reading a target's heartbeat and its mappings."""
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -30,20 +31,37 @@ EXIT_PERMISSION = 4
 
 
 class Stream:
-    """What one `aioscope run`/`attach` printed: its events (JSON Lines on
-    stdout), any other stdout lines (GitHub annotations), stderr, status."""
+    """What one `aioscope run`/`attach` printed: its events (JSON Lines: on
+    standard error for `run`, whose standard output is the program's; on
+    standard output for `attach`), the other lines of that stream (GitHub
+    annotations, and for run the program's own stderr lines), aioscope's
+    reason line for a status of its own (`reasons`), stdout, stderr, status.
+    A line that starts like an event but is not one JSON object (two lines
+    glued, a line cut short) fails at once."""
 
-    def __init__(self, argv, rc, stdout, stderr, seconds):
+    def __init__(self, argv, rc, stdout, stderr, seconds, events_on=None):
         self.argv = argv
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
         self.seconds = seconds
+        self.events_on = events_on or events_stream_of(argv)
         self.events = []
         self.other_lines = []
-        for line in stdout.splitlines():
+        self.reasons = []
+        text = stderr if self.events_on == "stderr" else stdout
+        # JSON Lines end at "\n" only: str.splitlines() would also cut at
+        # U+2028 and other separators a task name may hold unescaped.
+        for line in text.split("\n"):
             if line.startswith("{"):
-                self.events.append(json.loads(line))
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    raise AssertionError(f"a corrupted event line (cut short, or glued to another): {line[:300]!r}")
+                assert isinstance(event, dict), line[:300]
+                self.events.append(event)
+            elif line.startswith("aioscope: "):
+                self.reasons.append(line)
             elif line.strip():
                 self.other_lines.append(line)
 
@@ -69,6 +87,21 @@ class Stream:
     def pids(self, type_="hello"):
         return [e["pid"] for e in self.of(type_)]
 
+    def capability_states(self, name, pid=None, until=None):
+        """[(index, state, reason)] of capability `name` as the hello and the
+        later `capabilities` events announced it, up to event index `until`."""
+        out = []
+        for i, e in enumerate(self.events[:until]):
+            if e["type"] in ("hello", "capabilities") and (pid is None or e["pid"] == pid):
+                c = e["capabilities"][name]
+                out.append((i, c["state"], c["reason"]))
+        return out
+
+    def active_before(self, name, until=None, pid=None):
+        """Whether `name` was announced active before event index `until`."""
+        states = self.capability_states(name, pid, until)
+        return bool(states) and states[-1][1] == "active"
+
     def summary(self, limit=60):
         """The stream in short, for assertion messages."""
         out = []
@@ -83,6 +116,8 @@ class Stream:
                 extra = f" #{e['stall_id']} {e['duration_ms']:.1f} ms"
             elif "message" in e:
                 extra = f" {e['message']}"
+            if e.get("test"):
+                extra += f" [test {e['test']} {e.get('test_phase')}]"
             elif e["type"] == "snapshot":
                 extra = f" {len(e['tasks'])} tasks reason={e.get('reason')}"
             elif e["type"] == "exit":
@@ -97,6 +132,11 @@ class Stream:
         bad = [e for e in self.events if e.get("schema") != EVENT_SCHEMA or not isinstance(e.get("type"), str)
                or not isinstance(e.get("pid"), int) or not isinstance(e.get("ts"), (int, float))]
         assert not bad, f"events without schema/type/pid/ts: {bad[:3]}"
+
+
+def events_stream_of(argv):
+    """Where a command's events are: `run` writes them to standard error."""
+    return "stderr" if "run" in [str(a) for a in argv[1:2]] else "stdout"
 
 
 def run_stream(argv, timeout=120, env=None, **kw):
@@ -114,6 +154,55 @@ def aioscope_run(program, *options, timeout=120, env=None, json_=True):
 def aioscope_attach(pid, *options, timeout=120, env=None):
     argv = [AIOSCOPE, "attach", "--json", *options, pid]
     return run_stream(argv, timeout=timeout, env=env)
+
+
+def run_argv(interp):
+    """How to start `aioscope run` so that the program under `interp` can
+    reach its agent: the host's binary for a host interpreter; inside a
+    chroot, a copy of aioscope and its agent placed there (the chroot sees
+    neither the host's files nor the host's socket), with the host libraries
+    the chroot lacks beside it."""
+    if interp.root == "/":
+        return [str(AIOSCOPE)]
+    bin_dir = interp.fixture_dir() / ".aioscope-bin"
+    lib_dir = bin_dir / "lib"
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("aioscope", AGENT_SO):
+        shutil.copy2(Path(AIOSCOPE).parent / name, bin_dir / name)
+    ldd = subprocess.run(["ldd", str(AIOSCOPE)], capture_output=True, text=True, check=True).stdout
+    for line in ldd.splitlines():
+        parts = line.split("=>")
+        if len(parts) != 2 or not parts[1].strip().startswith("/"):
+            continue
+        lib = Path(parts[1].split()[0])
+        if not any((Path(interp.root) / d.lstrip("/") / lib.name).exists()
+                   for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu")):
+            shutil.copy2(lib, lib_dir / lib.name)
+    return ["chroot", interp.root, "env", f"LD_LIBRARY_PATH={interp.inside(lib_dir)}",
+            interp.inside(bin_dir / "aioscope")]
+
+
+def inner_argv(interp, script, *args):
+    """A fixture's command line as seen where run_argv(interp) runs it."""
+    argv = interp.argv(script, *args)
+    return argv[2:] if interp.root != "/" else argv
+
+
+def run_in(interp, script, *script_args, options=(), timeout=120):
+    """`aioscope run [options] -- <interp> <fixture> args` where the
+    interpreter lives (run_argv), events to a file; the Stream of it."""
+    events_path = out_path(interp, Path(script).stem + "-events")
+    argv = [*run_argv(interp), "run", "--quiet", "--output", interp.inside(events_path), *options, "--",
+            *inner_argv(interp, script, *script_args)]
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
+        s = Stream(argv, r.returncode, r.stdout, r.stderr, time.monotonic() - t0)
+        text = events_path.read_text() if events_path.exists() else ""
+    finally:
+        events_path.unlink(missing_ok=True)
+    s.events = [json.loads(line) for line in text.split("\n") if line.strip()]
+    return s
 
 
 def host_only(interp):
@@ -168,7 +257,9 @@ class Target(Fixture):
         self.truth_path = out_path(interp, Path(script).stem)
         self.extra_files = [self.stderr_path, *files]
         cmd = interp.argv(script, "--truth", interp.inside(self.truth_path), *args)
-        full_env = dict(os.environ, **(env or {}))
+        # glibc's fatal messages (heap corruption) go to /dev/tty unless this
+        # is set: a target that aborts must say why in its stderr.
+        full_env = dict(os.environ, LIBC_FATAL_STDERR_="1", **(env or {}))
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=full_env)
         self.pid = self.proc.pid
@@ -430,7 +521,9 @@ def detection_problems(stream, pid=None, interval_ms=INTERVAL_MS, slack_ms=5.0):
 def describe_stall(s):
     top = s["stack"][0] if s["stack"] else {}
     return (f"stall #{s['stall_id']} pid {s['pid']} elapsed {s['elapsed_ms']:.1f} ms at "
-            f"{top.get('qualname')} ({top.get('file')}:{top.get('line')}), task {(s['task'] or {}).get('name')}")
+            f"{top.get('qualname')} ({top.get('file')}:{top.get('line')}), task {(s['task'] or {}).get('name')}, "
+            f"{len(s.get('native_stack') or [])} native frames, native_error {s.get('native_error')!r}, "
+            f"stopped {s.get('native_stopped_ms')} ms")
 
 
 def frames(stack):
@@ -449,6 +542,13 @@ class Live:
         self.argv = [str(a) for a in argv]
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.events_on = events_stream_of(self.argv)
+        self._events_pipe = self.proc.stderr if self.events_on == "stderr" else self.proc.stdout
+        self._other_pipe = self.proc.stdout if self.events_on == "stderr" else self.proc.stderr
+        self._other = []
+        self._other_reader = threading.Thread(target=lambda: self._other.append(self._other_pipe.read()),
+                                              daemon=True)
+        self._other_reader.start()
         self.events = []
         self._lines = []
         self._cond = threading.Condition()
@@ -456,7 +556,7 @@ class Live:
         self._reader.start()
 
     def _read(self):
-        for line in self.proc.stdout:
+        for line in self._events_pipe:
             with self._cond:
                 self._lines.append(line)
                 if line.startswith("{"):
@@ -491,8 +591,11 @@ class Live:
                 self.proc.kill()
                 self.proc.wait()
         self._reader.join(timeout=5)
-        stderr = self.proc.stderr.read()
-        return Stream(self.argv, self.proc.returncode, "".join(self._lines), stderr, time.monotonic() - self._t0)
+        self._other_reader.join(timeout=5)
+        other = "".join(self._other)
+        events = "".join(self._lines)
+        stdout, stderr = (other, events) if self.events_on == "stderr" else (events, other)
+        return Stream(self.argv, self.proc.returncode, stdout, stderr, time.monotonic() - self._t0)
 
 
 # ---------------------------------------------------------------------------

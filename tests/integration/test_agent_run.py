@@ -86,9 +86,10 @@ def test_run_hello_and_exit(stall_run):
     assert hello["agent_version"]
     assert truth["hooked_before_start"], "the agent never hooked asyncio's Handle._run"
     first_stall = s.events.index(s.of("stall")[0]) if s.of("stall") else len(s.events)
-    active = hello["stall_detection"] == "active" or any(
-        e["type"] == "info" and e["message"] == "stall detection active" for e in s.events[:first_stall])
-    assert active, f"stall detection never reported active before the first stall:\n{s.summary()}"
+    assert s.active_before("stall_detection", first_stall), \
+        f"stall detection never reported active before the first stall:\n{s.summary()}"
+    # Hello comes first, before the program imported asyncio: pending then.
+    assert hello["capabilities"]["stall_detection"]["state"] in ("pending", "active"), hello
     assert s.one("goodbye", stall_run.pid)
     last = s.exit()
     assert last["pid"] == stall_run.pid and s.events[-1] is last, s.summary()
@@ -253,18 +254,19 @@ def test_run_clean_program_has_no_stalls(interp):
 
 def test_run_short_programs_end_cleanly(interp):
     """A program that ends while the agent is still starting, many times over:
-    it must always end as it would alone (this raced into an abort at exit)."""
+    it must always end as it would alone (this raced into an abort at exit),
+    and its agent must still be heard: hello, goodbye, exit."""
     host_only(interp)
     for i in range(15):
         r = run_aioscope("run", "--json", "--", *interp.argv("agent_short.py"), timeout=30)
-        lines = r.stdout.splitlines()
-        assert r.returncode == 0 and "done" in lines, f"run #{i + 1}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
-        events = [json.loads(line) for line in lines if line.startswith("{")]
+        # Its standard output is its own, byte for byte; events are on stderr.
+        assert r.returncode == 0 and r.stdout == "done\n", f"run #{i + 1}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
+        events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
         ends = [e for e in events if e["type"] == "exit"]
         assert len(ends) == 1 and ends[0]["status"] == 0 and ends[0]["signal"] is None, events
-        # It may end before its agent even starts: then run says so, nothing worse.
-        others = [e for e in events if e["type"] in ("warning", "error") and
-                  not e["message"].startswith("no agent reported")]
+        types = [e["type"] for e in events if e["pid"] == ends[0]["pid"]]
+        assert types[0] == "hello" and "goodbye" in types, types
+        others = [e for e in events if e["type"] in ("warning", "error")]
         assert not others, others
 
 

@@ -104,13 +104,60 @@ def python_version(interp: Interpreter) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def excused():
+    """Interpreters this machine cannot have, with the reason, as
+    tests/zoo/provision.sh found ({name: reason})."""
+    path = ZOO_DIR / "excused"
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, reason = line.partition(": ")
+            out[name.strip()] = reason.strip()
+    for name in os.environ.get("AIOSCOPE_ZOO_OPTIONAL", "").replace(",", " ").split():
+        out.setdefault(name, "AIOSCOPE_ZOO_OPTIONAL")
+    return out
+
+
+def required(interp):
+    """Whether a missing interpreter fails the run instead of being skipped:
+    under tests/run (AIOSCOPE_ZOO_STRICT=1), every interpreter this machine
+    can have (tests/zoo/README.md)."""
+    return os.environ.get("AIOSCOPE_ZOO_STRICT") == "1" and interp.name not in excused()
+
+
 def usable(interp):
     """The interpreter, prepared; the calling test is skipped, with the
-    reason, when it cannot be had."""
+    reason, when it cannot be had (fails, when tests/run requires it)."""
     import pytest  # the benchmarks use this module without pytest
 
     why = interp.unavailable()
     if why:
+        if required(interp):
+            pytest.fail(f"CPython {interp.name} is required by tests/run on this machine but unavailable: {why}",
+                        pytrace=False)
         pytest.skip(f"CPython {interp.name} unavailable: {why}")
     interp.prepare()
     return interp
+
+
+def main():
+    """`python3 tests/integration/zoo.py`: the zoo on this machine; exit 1 if
+    an interpreter required here is missing."""
+    missing = 0
+    excuses = excused()
+    for interp in ZOO:
+        why = interp.unavailable()
+        if not why:
+            print(f"  {interp.name:12} ok        {interp.host_python}")
+        elif interp.name in excuses:
+            print(f"  {interp.name:12} excused   {why} ({excuses[interp.name]})")
+        else:
+            print(f"  {interp.name:12} MISSING   {why}")
+            missing += 1
+    if missing:
+        print(f"{missing} interpreter(s) this machine should have are missing (tests/zoo/README.md)")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -114,6 +114,24 @@ TEST_CASE("clear() forgets every page", "[page_cache]") {
     CHECK(mem.readCalls() == 1);
 }
 
+TEST_CASE("release() forgets every page and the cache still works after it", "[page_cache]") {
+    FakeMemory mem;
+    mapPattern(mem, kBase, 2 * kPage);
+    PageCache cache(mem, kMany, 1);
+    std::uint8_t buf[64];
+    REQUIRE(cache.read(kBase + kPage - 32, buf, sizeof buf) == ReadResult::ok);  // two pages
+    mem.put<std::uint64_t>(kBase + 8, 0x1122334455667788);
+    cache.release();
+    CHECK(cache.pagesCached() == 0);
+    mem.resetCounts();
+    std::uint64_t v = 0;
+    REQUIRE(cache.read(kBase + 8, &v, 8) == ReadResult::ok);
+    CHECK(v == 0x1122334455667788);  // read again, into frames allocated anew
+    CHECK(mem.readCalls() == 1);
+    REQUIRE(cache.read(kBase + kPage - 32, buf, sizeof buf) == ReadResult::ok);
+    CHECK(matches(buf, kBase + kPage - 32, sizeof buf));
+}
+
 TEST_CASE("large reads bypass the cache", "[page_cache]") {
     FakeMemory mem;
     mapPattern(mem, kBase, 8 * kPage);
@@ -232,4 +250,40 @@ TEST_CASE("a cache smaller than its readahead respects maxPages", "[page_cache]"
     std::uint64_t v = 0;
     REQUIRE(cache.read(kBase, &v, 8) == ReadResult::ok);
     CHECK(cache.pagesCached() <= 2);
+}
+
+// The cache's frames and slots start small and grow as pages come in: what
+// was cached before a growth is still served, from the cache, unchanged.
+TEST_CASE("pages cached before the cache grows are still served", "[page_cache]") {
+    constexpr std::size_t kPages = 1000;  // several doublings of frames and slots
+    FakeMemory mem;
+    mapPattern(mem, kBase, kPages * kPage);
+    for (std::size_t readahead : {1, 8}) {
+        INFO("readahead " << readahead);
+        PageCache cache(mem, kMany, readahead);
+        std::uint64_t v = 0;
+        for (std::size_t p = 0; p < kPages; ++p) {
+            REQUIRE(cache.read(kBase + p * kPage + 40, &v, 8) == ReadResult::ok);
+            REQUIRE(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + p * kPage + 40, 8));
+        }
+        CHECK(cache.pagesCached() == kPages);
+        mem.resetCounts();
+        for (std::size_t p = 0; p < kPages; ++p) {
+            REQUIRE(cache.read(kBase + p * kPage + 8, &v, 8) == ReadResult::ok);
+            REQUIRE(matches(reinterpret_cast<std::uint8_t*>(&v), kBase + p * kPage + 8, 8));
+        }
+        CHECK(mem.readCalls() == 0);
+    }
+    SECTION("one batch larger than the first frames") {
+        PageCache cache(mem);
+        std::vector<std::array<std::uint8_t, 16>> bufs(kPages);
+        std::vector<MemoryReader::Request> reqs;
+        for (std::size_t p = 0; p < kPages; ++p) reqs.push_back({kBase + p * kPage + 16, bufs[p].data(), 16});
+        cache.readMany(reqs);
+        for (std::size_t p = 0; p < kPages; ++p) {
+            REQUIRE(reqs[p].result == ReadResult::ok);
+            REQUIRE(matches(bufs[p].data(), kBase + p * kPage + 16, 16));
+        }
+        CHECK(cache.pagesCached() == kPages);
+    }
 }

@@ -261,3 +261,45 @@ TEST_CASE("a thread name cut inside a UTF-8 character still gives valid JSON",
     writeJson(s, out);
     CHECK_NOTHROW(json::parse(out.str()));
 }
+
+TEST_CASE("a stack shared by tasks is written as each task's own copy would be", "[snapshot_json]") {
+    Snapshot s = docSnapshot();
+    auto shared = std::make_shared<Stack>(s.threads[0].frames);
+    shared->push_back({"f", "C.f", "/x \"q\".py", 3});
+    Snapshot copies = s;
+    for (int i = 0; i < 3; ++i) {
+        Task t;
+        t.id = 0x1000 + static_cast<std::uint64_t>(i);
+        t.name = "t" + std::to_string(i);
+        t.stack = shared;
+        s.tasks.push_back(t);
+        t.stack = std::make_shared<Stack>(*shared);  // not shared: written frame by frame
+        copies.tasks.push_back(t);
+    }
+    Task bare;  // no stack at all
+    bare.id = 0x2000;
+    s.tasks.push_back(bare);
+    copies.tasks.push_back(bare);
+    std::ostringstream a, b;
+    writeJson(s, a);
+    writeJson(copies, b);
+    CHECK(a.str() == b.str());
+    CHECK(json::parse(a.str())["tasks"][2]["stack"].size() == shared->size());
+    // Written inside an object nested deeper, the copies follow its indentation.
+    std::ostringstream c;
+    {
+        JsonWriter w(c);
+        w.beginObject().key("outer").beginObject().key("tasks");
+        writeTasks(w, s.tasks);
+        w.endObject().endObject();
+    }
+    std::ostringstream d;
+    {
+        JsonWriter w(d);
+        w.beginObject().key("outer").beginObject().key("tasks").beginArray();
+        for (const auto& t : copies.tasks) writeTask(w, t);
+        w.endArray().endObject().endObject();
+    }
+    CHECK(c.str() == d.str());
+    CHECK(json::parse(c.str())["outer"]["tasks"][1]["stack"][0] == json::parse(a.str())["tasks"][1]["stack"][0]);
+}

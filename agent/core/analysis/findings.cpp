@@ -1,5 +1,7 @@
 #include "analysis/findings.h"
 
+#include "analysis/boundary_graph.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -49,15 +51,22 @@ Graph waitForGraph(const Snapshot& snap, const std::unordered_map<std::uint64_t,
     Graph g;
     auto add = [&](std::uint64_t from, Edge e) { g[from].push_back(e); };
     std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> holders;
+    // A task that could not be read consistently proves nothing: no edge
+    // from or to it. Nor does a wait that is over (the future completed).
+    auto usable = [](const Task& t) { return t.state == TaskState::pending && !t.error; };
     for (const auto& t : snap.tasks) {
+        if (t.error) continue;
         for (auto lock : t.holds) holders[lock].push_back(t.id);
     }
     for (const auto& t : snap.tasks) {
-        if (t.state != TaskState::pending) continue;
-        if (t.awaiting && t.awaiting->task && byId.count(*t.awaiting->task)) add(t.id, {*t.awaiting->task, {}});
+        if (!usable(t) || (t.awaiting && t.awaiting->done)) continue;
+        if (t.awaiting && t.awaiting->task && byId.count(*t.awaiting->task) && usable(*byId.at(*t.awaiting->task))) {
+            add(t.id, {*t.awaiting->task, {}});
+        }
         for (auto waiter : t.awaitedBy) {
             auto w = byId.find(waiter);
-            if (w != byId.end() && w->second->state == TaskState::pending && blocksOn(*w->second, t)) {
+            if (w != byId.end() && usable(*w->second) && !(w->second->awaiting && w->second->awaiting->done) &&
+                blocksOn(*w->second, t)) {
                 add(waiter, {t.id, {}});
             }
         }
@@ -147,22 +156,62 @@ std::vector<std::vector<std::uint64_t>> cycles(const Graph& g) {
     return out;
 }
 
-// One concrete cycle through the component, in wait-for order.
-std::vector<std::pair<std::uint64_t, Edge>> cyclePath(const Graph& g, const std::vector<std::uint64_t>& scc) {
+// The cycles through one component, in wait-for order: one per back edge of
+// a depth-first search from its smallest task (as asyncio's own `pstree`
+// finds them), so two cycles that share a task are two findings. Bounded:
+// a component of thousands of tasks does not enumerate every cycle.
+constexpr std::size_t kMaxCyclesPerComponent = 64;
+
+std::vector<std::vector<std::pair<std::uint64_t, Edge>>> cyclePaths(const Graph& g,
+                                                                     const std::vector<std::uint64_t>& scc) {
     std::set<std::uint64_t> members(scc.begin(), scc.end());
+    std::vector<std::vector<std::pair<std::uint64_t, Edge>>> out;
+    std::set<std::vector<std::uint64_t>> seen;
+    std::set<std::uint64_t> done;
+    std::unordered_map<std::uint64_t, std::size_t> onPath;  // task -> its position in path
+    struct Step {
+        std::uint64_t v;
+        std::size_t edge;
+    };
+    std::vector<Step> path;
+    std::vector<Edge> via;  // via[i]: the edge from path[i] to path[i + 1]
     std::uint64_t start = *std::min_element(scc.begin(), scc.end());
-    std::vector<std::pair<std::uint64_t, Edge>> path;
-    std::set<std::uint64_t> seen;
-    std::uint64_t v = start;
-    while (seen.insert(v).second) {
-        const auto& edges = g.at(v);
-        auto e = std::find_if(edges.begin(), edges.end(), [&](const Edge& x) { return members.count(x.to); });
-        path.emplace_back(v, *e);
-        v = e->to;
+    path.push_back({start, 0});
+    onPath[start] = 0;
+    while (!path.empty() && out.size() < kMaxCyclesPerComponent) {
+        Step& top = path.back();
+        const auto& edges = g.at(top.v);
+        if (top.edge == edges.size()) {
+            done.insert(top.v);
+            onPath.erase(top.v);
+            path.pop_back();
+            if (!via.empty()) via.pop_back();
+            continue;
+        }
+        const Edge& e = edges[top.edge++];
+        if (!members.count(e.to)) continue;
+        if (auto at = onPath.find(e.to); at != onPath.end()) {
+            std::vector<std::pair<std::uint64_t, Edge>> cycle;
+            for (std::size_t i = at->second; i + 1 < path.size(); ++i) cycle.emplace_back(path[i].v, via[i]);
+            cycle.emplace_back(top.v, e);
+            // The same cycle met from another edge: keep it once.
+            std::vector<std::uint64_t> key;
+            for (const auto& [v, edge] : cycle) key.push_back(v);
+            std::rotate(key.begin(), std::min_element(key.begin(), key.end()), key.end());
+            if (seen.insert(key).second) out.push_back(std::move(cycle));
+        } else if (!done.count(e.to)) {
+            onPath[e.to] = path.size();
+            via.push_back(e);
+            path.push_back({e.to, 0});
+        }
     }
-    // Drop a lead-in that is not part of the loop.
-    auto loopStart = std::find_if(path.begin(), path.end(), [&](const auto& p) { return p.first == v; });
-    return {loopStart, path.end()};
+    for (auto& cycle : out) {
+        // Start each at its smallest task, as before.
+        auto first = std::min_element(cycle.begin(), cycle.end(),
+                                      [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::rotate(cycle.begin(), first, cycle.end());
+    }
+    return out;
 }
 
 Finding cycleFinding(const std::vector<std::pair<std::uint64_t, Edge>>& path,
@@ -196,7 +245,8 @@ Finding cycleFinding(const std::vector<std::pair<std::uint64_t, Edge>>& path,
 
 bool isDeadlock(const Finding& f) {
     return f.kind == "await-cycle" || f.kind == "lock-deadlock" || f.kind == "orphaned-wait" ||
-           f.kind == "abandoned-lock";
+           f.kind == "abandoned-lock" || f.kind == "cross-deadlock" || f.kind == "thread-deadlock" ||
+           f.kind == "loop-blocked-forever" || f.kind == "executor-starved";
 }
 
 std::vector<Finding> analyze(const Snapshot& snap) {
@@ -207,14 +257,17 @@ std::vector<Finding> analyze(const Snapshot& snap) {
     Graph g = waitForGraph(snap, byId);
     std::set<std::uint64_t> deadlocked;
     for (const auto& scc : cycles(g)) {
-        Finding f = cycleFinding(cyclePath(g, scc), byId);
-        deadlocked.insert(f.tasks.begin(), f.tasks.end());
-        out.push_back(std::move(f));
+        for (const auto& path : cyclePaths(g, scc)) {
+            Finding f = cycleFinding(path, byId);
+            deadlocked.insert(f.tasks.begin(), f.tasks.end());
+            out.push_back(std::move(f));
+        }
     }
 
     for (const auto& t : snap.tasks) {
-        if (t.state != TaskState::pending || !t.awaiting || deadlocked.count(t.id)) continue;
+        if (t.state != TaskState::pending || t.error || !t.awaiting || deadlocked.count(t.id)) continue;
         const Awaiting& a = *t.awaiting;
+        if (a.done) continue;
         if (a.externalRefs && *a.externalRefs <= 0) {
             Finding f;
             f.kind = "orphaned-wait";
@@ -229,8 +282,11 @@ std::vector<Finding> analyze(const Snapshot& snap) {
     }
 
     for (const auto& t : snap.tasks) {
-        if (t.state != TaskState::pending || !t.cancelRequests || *t.cancelRequests <= 0) continue;
+        if (t.state != TaskState::pending || t.error || !t.cancelRequests || *t.cancelRequests <= 0) continue;
         if (t.cancelPending || t.handlingCancel) continue;
+        // cancel() cancelled what it waited on: the CancelledError arrives
+        // at its next step. Only a wait still going on was ignored.
+        if (!t.awaiting || t.awaiting->done) continue;
         Finding f;
         f.kind = "cancel-ignored";
         f.tasks = {t.id};
@@ -239,6 +295,9 @@ std::vector<Finding> analyze(const Snapshot& snap) {
                     ": its CancelledError was caught and not re-raised (and Task.uncancel() was not called).";
         out.push_back(std::move(f));
     }
+
+    auto boundary = analyzeBoundary(snap);
+    out.insert(out.end(), std::make_move_iterator(boundary.begin()), std::make_move_iterator(boundary.end()));
     return out;
 }
 

@@ -195,6 +195,9 @@ void applyDebugOffsets(Layout& L, const DebugOffsets& d) {
     L.interp.next = off("interpreter_state.next");
     L.interp.id = off("interpreter_state.id");
     L.interp.threadsHead = off("interpreter_state.threads_head");
+    // 3.13 keeps threads.main right after threads.head but does not publish it.
+    L.interp.threadsMain = d.has("interpreter_state.threads_main") ? off("interpreter_state.threads_main")
+                                                                   : L.interp.threadsHead + 8;
     L.interp.sysdict = off("interpreter_state.sysdict");
     L.interp.modules = off("interpreter_state.imports_modules");
     L.interp.cevalGil = off("interpreter_state.ceval_gil");
@@ -215,6 +218,7 @@ void applyDebugOffsets(Layout& L, const DebugOffsets& d) {
     L.thread.currentFrame = off("thread_state.current_frame");
     L.thread.threadId = off("thread_state.thread_id");
     L.thread.nativeThreadId = off("thread_state.native_thread_id");
+    if (d.has("thread_state.datastack_chunk")) L.thread.datastackChunk = off("thread_state.datastack_chunk");
 
     L.frame.size = off("interpreter_frame.size");
     L.frame.previous = off("interpreter_frame.previous");

@@ -95,6 +95,7 @@ struct Layout {
         Off next = kAbsent;
         Off id = kAbsent;
         Off threadsHead = kAbsent;
+        Off threadsMain = kAbsent;  // 3.13+: interp->threads.main
         Off sysdict = kAbsent;
         Off modules = kAbsent;
         Off cevalGil = kAbsent;  // pointer to _gil_runtime_state (GilModel::viaInterpPointer)
@@ -115,6 +116,7 @@ struct Layout {
         Off currentFrame = kAbsent;      // direct model
         Off cframe = kAbsent;            // viaCFrame model
         Off cframeCurrentFrame = kAbsent;
+        Off datastackChunk = kAbsent;    // 3.11+: _PyStackChunk* (datastack_top follows it)
     } thread;
 
     struct {
@@ -128,6 +130,13 @@ struct Layout {
         Off valueStack = kAbsent; // 3.10 f_valuestack
         Off gen = kAbsent;        // 3.10 f_gen
         Off state = kAbsent;      // 3.10 f_state (a signed char)
+        // 3.10's block stack (f_iblock, f_blockstack of PyTryBlock {type,
+        // handler, level}): the stack depth below the innermost block is
+        // live in a running frame, whose stack pointer is not in memory.
+        Off globals = kAbsent;    // f_globals
+        Off iblock = kAbsent;
+        Off blockstack = kAbsent;
+        Off blockSize = 12;
         int ownerGenerator = 1;
     } frame;
 
@@ -143,6 +152,11 @@ struct Layout {
         Off coCode = kAbsent;        // 3.10: bytes object
         Off firstTraceable = kAbsent;  // 3.11+: frames before this code unit are incomplete
         Off nlocalsplus = kAbsent;     // 3.11+: slots before the value stack
+        // 3.11+: co_exceptiontable; the handler covering an instruction names
+        // the stack depth that is live there (running frames save no stack
+        // pointer, but `with` blocks keep __exit__ below that depth).
+        Off exceptionTable = kAbsent;
+        Off names = kAbsent;  // co_names: global and attribute names the code uses
         // Names of the frame's local slots: co_localsplusnames (3.11+), or on
         // 3.10 co_varnames then co_cellvars then co_freevars, in slot order.
         Off localsplusNames = kAbsent;
@@ -254,9 +268,45 @@ struct Layout {
         Off cfuncSelf = 24;   // PyCFunctionObject.m_self
         Off partialFunc = 16; // functools.partial fn, args, kw
         Off partialArgs = 24;
-        Off wrapped = 16;     // coroutine_wrapper.cw_coroutine, async_generator_asend.ags_gen
+        Off wrapped = 16;     // coroutine_wrapper.cw_coroutine, async_generator_asend.ags_gen,
+                              // async_generator_athrow.agt_gen, anext_awaitable.wrapped
+        Off asendState = 32;    // async_generator_asend.ags_state (an int)
+        Off athrowState = 32;   // async_generator_athrow.agt_state (3.15: after typ, tb, val)
         Off weakrefObject = 16;
+        Off descrName = 24;   // PyDescr_COMMON d_name (method_descriptor)
     } callable;
+
+    // collections.deque (Modules/_collectionsmodule.c, the same 3.10-3.15):
+    // blocks of 64 items linked both ways.
+    struct {
+        Off size = 16;       // ob_size
+        Off leftblock = 24;
+        Off leftindex = 40;
+        Off blockData = 8;
+        int blockLen = 64;
+        Off rightlink = 8 + 64 * 8;
+    } deque;
+
+    // queue.SimpleQueue (Modules/_queuemodule.c), a thread pool's work
+    // queue: a list read from an index (<= 3.12), or a ring buffer (3.13+).
+    // Measured on every zoo version with ctypes.
+    struct {
+        Off list = kAbsent;     // simplequeueobject.lst
+        Off listPos = kAbsent;  // lst_pos
+        Off ringGet = kAbsent;  // RingBuf get_idx
+        Off ringItems = kAbsent;
+        Off ringCap = kAbsent;
+        Off ringCount = kAbsent;
+    } simpleQueue;
+
+    // The threading module's C locks (Modules/_threadmodule.c), measured on
+    // every zoo version with ctypes (tests/integration/test_boundary.py
+    // checks them against live locks).
+    struct {
+        Off lockLocked = kAbsent;   // lockobject: `char locked` (<= 3.13) or PyMutex (3.14+), a byte
+        std::uint8_t lockLockedMask = 1;
+        Off rlockOwner = kAbsent;   // rlockobject: the owner's thread ident, 0 when free
+    } threading;
 
     struct {
         int created = 0;

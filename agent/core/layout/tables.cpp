@@ -10,6 +10,36 @@ namespace aioscope {
 
 namespace {
 
+// Blocks several versions share, set once here.
+
+// 3.10-3.12: _thread.lock's `locked` byte and RLock's owner; SimpleQueue
+// over a list; _threading_local's per-thread dicts.
+void threadingBefore313(Layout& L) {
+    L.threading.lockLocked = 32;
+    L.threading.rlockOwner = 24;
+    L.simpleQueue.list = 32;
+    L.simpleQueue.listPos = 40;
+    L.threadLocal.dicts = 48;
+    L.threadLocal.key = 16;
+    L.threadLocal.dummyDict = 16;
+}
+
+// 3.13+: SimpleQueue over a ring buffer.
+void ringSimpleQueue(Layout& L) {
+    L.simpleQueue.ringGet = 32;
+    L.simpleQueue.ringItems = 40;
+    L.simpleQueue.ringCap = 48;
+    L.simpleQueue.ringCount = 56;
+}
+
+// 3.12+: the code object's locals names, exception table and names.
+void codeLocals312(Layout& L) {
+    L.code.nlocalsplus = 72;
+    L.code.localsplusNames = 96;
+    L.code.exceptionTable = 40;
+    L.code.names = 32;
+}
+
 Layout v310() {
     Layout L;
     L.minor = 10;
@@ -53,6 +83,10 @@ Layout v310() {
     L.frame.instr = 96;     // f_lasti
     L.frame.state = 108;
     L.frame.localsplus = 352;
+    L.frame.globals = 48;
+    L.frame.iblock = 104;
+    L.frame.blockstack = 112;
+    threadingBefore313(L);
 
     L.code.size = 176;
     L.code.flags = 36;
@@ -62,11 +96,9 @@ Layout v310() {
     L.code.name = 112;
     L.code.linetable = 120;
     L.code.varnames = 72;
+    L.code.names = 64;
     L.code.freevars = 80;
     L.code.cellvars = 88;
-    L.threadLocal.dicts = 48;
-    L.threadLocal.key = 16;
-    L.threadLocal.dummyDict = 16;
 
     L.type.cachedKeys = 872;
     L.unicode.asciiData = 48;
@@ -128,10 +160,12 @@ Layout v311() {
     L.thread.dict = 128;
     L.thread.threadId = 152;
     L.thread.nativeThreadId = 160;
+    L.thread.datastackChunk = 296;
 
     L.frame.size = 80;
     L.frame.code = 32;
     L.frame.previous = 48;
+    L.frame.globals = 8;
     L.frame.instr = 56;  // prev_instr
     L.frame.stack = 64;  // stacktop
     L.frame.owner = 69;
@@ -159,9 +193,9 @@ Layout v311() {
     L.gen.excValue = 48;
     L.code.nlocalsplus = 76;
     L.code.localsplusNames = 96;
-    L.threadLocal.dicts = 48;
-    L.threadLocal.key = 16;
-    L.threadLocal.dummyDict = 16;
+    L.code.exceptionTable = 40;
+    L.code.names = 32;
+    threadingBefore313(L);
 
     L.asyncio.available = true;
     L.asyncio.registry = TaskRegistryModel::allTasksWeakSet;
@@ -210,10 +244,12 @@ Layout v312() {
     L.thread.dict = 112;
     L.thread.threadId = 136;
     L.thread.nativeThreadId = 144;
+    L.thread.datastackChunk = 232;
 
     L.frame.size = 80;
     L.frame.code = 0;
     L.frame.previous = 8;
+    L.frame.globals = 24;
     L.frame.instr = 56;  // prev_instr
     L.frame.stack = 64;  // stacktop
     L.frame.owner = 70;
@@ -239,11 +275,8 @@ Layout v312() {
     L.gen.qualname = 32;
     L.gen.frameState = 67;
     L.gen.excValue = 40;
-    L.code.nlocalsplus = 72;
-    L.code.localsplusNames = 96;
-    L.threadLocal.dicts = 48;
-    L.threadLocal.key = 16;
-    L.threadLocal.dummyDict = 16;
+    codeLocals312(L);
+    threadingBefore313(L);
     L.frameState = {.created = -2, .suspended = -1, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
     L.opcodes.resume = 151;
     L.opcodes.resumeAlt = 240;  // INSTRUMENTED_RESUME
@@ -277,6 +310,7 @@ Layout v313() {
 
     L.thread.dict = 128;
     L.frame.stack = 64;  // stacktop
+    L.frame.globals = 24;
     L.code.flags = 48;
     L.code.firstTraceable = 184;
     L.type.cachedKeys = 880;
@@ -288,8 +322,10 @@ Layout v313() {
     L.gen.qualname = 32;
     L.gen.frameState = 67;
     L.gen.excValue = 40;
-    L.code.nlocalsplus = 72;
-    L.code.localsplusNames = 96;
+    codeLocals312(L);
+    L.threading.lockLocked = 32;
+    L.threading.rlockOwner = 24;
+    ringSimpleQueue(L);
     L.threadLocal.dicts = 40;
     L.threadLocal.threadKey = 288;
     L.frameState = {.created = -3, .suspended = -2, .yieldFromFirst = -1, .yieldFromLast = -1, .executing = 0, .cleared = 4};
@@ -318,6 +354,7 @@ Layout v314plus(int minor) {
     L.instrModel = InstrModel::instrPtr;
     L.yieldFrom = YieldFromModel::frameState;
     L.stackModel = StackModel::stackPointer;
+    L.frame.globals = 24;
     L.stackRefTagMask = 3;  // Py_TAG_BITS
     L.firstEntryOwner = 3;  // FRAME_OWNED_BY_INTERPRETER (and CSTACK on 3.14)
     L.instanceDict = InstanceDictModel::managedInline;
@@ -329,8 +366,10 @@ Layout v314plus(int minor) {
     L.unicode.legacyData = 56;
     L.gen.qualname = 32;
     L.gen.excValue = 40;
-    L.code.nlocalsplus = 72;
-    L.code.localsplusNames = 96;  // also published by _Py_DebugOffsets
+    codeLocals312(L);  // localsplusNames is also published by _Py_DebugOffsets
+    L.threading.lockLocked = 16;  // PyMutex, _Py_LOCKED
+    L.threading.rlockOwner = 24;  // _PyRecursiveMutex.thread
+    ringSimpleQueue(L);
     L.threadLocal.dicts = 40;
     L.threadLocal.threadKey = minor == 14 ? 288 : 328;
 
@@ -357,6 +396,8 @@ Layout v314plus(int minor) {
                         .executing = 4, .cleared = 5};
         // `await` pushes a NULL above the awaitable before SEND.
         L.awaiteeSlot = -2;
+        // athrow keeps the exception as type, traceback and value.
+        L.callable.athrowState = 48;
     }
     return L;
 }

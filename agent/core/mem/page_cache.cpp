@@ -1,6 +1,7 @@
 #include "mem/page_cache.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -11,53 +12,148 @@ constexpr Addr pageOf(Addr a) { return a & ~static_cast<Addr>(PageCache::kPageSi
 // Reads larger than this bypass the cache: they are rare (line tables, big
 // strings) and would evict many useful pages.
 constexpr std::size_t kBypassLen = 4 * PageCache::kPageSize;
+// Frames allocated at first use (the cache then doubles them as needed).
+constexpr std::size_t kFirstFrames = 64;
+
+std::size_t hashPage(Addr page) { return static_cast<std::size_t>((page >> 12) * 0x9E3779B97F4A7C15ull >> 20); }
 }  // namespace
 
 PageCache::PageCache(MemoryReader& inner, std::size_t maxPages, std::size_t readahead)
-    : m_inner(inner), m_maxPages(maxPages), m_readahead(std::max<std::size_t>(1, readahead)) {}
+    : m_inner(inner),
+      m_maxPages(std::max<std::size_t>(1, maxPages)),
+      m_readahead(std::max<std::size_t>(1, readahead)),
+      // At most maxPages slots are ever occupied: at most half full at
+      // full size. Grown from a small table as pages are cached.
+      m_maxSlots(std::bit_ceil(2 * m_maxPages)),
+      m_slots(std::min<std::size_t>(m_maxSlots, 4 * kFirstFrames)) {}
+
+void PageCache::growSlots() {
+    std::vector<Slot> old(m_slots.size() * 2);
+    old.swap(m_slots);
+    std::size_t mask = m_slots.size() - 1;
+    for (const Slot& s : old) {
+        if (s.generation != m_generation) continue;
+        std::size_t i = hashPage(s.page) & mask;
+        while (m_slots[i].generation == m_generation) i = (i + 1) & mask;
+        m_slots[i] = s;
+    }
+}
 
 void PageCache::clear() {
-    m_pages.clear();
     m_badPages.clear();
+    m_lastAddr = 1;
+    m_last = nullptr;
+    m_used = 0;
+    m_live = 0;
+    m_occupied = 0;
+    if (++m_generation == 0) {  // wrapped: slots of generation 1 would look current
+        std::fill(m_slots.begin(), m_slots.end(), Slot{});
+        m_generation = 1;
+    }
+}
+
+void PageCache::release() {
+    clear();
+    m_frames.reset();
+    m_capacity = 0;  // frames are allocated again at the next read
+    m_touched = 0;
+}
+
+PageCache::Slot* PageCache::find(Addr pageAddr) {
+    std::size_t mask = m_slots.size() - 1;
+    for (std::size_t i = hashPage(pageAddr) & mask;; i = (i + 1) & mask) {
+        Slot& s = m_slots[i];
+        if (s.generation != m_generation) return nullptr;
+        if (s.page == pageAddr) return s.dead ? nullptr : &s;
+    }
+}
+
+void PageCache::insert(Addr pageAddr, std::uint32_t frame) {
+    if (2 * (m_occupied + 1) > m_slots.size() && m_slots.size() < m_maxSlots) growSlots();
+    std::size_t mask = m_slots.size() - 1;
+    for (std::size_t i = hashPage(pageAddr) & mask;; i = (i + 1) & mask) {
+        Slot& s = m_slots[i];
+        if (s.generation != m_generation) {
+            s = Slot{pageAddr, frame, m_generation, false};
+            ++m_occupied;
+            ++m_live;
+            return;
+        }
+        if (s.page == pageAddr) {
+            if (s.dead) ++m_live;
+            s.frame = frame;
+            s.dead = false;
+            return;
+        }
+    }
+}
+
+std::uint8_t* PageCache::takeFrames(std::size_t count, std::uint32_t& first) {
+    if (m_used + count > m_maxPages) clear();
+    if (m_used + count > m_capacity) {
+        std::size_t capacity = std::max<std::size_t>(m_capacity, kFirstFrames);
+        while (capacity < m_used + count) capacity *= 2;
+        capacity = std::max(std::min(capacity, m_maxPages), m_used + count);
+        std::unique_ptr<Page[]> frames(new Page[capacity]);  // no zero-fill: overwritten when used
+        if (m_used) std::memcpy(frames.get(), m_frames.get(), m_used * kPageSize);
+        m_frames = std::move(frames);
+        m_capacity = capacity;
+        m_lastAddr = 1;  // m_last pointed into the old frames
+        m_last = nullptr;
+    }
+    first = static_cast<std::uint32_t>(m_used);
+    m_used += count;
+    m_touched = std::max(m_touched, m_used);
+    return m_frames[first].data();
+}
+
+void PageCache::forget(Addr addr, std::size_t len) {
+    if (len == 0 || addr + len < addr) return;
+    for (Addr pa = pageOf(addr); pa < addr + len; pa += kPageSize) {
+        if (Slot* s = find(pa)) {
+            s->dead = true;  // its frame is taken back at the next clear()
+            --m_live;
+        }
+        m_badPages.erase(pa);
+    }
     m_lastAddr = 1;
     m_last = nullptr;
 }
 
 const PageCache::Page* PageCache::page(Addr pageAddr, ReadResult& why) {
     if (pageAddr == m_lastAddr) return m_last;
-    if (auto it = m_pages.find(pageAddr); it != m_pages.end()) {
+    if (const Slot* s = find(pageAddr)) {
         m_lastAddr = pageAddr;
-        m_last = it->second.get();
+        m_last = &m_frames[s->frame];
         return m_last;
     }
-    if (auto it = m_badPages.find(pageAddr); it != m_badPages.end()) {
-        why = it->second;
-        return nullptr;
-    }
-    std::size_t readahead = std::max<std::size_t>(1, std::min(m_readahead, m_maxPages));
-    if (m_pages.size() + readahead > m_maxPages) {
-        m_pages.clear();
-        m_lastAddr = 1;
+    if (!m_badPages.empty()) {
+        if (auto it = m_badPages.find(pageAddr); it != m_badPages.end()) {
+            why = it->second;
+            return nullptr;
+        }
     }
     if (m_badPages.size() >= m_maxPages) m_badPages.clear();
-    // Read ahead, stopping before pages already cached or past the mapping.
+    std::size_t readahead = std::min(m_readahead, m_maxPages);
+    if (m_used + readahead > m_maxPages) clear();
+    // Read ahead, stopping before pages already cached or past the mapping,
+    // straight into the frames that will hold them.
     std::size_t count = 1;
-    while (count < readahead && !m_pages.count(pageAddr + count * kPageSize)) ++count;
-    std::vector<std::uint8_t> buf(count * kPageSize);
-    std::size_t got = m_inner.readPrefix(pageAddr, buf.data(), buf.size(), why);
-    if (got < kPageSize) {
+    while (count < readahead && !cached(pageAddr + count * kPageSize)) ++count;
+    std::uint32_t first = 0;
+    std::uint8_t* buf = takeFrames(count, first);
+    std::size_t got = m_inner.readPrefix(pageAddr, buf, count * kPageSize, why);
+    std::size_t pages = got / kPageSize;
+    m_used = first + pages;  // frames not filled go back
+    if (pages == 0) {
         if (why == ReadResult::ok) why = ReadResult::fault;
         m_badPages.emplace(pageAddr, why);
         return nullptr;
     }
     why = ReadResult::ok;
-    for (std::size_t i = 0; i < got / kPageSize; ++i) {
-        auto p = std::unique_ptr<Page>(new Page);  // no zero-fill: overwritten at once
-        std::memcpy(p->data(), buf.data() + i * kPageSize, kPageSize);
-        m_pages.emplace(pageAddr + i * kPageSize, std::move(p));
-    }
+    for (std::size_t i = 0; i < pages; ++i) insert(pageAddr + i * kPageSize, first + static_cast<std::uint32_t>(i));
     m_lastAddr = pageAddr;
-    m_last = m_pages.at(pageAddr).get();
+    m_last = &m_frames[first];
     return m_last;
 }
 
@@ -65,10 +161,16 @@ ReadResult PageCache::read(Addr addr, void* dst, std::size_t len) {
     if (len == 0) return ReadResult::ok;
     if (len > kBypassLen || addr + len < addr) return m_inner.read(addr, dst, len);
     auto* out = static_cast<std::uint8_t*>(dst);
+    Addr pa = pageOf(addr);
+    // The common case: within the page served last.
+    if (pa == m_lastAddr && (addr - pa) + len <= kPageSize) {
+        std::memcpy(out, m_last->data() + (addr - pa), len);
+        return ReadResult::ok;
+    }
     Addr cur = addr;
     std::size_t left = len;
     while (left > 0) {
-        Addr pa = pageOf(cur);
+        pa = pageOf(cur);
         ReadResult why = ReadResult::ok;
         const Page* p = page(pa, why);
         if (!p) {
@@ -87,15 +189,15 @@ ReadResult PageCache::read(Addr addr, void* dst, std::size_t len) {
     return ReadResult::ok;
 }
 
-bool PageCache::copyCached(Addr addr, void* dst, std::size_t len) const {
+bool PageCache::copyCached(Addr addr, void* dst, std::size_t len) {
     auto* out = static_cast<std::uint8_t*>(dst);
     while (len > 0) {
         Addr pa = pageOf(addr);
-        auto it = m_pages.find(pa);
-        if (it == m_pages.end()) return false;
+        const Slot* s = find(pa);
+        if (!s) return false;
         std::size_t off = addr - pa;
         std::size_t n = std::min(len, kPageSize - off);
-        std::memcpy(out, it->second->data() + off, n);
+        std::memcpy(out, m_frames[s->frame].data() + off, n);
         out += n;
         addr += n;
         len -= n;
@@ -109,33 +211,30 @@ void PageCache::readMany(std::span<Request> requests) {
     for (const auto& r : requests) {
         if (r.len == 0 || r.len > kBypassLen || r.addr + r.len < r.addr) continue;
         for (Addr pa = pageOf(r.addr); pa < r.addr + r.len; pa += kPageSize) {
-            if (!m_pages.count(pa) && !m_badPages.count(pa)) missing.push_back(pa);
+            if (!cached(pa) && !m_badPages.count(pa)) missing.push_back(pa);
         }
     }
     std::sort(missing.begin(), missing.end());
     missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
     // What does not fit is read page by page below, through the usual path.
     if (missing.size() > m_maxPages) missing.resize(m_maxPages);
-    if (m_pages.size() + missing.size() > m_maxPages) {
-        m_pages.clear();
-        m_lastAddr = 1;
-    }
     if (m_badPages.size() + missing.size() > m_maxPages) m_badPages.clear();
-    std::vector<std::unique_ptr<Page>> buffers;
-    std::vector<Request> batch;
-    buffers.reserve(missing.size());
-    batch.reserve(missing.size());
-    for (Addr pa : missing) {
-        buffers.push_back(std::unique_ptr<Page>(new Page));
-        batch.push_back({pa, buffers.back()->data(), kPageSize});
-    }
-    m_inner.readMany(batch);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i].result == ReadResult::ok) {
-            m_pages.emplace(batch[i].addr, std::move(buffers[i]));
-        } else {
-            m_badPages.emplace(batch[i].addr, batch[i].result);
+    if (!missing.empty()) {
+        std::uint32_t first = 0;
+        std::uint8_t* frames = takeFrames(missing.size(), first);
+        std::vector<Request> batch;
+        batch.reserve(missing.size());
+        for (std::size_t i = 0; i < missing.size(); ++i) batch.push_back({missing[i], frames + i * kPageSize, kPageSize});
+        m_inner.readMany(batch);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (batch[i].result == ReadResult::ok) {
+                insert(batch[i].addr, first + static_cast<std::uint32_t>(i));
+            } else {
+                m_badPages.emplace(batch[i].addr, batch[i].result);
+            }
         }
+        m_lastAddr = 1;
+        m_last = nullptr;
     }
     for (auto& r : requests) {
         r.result = copyCached(r.addr, r.dst, r.len) ? ReadResult::ok : read(r.addr, r.dst, r.len);

@@ -16,6 +16,10 @@ class JsonWriter {
 public:
     // indent 0 writes everything on one line (JSON Lines).
     explicit JsonWriter(std::ostream& out, int indent = 2) : m_out(out), m_indent(indent) {}
+    // A writer of values to be copied into `outer` with raw(): indented as
+    // if written by `outer` where it is now.
+    JsonWriter(std::ostream& out, const JsonWriter& outer)
+        : m_out(out), m_indent(outer.m_indent), m_baseDepth(outer.m_baseDepth + outer.m_first.size()) {}
     ~JsonWriter() { flush(); }
     JsonWriter(const JsonWriter&) = delete;
     JsonWriter& operator=(const JsonWriter&) = delete;
@@ -38,6 +42,9 @@ public:
     JsonWriter& value(bool v);
     JsonWriter& null();
     JsonWriter& hex(std::uint64_t address);  // "0x7f..."
+    // A value written by a writer made for this one (see above), as is: a
+    // stack that 50,000 tasks share is formatted once.
+    JsonWriter& raw(std::string_view formatted);
 
     template <class T>
     JsonWriter& value(const std::optional<T>& v) {
@@ -57,6 +64,7 @@ private:
     std::ostream& m_out;
     std::string m_buf;
     int m_indent;
+    std::size_t m_baseDepth = 0;  // containers open around this writer's output
     std::vector<bool> m_first;  // per open container: no element written yet
     bool m_afterKey = false;
 };

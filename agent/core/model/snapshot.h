@@ -23,6 +23,38 @@ struct Frame {
     bool operator==(const Frame&) const = default;
 };
 
+// What a thread is blocked in, when it is a synchronous wait aioscope knows:
+// threading's primitives, queue.Queue, concurrent.futures, Thread.join, or a
+// C lock acquire found from the calling frame's locals.
+struct ThreadWait {
+    std::string kind;                    // lock, rlock, condition, event, semaphore, barrier, queue-get,
+                                         // queue-put, queue-join, join, future-result, futures-wait
+    std::uint64_t object = 0;            // the Lock/Condition/Event/Queue/Thread/Future waited on
+    std::string objectType;
+    std::optional<std::uint64_t> owner;  // the thread holding the lock (RLock's owner, or a `with` block)
+    std::optional<std::uint64_t> thread; // join: the thread joined
+    // future-result: the asyncio task or future the concurrent future is
+    // chained to (run_coroutine_threadsafe), and the loop that runs it.
+    std::optional<std::uint64_t> task;
+    std::optional<std::uint64_t> loop;
+    // future-result on a coroutine whose start is still queued on `loop`.
+    bool queued = false;
+    std::vector<std::uint64_t> futures;  // futures-wait: the futures
+
+    bool operator==(const ThreadWait&) const = default;
+};
+
+// A thread-pool worker and what it runs (concurrent.futures.thread).
+struct WorkerInfo {
+    std::uint64_t executor = 0;          // the ThreadPoolExecutor (0: already collected)
+    std::optional<std::int64_t> maxWorkers;
+    std::optional<std::uint64_t> workItem;  // absent: the worker is idle
+    std::optional<std::uint64_t> future;    // the work item's concurrent.futures.Future
+    std::vector<std::uint64_t> awaitedBy;   // asyncio tasks awaiting that future
+
+    bool operator==(const WorkerInfo&) const = default;
+};
+
 struct Thread {
     std::int64_t interpreterId = 0;
     std::uint64_t threadId = 0;              // threading.get_ident()
@@ -31,7 +63,12 @@ struct Thread {
     bool holdsGil = false;
     std::vector<Frame> frames;               // innermost first
     bool truncated = false;                  // more frames than aioscope reads
+    std::size_t omittedFrames = 0;           // the outermost frames left out (truncated)
     std::optional<std::string> error;        // why frames are incomplete
+    std::optional<ThreadWait> waiting;       // blocked in a known synchronous wait
+    std::optional<WorkerInfo> worker;        // a thread-pool worker
+    std::vector<std::uint64_t> holds;        // threading locks held in `with` blocks
+    std::optional<std::uint64_t> loop;       // the asyncio event loop this thread runs
 };
 
 using Stack = std::vector<Frame>;
@@ -54,6 +91,22 @@ struct Awaiting {
     // ever complete the wait. Absent where it cannot be counted.
     std::optional<std::int64_t> externalRefs;
     std::optional<std::int64_t> fd;          // trio wait-readable/wait-writable: the file descriptor
+    // kind "executor": the concurrent.futures.Future the awaited future is
+    // chained to, and the worker thread running it (absent: queued).
+    std::optional<std::uint64_t> concurrentFuture;
+    std::optional<std::uint64_t> thread;
+    std::optional<std::uint64_t> executor;   // queued: the pool whose work queue holds it
+    // Every reference to the waited-on object from outside the task comes
+    // from these tasks' and threads' frames: only they can complete the wait.
+    // Absent when some reference comes from elsewhere (or was not counted).
+    struct ReferencedBy {
+        std::vector<std::uint64_t> tasks;
+        std::vector<std::uint64_t> threads;
+        bool operator==(const ReferencedBy&) const = default;
+    };
+    std::optional<ReferencedBy> referencedBy;
+    // The awaited future has completed: the task resumes at its next step.
+    bool done = false;
 
     bool operator==(const Awaiting&) const = default;
 };
@@ -78,7 +131,8 @@ struct Task {
     bool cancelPending = false;              // cancel() called, not yet delivered
     bool handlingCancel = false;             // a CancelledError is being handled in its frames
     std::vector<std::uint64_t> holds;        // asyncio locks held through `async with`
-    std::optional<std::string> error;        // why the stack is incomplete
+    std::size_t omittedFrames = 0;           // coroutines beyond the cap, outermost, left out of `stack`
+    std::optional<std::string> error;        // why the record is incomplete (it could not be read consistently)
 
     const Stack& frames() const;
     // Where the task waits, for one-line summaries: the innermost frame, or
@@ -90,10 +144,12 @@ struct Task {
 
 struct Finding {
     std::string kind;                        // await-cycle, lock-deadlock, orphaned-wait, abandoned-lock,
-                                             // cancel-ignored
+                                             // cancel-ignored, cross-deadlock, loop-blocked-forever,
+                                             // executor-starved
     std::vector<std::uint64_t> tasks;
     std::vector<std::uint64_t> objects;
     std::string message;
+    std::vector<std::uint64_t> threads;      // threads in it (cross-deadlock, loop-blocked-forever, executor-starved)
 };
 
 struct PythonInfo {

@@ -1,6 +1,9 @@
 #include "model/snapshot_json.h"
 
+#include <algorithm>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include "errors.h"
 
@@ -27,19 +30,43 @@ std::string str(const json& obj, const char* key, const char* where) {
     return v.get<std::string>();
 }
 
+// A number of type T, or bad input: integer fields take integers in T's
+// range only (converting 1e300 to an integer is undefined behaviour, and a
+// wrapped line number would be a lie).
+template <class T>
+T number(const json& v, const char* key, const char* where) {
+    auto fail = [&](const char* what) { bad(std::string(where) + "." + key + " is " + what); };
+    if constexpr (std::is_integral_v<T>) {
+        if (v.is_number_unsigned()) {
+            auto u = v.get<std::uint64_t>();
+            if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) fail("out of range");
+            return static_cast<T>(u);
+        }
+        if (v.is_number_integer()) {
+            auto i = v.get<std::int64_t>();
+            if (i < 0 ? i < static_cast<std::int64_t>(std::numeric_limits<T>::min())
+                      : static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
+                fail("out of range");
+            }
+            return static_cast<T>(i);
+        }
+        fail(v.is_number() ? "not an integer" : "not a number");
+    } else {
+        if (!v.is_number()) fail("not a number");
+    }
+    return v.get<T>();
+}
+
 template <class T>
 T num(const json& obj, const char* key, const char* where) {
-    const json& v = field(obj, key, where);
-    if (!v.is_number()) bad(std::string(where) + "." + key + " is not a number");
-    return v.get<T>();
+    return number<T>(field(obj, key, where), key, where);
 }
 
 template <class T>
 std::optional<T> optNum(const json& obj, const char* key, const char* where) {
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null()) return std::nullopt;
-    if (!it->is_number()) bad(std::string(where) + "." + key + " is not a number");
-    return it->get<T>();
+    return number<T>(*it, key, where);
 }
 
 std::optional<std::string> optStr(const json& obj, const char* key, const char* where) {
@@ -70,6 +97,62 @@ void writeFrames(JsonWriter& w, const Stack& frames) {
     w.endArray();
 }
 
+namespace {
+
+void writeHexList(JsonWriter& w, const std::vector<std::uint64_t>& ids) {
+    w.beginArray();
+    for (auto id : ids) w.hex(id);
+    w.endArray();
+}
+
+void writeOptHex(JsonWriter& w, const std::optional<std::uint64_t>& v) { v ? w.hex(*v) : w.null(); }
+
+}  // namespace
+
+void writeThreadWait(JsonWriter& w, const std::optional<ThreadWait>& t) {
+    if (!t) {
+        w.null();
+        return;
+    }
+    w.beginObject();
+    w.key("kind").value(t->kind);
+    w.key("object");
+    t->object ? w.hex(t->object) : w.null();
+    w.key("object_type").value(t->objectType);
+    w.key("owner").value(t->owner);
+    w.key("thread").value(t->thread);
+    w.key("task");
+    writeOptHex(w, t->task);
+    w.key("loop");
+    writeOptHex(w, t->loop);
+    w.key("queued").value(t->queued);
+    w.key("futures");
+    writeHexList(w, t->futures);
+    w.endObject();
+}
+
+namespace {
+
+void writeWorker(JsonWriter& w, const std::optional<WorkerInfo>& k) {
+    if (!k) {
+        w.null();
+        return;
+    }
+    w.beginObject();
+    w.key("executor");
+    k->executor ? w.hex(k->executor) : w.null();
+    w.key("max_workers").value(k->maxWorkers);
+    w.key("work_item");
+    writeOptHex(w, k->workItem);
+    w.key("future");
+    writeOptHex(w, k->future);
+    w.key("awaited_by");
+    writeHexList(w, k->awaitedBy);
+    w.endObject();
+}
+
+}  // namespace
+
 void writeThreads(JsonWriter& w, const std::vector<Thread>& threads) {
     w.beginArray();
     for (const auto& t : threads) {
@@ -82,7 +165,16 @@ void writeThreads(JsonWriter& w, const std::vector<Thread>& threads) {
         w.key("frames");
         writeFrames(w, t.frames);
         w.key("truncated").value(t.truncated);
+        w.key("omitted_frames").value(static_cast<std::int64_t>(t.omittedFrames));
         w.key("error").value(t.error);
+        w.key("waiting");
+        writeThreadWait(w, t.waiting);
+        w.key("worker");
+        writeWorker(w, t.worker);
+        w.key("holds");
+        writeHexList(w, t.holds);
+        w.key("loop");
+        writeOptHex(w, t.loop);
         w.endObject();
     }
     w.endArray();
@@ -115,12 +207,32 @@ void writeAwaiting(JsonWriter& w, const std::optional<Awaiting>& a) {
     writeIds(w, a->children);
     w.key("external_refs").value(a->externalRefs);
     w.key("fd").value(a->fd);
+    w.key("concurrent_future");
+    writeOptHex(w, a->concurrentFuture);
+    w.key("thread").value(a->thread);
+    w.key("executor");
+    writeOptHex(w, a->executor);
+    w.key("referenced_by");
+    if (a->referencedBy) {
+        w.beginObject();
+        w.key("tasks");
+        writeHexList(w, a->referencedBy->tasks);
+        w.key("threads").beginArray();
+        for (auto id : a->referencedBy->threads) w.value(id);
+        w.endArray();
+        w.endObject();
+    } else {
+        w.null();
+    }
+    w.key("done").value(a->done);
     w.endObject();
 }
 
 }  // namespace
 
-void writeTask(JsonWriter& w, const Task& t) {
+void writeTask(JsonWriter& w, const Task& t) { writeTask(w, t, nullptr); }
+
+void writeTask(JsonWriter& w, const Task& t, StackTexts* stacks) {
     {
         w.beginObject();
         w.key("id").hex(t.id);
@@ -132,7 +244,20 @@ void writeTask(JsonWriter& w, const Task& t) {
         w.key("loop");
         t.loop ? w.hex(t.loop) : w.null();
         w.key("stack");
-        writeFrames(w, t.frames());
+        if (stacks && t.stack) {
+            auto [it, added] = stacks->try_emplace(t.stack.get());
+            if (added) {
+                std::ostringstream text;
+                {
+                    JsonWriter sub(text, w);
+                    writeFrames(sub, *t.stack);
+                }
+                it->second = std::move(text).str();
+            }
+            w.raw(it->second);
+        } else {
+            writeFrames(w, t.frames());
+        }
         w.key("awaiting");
         writeAwaiting(w, t.awaiting);
         w.key("awaited_by");
@@ -142,6 +267,7 @@ void writeTask(JsonWriter& w, const Task& t) {
         w.key("handling_cancel").value(t.handlingCancel);
         w.key("holds");
         writeIds(w, t.holds);
+        w.key("omitted_frames").value(static_cast<std::int64_t>(t.omittedFrames));
         w.key("error").value(t.error);
         w.endObject();
     }
@@ -149,7 +275,8 @@ void writeTask(JsonWriter& w, const Task& t) {
 
 void writeTasks(JsonWriter& w, const std::vector<Task>& tasks) {
     w.beginArray();
-    for (const auto& t : tasks) writeTask(w, t);
+    StackTexts stacks;
+    for (const auto& t : tasks) writeTask(w, t, &stacks);
     w.endArray();
 }
 
@@ -162,6 +289,9 @@ void writeFindings(JsonWriter& w, const std::vector<Finding>& findings) {
         writeIds(w, f.tasks);
         w.key("objects");
         writeIds(w, f.objects);
+        w.key("threads").beginArray();
+        for (auto id : f.threads) w.value(id);
+        w.endArray();
         w.key("message").value(f.message);
         w.endObject();
     }
@@ -272,6 +402,22 @@ Task taskFromJson(const json& j) {
         w.children = hexIds(*a, "children", "awaiting");
         w.externalRefs = optNum<std::int64_t>(*a, "external_refs", "awaiting");
         w.fd = optNum<std::int64_t>(*a, "fd", "awaiting");
+        w.concurrentFuture = optHex(*a, "concurrent_future", "awaiting");
+        w.thread = optNum<std::uint64_t>(*a, "thread", "awaiting");
+        w.executor = optHex(*a, "executor", "awaiting");
+        if (auto r = a->find("referenced_by"); r != a->end() && !r->is_null()) {
+            if (!r->is_object()) bad("awaiting.referenced_by is not an object");
+            Awaiting::ReferencedBy by;
+            by.tasks = hexIds(*r, "tasks", "awaiting.referenced_by");
+            if (auto th = r->find("threads"); th != r->end() && th->is_array()) {
+                for (const json& v : *th) {
+                    if (!v.is_number_unsigned()) bad("awaiting.referenced_by.threads holds a non-number");
+                    by.threads.push_back(v.get<std::uint64_t>());
+                }
+            }
+            w.referencedBy = std::move(by);
+        }
+        w.done = flag(*a, "done");
         t.awaiting = std::move(w);
     }
     t.awaitedBy = hexIds(j, "awaited_by", "task");
@@ -279,6 +425,7 @@ Task taskFromJson(const json& j) {
     t.cancelPending = flag(j, "cancel_pending");
     t.handlingCancel = flag(j, "handling_cancel");
     t.holds = hexIds(j, "holds", "task");
+    t.omittedFrames = static_cast<std::size_t>(std::max<std::int64_t>(0, optNum<std::int64_t>(j, "omitted_frames", "task").value_or(0)));
     t.error = optStr(j, "error", "task");
     return t;
 }
@@ -288,6 +435,12 @@ Finding findingFromJson(const json& j) {
     f.kind = str(j, "kind", "finding");
     f.tasks = hexIds(j, "tasks", "finding");
     f.objects = hexIds(j, "objects", "finding");
+    if (auto th = j.find("threads"); th != j.end() && th->is_array()) {
+        for (const json& v : *th) {
+            if (!v.is_number_unsigned()) bad("finding.threads holds a non-number");
+            f.threads.push_back(v.get<std::uint64_t>());
+        }
+    }
     f.message = str(j, "message", "finding");
     return f;
 }
@@ -335,7 +488,35 @@ Snapshot snapshotFromJson(const json& doc) {
         for (const json& f : array(t, "frames", "thread")) th.frames.push_back(frameFromJson(f));
         auto tr = t.find("truncated");
         th.truncated = tr != t.end() && tr->is_boolean() && tr->get<bool>();
+        th.omittedFrames = static_cast<std::size_t>(
+            std::max<std::int64_t>(0, optNum<std::int64_t>(t, "omitted_frames", "thread").value_or(0)));
         th.error = optStr(t, "error", "thread");
+        if (auto wt = t.find("waiting"); wt != t.end() && !wt->is_null()) {
+            if (!wt->is_object()) bad("thread.waiting is not an object");
+            ThreadWait w;
+            w.kind = str(*wt, "kind", "thread.waiting");
+            w.object = optHex(*wt, "object", "thread.waiting").value_or(0);
+            w.objectType = optStr(*wt, "object_type", "thread.waiting").value_or("");
+            w.owner = optNum<std::uint64_t>(*wt, "owner", "thread.waiting");
+            w.thread = optNum<std::uint64_t>(*wt, "thread", "thread.waiting");
+            w.task = optHex(*wt, "task", "thread.waiting");
+            w.loop = optHex(*wt, "loop", "thread.waiting");
+            w.queued = flag(*wt, "queued");
+            w.futures = hexIds(*wt, "futures", "thread.waiting");
+            th.waiting = std::move(w);
+        }
+        if (auto wk = t.find("worker"); wk != t.end() && !wk->is_null()) {
+            if (!wk->is_object()) bad("thread.worker is not an object");
+            WorkerInfo k;
+            k.executor = optHex(*wk, "executor", "thread.worker").value_or(0);
+            k.maxWorkers = optNum<std::int64_t>(*wk, "max_workers", "thread.worker");
+            k.workItem = optHex(*wk, "work_item", "thread.worker");
+            k.future = optHex(*wk, "future", "thread.worker");
+            k.awaitedBy = hexIds(*wk, "awaited_by", "thread.worker");
+            th.worker = std::move(k);
+        }
+        th.holds = hexIds(t, "holds", "thread");
+        th.loop = optHex(t, "loop", "thread");
         s.threads.push_back(std::move(th));
     }
     if (auto tasks = doc.find("tasks"); tasks != doc.end()) {

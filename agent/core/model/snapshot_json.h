@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <string>
+#include <unordered_map>
 
 #include "model/json_writer.h"
 #include "model/snapshot.h"
@@ -15,7 +17,12 @@ void writeJson(const Snapshot& snap, std::ostream& out);
 // Pieces reused by other documents (the agent's events).
 void writeFrames(JsonWriter& w, const Stack& frames);
 void writeThreads(JsonWriter& w, const std::vector<Thread>& threads);
+void writeThreadWait(JsonWriter& w, const std::optional<ThreadWait>& wait);
 void writeTask(JsonWriter& w, const Task& task);
+// Stacks shared between tasks, as written (all at the same depth: the tasks
+// of one array), keyed by the shared stack.
+using StackTexts = std::unordered_map<const Stack*, std::string>;
+void writeTask(JsonWriter& w, const Task& task, StackTexts* stacks);
 void writeTasks(JsonWriter& w, const std::vector<Task>& tasks);
 void writeFindings(JsonWriter& w, const std::vector<Finding>& findings);
 

@@ -1,5 +1,6 @@
 #include "remote/objects.h"
 
+#include <cstring>
 #include <algorithm>
 
 #include "remote/limits.h"
@@ -68,22 +69,96 @@ const std::string& Objects::typeName(Addr type) {
     return m_typeNames.emplace(type, std::move(name)).first->second;
 }
 
-bool Objects::isInstance(Addr obj, std::string_view tpName) {
+bool Objects::isPythonClass(Addr type) {
+    if (auto it = m_pythonClass.find(type); it != m_pythonClass.end()) return it->second;
+    std::uint64_t flags = typeFlags(type);
+    bool python = (flags & tpflags::kHeapType) && !(flags & tpflags::kImmutableType);
+    m_pythonClass.emplace(type, python);
+    return python;
+}
+
+const std::string& Objects::builtinTypeName(Addr type) {
+    static const std::string kNone;
+    // Asked for every object a walker meets, of a handful of types: the
+    // last answers per slot, before the hash maps (whose entries never move).
+    auto& recent = m_recentBuiltin[(type >> 4) % m_recentBuiltin.size()];
+    if (recent.first == type && recent.second) return *recent.second;
+    const std::string& name = isPythonClass(type) ? kNone : typeName(type);
+    recent = {type, &name};
+    return name;
+}
+
+bool Objects::isInstance(Addr obj, std::string_view tpName, bool builtinOnly) {
     std::uint64_t type = 0;
     if (!m_mem.tryRead(obj + m_layout.object.type, &type, sizeof type)) return false;
-    auto& known = m_instanceOf[std::string(tpName)];
-    if (auto it = known.find(type); it != known.end()) return it->second;
+    // Most questions repeat the last few (the same literal name about the
+    // same type, once per object read): answered without a hash lookup.
+    std::size_t slot = ((type >> 4) ^ (tpName.size() * 31) ^ (tpName.empty() ? 0 : tpName.back()) ^ builtinOnly) %
+                       kRecentAnswers;
+    RecentAnswer& recent = m_recent[slot];
+    if (type && recent.type == type && recent.len == tpName.size() && recent.builtinOnly == builtinOnly &&
+        std::memcmp(recent.name, tpName.data(), tpName.size()) == 0) {
+        return recent.result;
+    }
+    ByName& byName = builtinOnly ? m_builtinInstanceOf : m_instanceOf;
+    auto named = byName.find(tpName);
+    if (named == byName.end()) named = byName.emplace(std::string(tpName), std::unordered_map<Addr, bool>{}).first;
+    auto& known = named->second;
+    auto remember = [&](bool result) {
+        if (tpName.size() <= sizeof recent.name) {
+            recent.type = type;
+            recent.len = tpName.size();
+            std::memcpy(recent.name, tpName.data(), tpName.size());
+            recent.builtinOnly = builtinOnly;
+            recent.result = result;
+        }
+        return result;
+    };
+    if (auto it = known.find(type); it != known.end()) return remember(it->second);
     bool result = false;
     std::uint64_t t = type;
     for (std::size_t depth = 0; t && depth < limits::kMaxTypeDepth; ++depth) {
-        if (typeName(t) == tpName) {
+        if ((builtinOnly ? builtinTypeName(t) : typeName(t)) == tpName) {
             result = true;
             break;
         }
         if (!m_mem.tryRead(t + m_layout.type.base, &t, sizeof t)) break;
     }
     known.emplace(type, result);
-    return result;
+    return remember(result);
+}
+
+bool Objects::plausibleRefcount(std::uint64_t rc) {
+    // Low 32 bits: the count (3.12+ immortal objects keep a large value
+    // there). Bits 32-47 are 0 in every version (3.14 keeps flags in 48-63);
+    // a freed block's allocator link, a user-space pointer, sets them.
+    return static_cast<std::uint32_t>(rc) != 0 && ((rc >> 32) & 0xffff) == 0;
+}
+
+bool Objects::alive(Addr obj) {
+    std::uint64_t rc = 0;
+    return obj && m_mem.tryRead(obj, &rc, sizeof rc) && plausibleRefcount(rc);
+}
+
+std::optional<std::string> Objects::exactStr(Addr obj, std::size_t maxChars) {
+    if (!obj || !alive(obj)) return std::nullopt;
+    Addr type = typeOf(obj);
+    if (!m_strType) {
+        if (!(typeFlags(type) & tpflags::kUnicode) || builtinTypeName(type) != "str") return std::nullopt;
+        m_strType = type;
+    }
+    if (type != m_strType) return std::nullopt;
+    return str(obj, maxChars);
+}
+
+bool Objects::isExactInt(Addr obj) {
+    if (!obj || !alive(obj)) return false;
+    Addr type = typeOf(obj);
+    if (!m_intType) {
+        if (!(typeFlags(type) & tpflags::kLong) || builtinTypeName(type) != "int") return false;
+        m_intType = type;
+    }
+    return type == m_intType;
 }
 
 std::optional<std::string> Objects::str(Addr obj, std::size_t maxChars) {
@@ -244,9 +319,39 @@ std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
     return entries;
 }
 
+// Which keys can equal `length` characters: their length fields, read in
+// one batch past the page cache. A lookup in sys.modules compares a hundred
+// keys, each on its own page; read through the cache that is a hundred
+// pages. Only the keys of the right length (one or two) are then read as
+// strings: a key of another length, or not a str, cannot match either way.
+std::vector<bool> Objects::keysOfLength(const std::vector<std::pair<Addr, Addr>>& entries, std::size_t length) {
+    std::vector<bool> maybe(entries.size(), true);
+    if (entries.size() < 4) return maybe;
+    std::vector<std::int64_t> lengths(entries.size(), -1);
+    std::vector<MemoryReader::Request> requests;
+    std::vector<std::size_t> which;
+    requests.reserve(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (!entries[i].first) continue;
+        requests.push_back({entries[i].first + static_cast<Addr>(m_layout.unicode.length), &lengths[i], 8});
+        which.push_back(i);
+    }
+    m_mem.reader().readManyPast(requests);
+    for (std::size_t k = 0; k < requests.size(); ++k) {
+        const auto& r = requests[k];
+        if (r.result == ReadResult::gone || r.result == ReadResult::denied) Remote::raiseFatal(r.result, r.addr);
+        // Unreadable: left to the ordinary read, which says so.
+        if (r.result == ReadResult::ok) maybe[which[k]] = lengths[which[k]] == static_cast<std::int64_t>(length);
+    }
+    return maybe;
+}
+
 std::optional<Addr> Objects::dictGet(Addr dict, std::string_view key) {
-    for (const auto& [k, v] : dictItems(dict)) {
-        if (auto s = str(k, key.size() + 1); s && *s == key) return v;
+    auto items = dictItems(dict);
+    auto maybe = keysOfLength(items, key.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (!maybe[i]) continue;
+        if (auto s = str(items[i].first, key.size() + 1); s && *s == key) return items[i].second;
     }
     return std::nullopt;
 }
@@ -280,8 +385,9 @@ std::optional<Addr> Objects::lookupInKeys(Addr keys, Addr values, std::string_vi
     std::uint8_t capacity = 0xff;
     if (header > 0 && !m_mem.tryRead(values, &capacity, 1)) return std::nullopt;
     auto entries = keysEntries(keys);
+    auto maybe = keysOfLength(entries, name.size());
     for (std::size_t i = 0; i < entries.size() && i < capacity; ++i) {
-        if (!entries[i].first) continue;
+        if (!entries[i].first || !maybe[i]) continue;
         auto s = str(entries[i].first, name.size() + 1);
         if (!s || *s != name) continue;
         Addr v = m_mem.ptr(values + header + 8 * i, "instance value");

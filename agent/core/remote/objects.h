@@ -6,6 +6,7 @@
 // BadRead only when memory that must be readable is not.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,10 +32,30 @@ public:
     // tp_name of a type, cached per type address; "" if unreadable.
     const std::string& typeName(Addr type);
     const std::string& typeNameOf(Addr obj) { return typeName(typeOf(obj)); }
-    // True if obj's type or one of its bases has this tp_name.
-    bool isInstance(Addr obj, std::string_view tpName);
+    // A class defined in Python (a heap type without Py_TPFLAGS_IMMUTABLETYPE)
+    // can take any name, "coroutine" or "_asyncio.Task" included: only types
+    // the interpreter or an extension module defines are recognised by name.
+    bool isPythonClass(Addr type);
+    // tp_name of a type the interpreter or an extension defines; "" for a
+    // class defined in Python.
+    const std::string& builtinTypeName(Addr type);
+    const std::string& builtinTypeNameOf(Addr obj) { return builtinTypeName(typeOf(obj)); }
+    // True if obj's type or one of its bases has this tp_name. With
+    // builtinOnly, classes defined in Python never match by name (their
+    // bases still can: a Task subclass is a Task).
+    bool isInstance(Addr obj, std::string_view tpName, bool builtinOnly = false);
+
+    // Whether a reference count read from an object could belong to a live
+    // object: freed memory holds allocator links (pointers) or 0 there.
+    static bool plausibleRefcount(std::uint64_t rc);
+    bool alive(Addr obj);
 
     std::optional<std::string> str(Addr obj, std::size_t maxChars = 4096);
+    // Only an exact, live `str` (not a subclass, not something with the
+    // unicode flag in torn memory); the type of `str` itself is learnt from
+    // the first one met whose type the interpreter defines.
+    std::optional<std::string> exactStr(Addr obj, std::size_t maxChars = 4096);
+    bool isExactInt(Addr obj);
     std::optional<std::vector<std::uint8_t>> bytes(Addr obj, std::size_t maxLen);
     std::optional<std::int64_t> integer(Addr obj);
 
@@ -51,18 +72,41 @@ public:
 private:
     std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
     std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
+    std::vector<bool> keysOfLength(const std::vector<std::pair<Addr, Addr>>& entries, std::size_t length);
 
     Remote& m_mem;
     const Layout& m_layout;
     std::unordered_map<Addr, std::string> m_typeNames;
     std::unordered_map<Addr, std::uint64_t> m_typeFlags;
-    // isInstance answers per type, for each name asked about (few).
-    std::unordered_map<std::string, std::unordered_map<Addr, bool>> m_instanceOf;
+    // isInstance answers per type, for each name asked about (few), looked
+    // up without building a string (it is asked for every object read).
+    struct NameHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    using ByName = std::unordered_map<std::string, std::unordered_map<Addr, bool>, NameHash, std::equal_to<>>;
+    ByName m_instanceOf;
+    ByName m_builtinInstanceOf;
+    std::unordered_map<Addr, bool> m_pythonClass;
+    std::array<std::pair<Addr, const std::string*>, 16> m_recentBuiltin{};
+    struct RecentAnswer {
+        Addr type = 0;
+        char name[40] = {};
+        std::size_t len = 0;
+        bool builtinOnly = false;
+        bool result = false;
+    };
+    static constexpr std::size_t kRecentAnswers = 64;
+    std::array<RecentAnswer, kRecentAnswers> m_recent{};
+    Addr m_strType = 0;
+    Addr m_intType = 0;
 };
 
 // Python's tp_flags bits used to recognise built-in types and their subclasses.
 namespace tpflags {
 constexpr std::uint64_t kManagedDict = 1ull << 4;
+constexpr std::uint64_t kImmutableType = 1ull << 8;
+constexpr std::uint64_t kHeapType = 1ull << 9;
 constexpr std::uint64_t kInlineValues = 1ull << 2;
 constexpr std::uint64_t kLong = 1ull << 24;
 constexpr std::uint64_t kList = 1ull << 25;

@@ -76,6 +76,11 @@ const std::vector<std::string> kRuntimeSymbols{"_PyRuntime", "Py_Version"};
 }  // namespace
 
 RuntimeLocation locateRuntime(const ProcFs& proc, const std::vector<Mapping>& maps) {
+    return locateRuntimes(proc, maps).front();
+}
+
+std::vector<RuntimeLocation> locateRuntimes(const ProcFs& proc, const std::vector<Mapping>& maps) {
+    std::vector<RuntimeLocation> found;
     auto files = mappedFiles(maps);
     std::string exe = proc.exe();
     // Likely holders first: libpython, then anything named python, then the
@@ -113,8 +118,9 @@ RuntimeLocation locateRuntime(const ProcFs& proc, const std::vector<Mapping>& ma
             loc.candidates.push_back(bias + *runtimeVaddr);
             if (!loc.pyVersion && pyv != elf->facts.symbols.end()) loc.pyVersion = bias + pyv->second;
         }
-        if (!loc.candidates.empty()) return loc;
+        if (!loc.candidates.empty()) found.push_back(std::move(loc));
     }
+    if (!found.empty()) return found;
     // An interpreter too old to have _PyRuntime (2.x, 3.6) is still Python.
     static const std::regex old(R"((?:^|lib)python(\d)\.(\d+))");
     for (const auto& f : files) {

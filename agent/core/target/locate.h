@@ -18,6 +18,11 @@ namespace aioscope {
 // Throws InspectError(not_python) when no mapped file holds a CPython runtime.
 RuntimeLocation locateRuntime(const ProcFs& proc, const std::vector<Mapping>& maps);
 
+// Every mapped file that holds a CPython runtime, likeliest first. A process
+// can map one that never ran: a static interpreter whose program loaded a
+// libpython with ctypes, an embedder that dlopens a second copy.
+std::vector<RuntimeLocation> locateRuntimes(const ProcFs& proc, const std::vector<Mapping>& maps);
+
 // "python3.12" / "libpython3.12.so.1.0" -> 12; -1 otherwise.
 int minorFromFileName(const std::string& path);
 

@@ -1,5 +1,7 @@
 #include "target/proc.h"
 
+#include <fcntl.h>
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -143,6 +145,19 @@ std::vector<std::string> ProcFs::openablePaths(const Mapping& m) const {
         if (!m.deleted()) out.push_back(clean);
     }
     return out;
+}
+
+int ProcFs::openMapped(const Mapping& m, std::string& path) const {
+    for (const auto& p : openablePaths(m)) {
+        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && ::fstat(fd, &st) == 0 && st.st_ino == m.inode) {
+            path = p;
+            return fd;
+        }
+        if (fd >= 0) ::close(fd);
+    }
+    return -1;
 }
 
 }  // namespace aioscope

@@ -32,6 +32,9 @@ public:
     // Paths through which the target's file can be opened here, best first:
     // the exact mapped file (map_files), then the file under the target's root.
     std::vector<std::string> openablePaths(const Mapping& m) const;
+    // The first of openablePaths() that opens as the mapped file (same
+    // inode), read-only; -1 if none does. `path` gets the one used.
+    int openMapped(const Mapping& m, std::string& path) const;
 
     std::string path(const std::string& rel) const;
 

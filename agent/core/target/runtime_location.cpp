@@ -12,8 +12,15 @@ PythonVersion PythonVersion::fromHex(std::uint64_t hex) {
 }
 
 std::string PythonVersion::str() const {
-    std::string s = std::to_string(major) + "." + std::to_string(minor);
-    if (micro >= 0) s += "." + std::to_string(micro);
+    // Appended piece by piece: GCC 12 -O3 warns (-Wrestrict, a false positive,
+    // GCC bug 105329) on `"." + std::to_string(...)`.
+    std::string s = std::to_string(major);
+    s += '.';
+    s += std::to_string(minor);
+    if (micro >= 0) {
+        s += '.';
+        s += std::to_string(micro);
+    }
     return s;
 }
 

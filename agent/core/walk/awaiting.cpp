@@ -67,13 +67,13 @@ Addr AwaitClassifier::firstArgument(const RawFrame& frame) {
     if (!m_objects.mem().tryRead(frame.locals, &v, 8)) return 0;
     v &= ~m_objects.layout().stackRefTagMask;
     // A captured `self` lives in a cell.
-    if (v && m_objects.typeNameOf(v) == "cell") v = m_objects.mem().ptr(v + m_objects.layout().callable.cellRef, "cell");
+    if (v && m_objects.builtinTypeNameOf(v) == "cell") v = m_objects.mem().ptr(v + m_objects.layout().callable.cellRef, "cell");
     return v;
 }
 
 std::vector<Addr> AwaitClassifier::containerItems(Addr obj) {
     if (!obj) return {};
-    const std::string& type = m_objects.typeNameOf(obj);
+    const std::string& type = m_objects.builtinTypeNameOf(obj);
     if (type == "list") return m_objects.listItems(obj);
     if (type == "tuple") return m_objects.tupleItems(obj);
     if (type == "set" || type == "frozenset") return m_objects.setItems(obj);
@@ -125,21 +125,32 @@ void AwaitClassifier::byFrame(const CoroutineChain& chain, AwaitTarget& t) {
     }
 }
 
-std::optional<AwaitTarget> AwaitClassifier::classify(const CoroutineChain& chain, Addr futWaiter) {
+std::optional<AwaitTarget> AwaitClassifier::classify(const CoroutineChain& chain, Addr futWaiter, Witness* witness) {
+    const auto& A = m_objects.layout().asyncio;
     AwaitTarget t;
     Addr future = 0;
     if (chain.awaited) {
-        const std::string& type = m_objects.typeNameOf(chain.awaited);
+        const std::string& type = m_objects.builtinTypeNameOf(chain.awaited);
         if (type == "_asyncio.FutureIter") {
-            future = m_objects.mem().ptr(chain.awaited + m_objects.layout().asyncio.futureIterFuture, "FutureIter");
+            Addr at = chain.awaited + static_cast<Addr>(A.futureIterFuture);
+            future = m_objects.mem().ptr(at, "FutureIter");
+            if (witness) witness->expect(at, future);
+            // A FutureIter gives up its future once it completes, and a freed
+            // one is kept on a free list linked through that same field.
+            if (!future || !isFuture(future) || !m_objects.alive(future)) {
+                throw BadRead("awaits a FutureIter that is no longer iterating a future");
+            }
         } else if (isFuture(chain.awaited)) {
             future = chain.awaited;
         } else {
             t.kind = "other";
             t.address = chain.awaited;
-            t.type = type;
+            t.type = m_objects.typeNameOf(chain.awaited);
             return t;
         }
+        // While its coroutine is suspended on a future, the task records
+        // that same future (task_fut_waiter) until it resumes.
+        if (future != futWaiter) throw BadRead("the task waits on another future than its coroutine awaits");
     } else if (futWaiter) {
         future = futWaiter;
     }
@@ -157,6 +168,12 @@ std::optional<AwaitTarget> AwaitClassifier::classify(const CoroutineChain& chain
     }
     t.address = future;
     t.type = m_objects.typeNameOf(future);
+    if (witness) witness->expect(future + static_cast<Addr>(m_objects.layout().object.type), m_objects.typeOf(future));
+    Addr stateAt = future + static_cast<Addr>(A.futState);
+    auto state = m_objects.mem().get<std::int32_t>(stateAt, "future state");
+    if (witness) witness->expect(stateAt, static_cast<std::uint32_t>(state), 4);
+    if (state < 0 || state > 2) throw BadRead("future state " + std::to_string(state));
+    t.done = state != 0;
     if (isTask(future)) {
         t.kind = "task";
         t.task = future;
@@ -165,6 +182,11 @@ std::optional<AwaitTarget> AwaitClassifier::classify(const CoroutineChain& chain
     if (t.type == "_GatheringFuture") {
         t.kind = "gather";
         if (auto children = m_objects.attr(future, "_children")) t.children = containerItems(*children);
+        // gather() of nothing returns a plain finished future, never this.
+        if (t.children.empty()) throw BadRead("a gather with no children");
+        for (Addr c : t.children) {
+            if (!m_objects.alive(c)) throw BadRead("a gather child was freed");
+        }
         return t;
     }
     t.kind = "future";

@@ -21,17 +21,20 @@ struct AwaitTarget {
     std::string objectType;
     Addr task = 0;              // kind "task": the awaited task
     std::vector<Addr> children; // gather / TaskGroup / wait: the futures or tasks waited for
+    bool done = false;          // the awaited future has completed: the task is about to resume
 };
 
 class AwaitClassifier {
 public:
     explicit AwaitClassifier(CoroutineWalker& walker) : m_walker(walker), m_objects(walker.objects()) {}
 
-    // futWaiter: the task's own record of the future it is blocked on.
-    std::optional<AwaitTarget> classify(const CoroutineChain& chain, Addr futWaiter);
+    // futWaiter: the task's own record of the future it is blocked on; it
+    // must be the future at the bottom of the chain (BadRead otherwise: the
+    // task and its coroutines were read at different moments).
+    std::optional<AwaitTarget> classify(const CoroutineChain& chain, Addr futWaiter, Witness* witness = nullptr);
 
-    bool isTask(Addr obj) { return obj && m_objects.isInstance(obj, "_asyncio.Task"); }
-    bool isFuture(Addr obj) { return obj && m_objects.isInstance(obj, "_asyncio.Future"); }
+    bool isTask(Addr obj) { return obj && m_objects.isInstance(obj, "_asyncio.Task", true); }
+    bool isFuture(Addr obj) { return obj && m_objects.isInstance(obj, "_asyncio.Future", true); }
 
 private:
     void byFrame(const CoroutineChain& chain, AwaitTarget& t);

@@ -9,7 +9,7 @@ const CodeInfo& CodeReader::get(Addr code) {
     if (auto it = m_cache.find(code); it != m_cache.end()) return it->second;
     const Layout& L = m_objects.layout();
     Remote& mem = m_objects.mem();
-    if (!code || m_objects.typeNameOf(code) != "code") {
+    if (!code || m_objects.builtinTypeNameOf(code) != "code") {
         throw BadRead("not a code object at " + hexAddr(code));
     }
     Block b = mem.block(code, static_cast<std::size_t>(L.code.size), "code object");

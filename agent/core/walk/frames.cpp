@@ -14,7 +14,9 @@ RawFrame FrameWalker::read(Addr addr) {
     raw.previous = b.ptr(L.frame.previous);
 
     if (L.frameModel == FrameModel::frameObject) {
-        if (m_objects.typeName(b.ptr(L.object.type)) != "frame") throw BadRead("not a frame object at " + hexAddr(addr));
+        if (m_objects.builtinTypeName(b.ptr(L.object.type)) != "frame") {
+            throw BadRead("not a frame object at " + hexAddr(addr));
+        }
         raw.code = b.ptr(L.frame.code);
         raw.lasti = b.at<std::int32_t>(L.frame.instr);
         raw.gen = b.ptr(L.frame.gen);
@@ -34,7 +36,9 @@ RawFrame FrameWalker::read(Addr addr) {
     if (owner == L.frame.ownerGenerator) raw.gen = addr - static_cast<Addr>(L.gen.frame);
     const CodeInfo& code = m_codes.get(raw.code);
     raw.instr = b.ptr(L.frame.instr);
-    raw.lasti = (static_cast<std::int64_t>(raw.instr) - static_cast<std::int64_t>(code.bytecode)) / 2;
+    // Subtracted unsigned (wrapping): a torn instruction pointer can be
+    // anything, and a signed overflow would be undefined (found by fuzz_memory).
+    raw.lasti = static_cast<std::int64_t>(raw.instr - code.bytecode) / 2;
     raw.locals = addr + static_cast<Addr>(L.frame.localsplus);
     raw.stackBase = raw.locals + 8 * static_cast<Addr>(code.nlocalsplus);
     if (L.stackModel == StackModel::stackPointer) {
@@ -48,20 +52,75 @@ RawFrame FrameWalker::read(Addr addr) {
     return raw;
 }
 
-WalkedStack FrameWalker::walk(Addr first, std::size_t maxFrames) {
+namespace {
+
+// Frames beyond the cap are only counted: following `previous` links, with
+// Brent's cycle check instead of a set, up to this many.
+constexpr std::size_t kMaxCounted = std::size_t{1} << 20;
+
+}  // namespace
+
+WalkedStack FrameWalker::walk(Addr first, std::size_t maxFrames, bool facts) {
+    const Layout& L = m_objects.layout();
     WalkedStack out;
     std::unordered_set<Addr> seen;
-    std::size_t steps = 0;
+    Addr addr = first;
     try {
-        for (Addr addr = first; addr; ++steps) {
-            if (steps >= maxFrames) {
-                out.truncated = true;
-                break;
-            }
+        while (addr) {
+            if (out.frames.size() >= maxFrames) break;
             if (!seen.insert(addr).second) throw BadRead("frame chain loops at " + hexAddr(addr));
             RawFrame raw = read(addr);
+            if (facts) {
+                WalkedStack::FrameFacts f;
+                f.link.expect(addr + static_cast<Addr>(L.frame.previous), raw.previous);
+                // A C entry frame or shim: only its link matters.
+                if (raw.hidden && L.instrModel != InstrModel::lastiIndex) {
+                    out.facts.push_back(std::move(f));
+                    out.chain.emplace_back(addr, out.frames.size());
+                    addr = raw.previous;
+                    continue;
+                }
+                Addr codeAt = addr + static_cast<Addr>(L.frame.code);
+                std::uint64_t code = 0;
+                if (m_objects.mem().tryRead(codeAt, &code, 8)) f.link.expect(codeAt, code);
+                if (L.instrModel == InstrModel::lastiIndex) {
+                    // 3.10: heap frame objects, reused once freed: still a
+                    // frame, still running.
+                    f.link.expectAlive(addr);
+                    f.link.expect(addr + static_cast<Addr>(L.frame.state), static_cast<std::uint8_t>(raw.state), 1);
+                    f.instr.expect(addr + static_cast<Addr>(L.frame.instr), static_cast<std::uint32_t>(raw.lasti), 4);
+                } else {
+                    f.instr.expect(addr + static_cast<Addr>(L.frame.instr), raw.instr);
+                }
+                out.facts.push_back(std::move(f));
+            }
+            out.chain.emplace_back(addr, out.frames.size());
             if (!raw.hidden) out.frames.push_back({describe(raw), raw.addr, raw.gen});
             addr = raw.previous;
+        }
+        if (addr) {
+            out.truncated = true;
+            // Count what is left; a frame of the C stack or a shim is not one.
+            Addr power = addr;
+            std::size_t lam = 1, steps = 0;
+            while (addr && steps < kMaxCounted) {
+                ++steps;
+                if (L.frame.owner != kAbsent && L.firstEntryOwner >= 0) {
+                    std::uint8_t owner = 0;
+                    if (!m_objects.mem().tryRead(addr + static_cast<Addr>(L.frame.owner), &owner, 1)) break;
+                    if (owner < L.firstEntryOwner) ++out.omitted;
+                } else {
+                    ++out.omitted;
+                }
+                std::uint64_t prev = 0;
+                if (!m_objects.mem().tryRead(addr + static_cast<Addr>(L.frame.previous), &prev, 8)) break;
+                addr = prev;
+                if (addr == power) break;  // a loop: stop counting
+                if (steps == lam) {
+                    power = addr;
+                    lam *= 2;
+                }
+            }
         }
     } catch (const BadRead& e) {
         out.error = e.what();

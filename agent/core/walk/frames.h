@@ -10,6 +10,7 @@
 
 #include "model/snapshot.h"
 #include "remote/limits.h"
+#include "remote/witness.h"
 #include "walk/code.h"
 
 namespace aioscope {
@@ -37,7 +38,19 @@ struct WalkedFrame {
 
 struct WalkedStack {
     std::vector<WalkedFrame> frames;  // innermost first
-    bool truncated = false;
+    // Every frame met, shown or not (C entry frames, shims), innermost
+    // first, and for each how many shown frames came before it.
+    std::vector<std::pair<Addr, std::size_t>> chain;
+    // With facts asked for, parallel to `chain`: what ties each frame to the
+    // next (its link and code), and its instruction, which moves on only
+    // while it is the innermost frame.
+    struct FrameFacts {
+        Witness link;
+        Witness instr;
+    };
+    std::vector<FrameFacts> facts;
+    bool truncated = false;            // deeper than maxFrames: the outermost are left out
+    std::size_t omitted = 0;           // how many were left out (at least; counting is bounded too)
     std::optional<std::string> error;  // set when the chain tore: frames are a prefix
 };
 
@@ -49,7 +62,9 @@ public:
     RawFrame read(Addr frame);
 
     // Walks outward from `first`; a torn chain ends the walk with `error` set.
-    WalkedStack walk(Addr first, std::size_t maxFrames = limits::kMaxFrames);
+    // Beyond maxFrames the innermost frames are kept and the rest counted.
+    // With `facts`, records per frame what a second look must find again.
+    WalkedStack walk(Addr first, std::size_t maxFrames = limits::kMaxFrames, bool facts = false);
 
     Frame describe(const RawFrame& raw) { return m_codes.frameAt(m_codes.get(raw.code), raw.lasti); }
     CodeReader& codes() { return m_codes; }

@@ -12,9 +12,9 @@ bool isLocksMethod(const CodeInfo& info, const char* name) {
 }  // namespace
 
 bool Holdings::isLockExit(Addr function) {
-    if (!function || m_objects.typeNameOf(function) != "function") return false;
+    if (!function || m_objects.builtinTypeNameOf(function) != "function") return false;
     Addr code = m_objects.mem().ptr(function + m_objects.layout().callable.code, "func_code");
-    if (!code || m_objects.typeNameOf(code) != "code") return false;
+    if (!code || m_objects.builtinTypeNameOf(code) != "code") return false;
     return isLocksMethod(m_walker.frames().codes().get(code), "__aexit__");
 }
 
@@ -49,7 +49,7 @@ std::vector<Addr> Holdings::heldLocks(const CoroutineChain& chain) {
         for (std::size_t i = 0; i < slots.size(); ++i) {
             Addr v = slots[i] & ~L.stackRefTagMask;
             if (!v || (slots[i] & L.stackRefTagMask) == 3) continue;
-            const std::string& type = m_objects.typeNameOf(v);
+            const std::string& type = m_objects.builtinTypeNameOf(v);
             if (type == "method") {
                 // 3.10-3.13: `async with` keeps the bound method lock.__aexit__.
                 Addr func = m_objects.mem().ptr(v + L.callable.methodFunc, "im_func");
@@ -96,7 +96,7 @@ std::int64_t Holdings::referencesFromChain(const CoroutineChain& chain, Addr obj
         // `futs = [fut]; await futs[0]` is still held by nobody else.
         auto rc = refcount(holder);
         if (!rc || *rc != count) continue;
-        const std::string& type = m_objects.typeNameOf(holder);
+        const std::string& type = m_objects.builtinTypeNameOf(holder);
         std::vector<Addr> inside;
         if (type == "cell") {
             inside = {m_objects.mem().ptr(holder + L.callable.cellRef, "cell")};
@@ -111,7 +111,7 @@ std::int64_t Holdings::referencesFromChain(const CoroutineChain& chain, Addr obj
         }
         n += std::count(inside.begin(), inside.end(), obj);
     }
-    if (chain.awaited && m_objects.typeNameOf(chain.awaited) == "_asyncio.FutureIter" &&
+    if (chain.awaited && m_objects.builtinTypeNameOf(chain.awaited) == "_asyncio.FutureIter" &&
         m_objects.mem().ptr(chain.awaited + L.asyncio.futureIterFuture, "FutureIter") == obj) {
         ++n;
     }

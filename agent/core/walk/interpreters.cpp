@@ -35,20 +35,32 @@ std::vector<InterpreterState> readInterpreters(Remote& mem, const Layout& L, Add
         s.sysdict = mem.ptr(interp + L.interp.sysdict, "sysdict");
         s.modules = mem.ptr(interp + L.interp.modules, "sys.modules");
         s.gilHolder = gilHolder(mem, L, runtime, interp);
+        if (L.interp.threadsMain != kAbsent) s.threadsMain = mem.ptr(interp + L.interp.threadsMain, "threads.main");
         out.push_back(s);
         interp = mem.ptr(interp + L.interp.next, "interpreter next");
     }
     return out;
 }
 
-std::vector<ThreadState> readThreads(Remote& mem, const Layout& L, const InterpreterState& interp) {
+std::vector<ThreadState> readThreads(Remote& mem, const Layout& L, const InterpreterState& interp,
+                                     Witness* witness) {
     std::vector<ThreadState> out;
     std::unordered_set<Addr> seen;
-    Addr ts = mem.ptr(interp.addr + L.interp.threadsHead, "threads head");
+    Addr headAt = interp.addr + static_cast<Addr>(L.interp.threadsHead);
+    Addr ts = mem.ptr(headAt, "threads head");
+    if (witness) witness->expect(headAt, ts);
+    bool sawMain = false;
     while (ts) {
-        if (out.size() >= limits::kMaxThreads) throw BadRead("too many threads");
+        if (seen.size() >= limits::kMaxThreads) throw BadRead("too many threads");
         if (!seen.insert(ts).second) throw BadRead("thread list loops");
         Block b = mem.block(ts, static_cast<std::size_t>(L.thread.size), "thread state");
+        if (L.thread.interp != kAbsent) {
+            Addr owner = b.ptr(L.thread.interp);
+            if (owner != interp.addr) throw BadRead("thread state " + hexAddr(ts) + " is not its interpreter's (freed)");
+            if (witness) witness->expect(ts + static_cast<Addr>(L.thread.interp), owner);
+        }
+        if (witness) witness->expect(ts + static_cast<Addr>(L.thread.next), b.ptr(L.thread.next));
+        sawMain = sawMain || ts == interp.threadsMain;
         ThreadState t;
         t.addr = ts;
         t.threadId = b.ptr(L.thread.threadId);
@@ -64,10 +76,48 @@ std::vector<ThreadState> readThreads(Remote& mem, const Layout& L, const Interpr
             }
             t.currentFrame = frame;
         }
-        out.push_back(t);
+        if (witness) witness->expect(ts + static_cast<Addr>(L.thread.threadId), t.threadId);
+        if (t.threadId) out.push_back(t);
         ts = b.ptr(L.thread.next);
     }
+    if (interp.threadsMain && !sawMain) throw BadRead("the thread list read lacks the main thread");
+    // 3.10/3.11 give a thread state the id of the thread that creates it,
+    // until the new thread starts and sets its own: the creator appears
+    // twice. The older state (later in the newest-first list) is the thread.
+    std::unordered_set<std::uint64_t> ids;
+    for (auto it = out.rbegin(); it != out.rend(); ++it) {
+        if (!ids.insert(it->threadId).second) it->threadId = 0;
+    }
+    std::erase_if(out, [](const ThreadState& t) { return t.threadId == 0; });
     return out;
+}
+
+Addr readCurrentFrame(Remote& mem, const Layout& L, Addr tstate) {
+    if (L.currentFrame == CurrentFrameModel::direct) return mem.ptr(tstate + L.thread.currentFrame, "current frame");
+    Addr cframe = mem.ptr(tstate + L.thread.cframe, "cframe");
+    if (!cframe) return 0;
+    std::uint64_t frame = 0;
+    if (!mem.tryRead(cframe + L.thread.cframeCurrentFrame, &frame, sizeof frame)) {
+        throw BadRead("thread cframe unreadable");
+    }
+    return frame;
+}
+
+std::vector<ThreadState> readThreadsConsistent(Remote& mem, MemoryReader& fresh, const Layout& L,
+                                               const InterpreterState& interp, int attempts) {
+    std::string why = "the thread list kept changing while it was read";
+    for (int i = 0; i < attempts; ++i) {
+        Witness w;
+        try {
+            auto threads = readThreads(mem, L, interp, &w);
+            if (w.holds(fresh)) return threads;
+        } catch (const BadRead& e) {
+            why = e.what();
+        }
+        // Read it straight from the target next time, not from cached pages.
+        mem.reader().forget();
+    }
+    throw BadRead(why);
 }
 
 }  // namespace aioscope

@@ -29,17 +29,29 @@ std::optional<Addr> moduleDict(Objects& objects, const InterpreterState& interp,
     return dict ? std::optional<Addr>(dict) : std::nullopt;
 }
 
-std::map<std::uint64_t, std::string> threadNames(Objects& objects, const InterpreterState& interp) {
+std::map<std::uint64_t, std::string> threadNames(Objects& objects, const InterpreterState& interp,
+                                                 Witness* witness) {
     std::map<std::uint64_t, std::string> names;
     auto threading = moduleDict(objects, interp, "threading");
     if (!threading) return names;
     auto active = objects.dictGet(*threading, "_active");
     if (!active) return names;
+    if (witness) {
+        const Layout& L = objects.layout();
+        // Threads come and go all the time; entries change in place, which
+        // is fine. A table reallocated under the read is not.
+        for (Off off : {L.dict.keys, L.dict.values}) {
+            Addr at = *active + static_cast<Addr>(off);
+            witness->expect(at, objects.mem().ptr(at, "_active"));
+        }
+    }
     for (const auto& [key, thread] : objects.dictItems(*active)) {
         auto ident = objects.integer(key);
         auto nameObj = objects.attr(thread, "_name");
         if (!ident || !nameObj) continue;
-        if (auto name = objects.str(*nameObj, 1024)) names[static_cast<std::uint64_t>(*ident)] = *name;
+        // Thread.name is always an exact str; anything else is a Thread
+        // being torn down (or memory reused) while it was read.
+        if (auto name = objects.exactStr(*nameObj, 1024)) names[static_cast<std::uint64_t>(*ident)] = *name;
     }
     return names;
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "remote/objects.h"
+#include "remote/witness.h"
 #include "walk/interpreters.h"
 
 namespace aioscope {
@@ -18,8 +19,10 @@ std::optional<std::string> sysVersion(Objects& objects, const InterpreterState& 
 // The __dict__ of an imported module, if it is in sys.modules.
 std::optional<Addr> moduleDict(Objects& objects, const InterpreterState& interp, std::string_view name);
 
-// threading._active: thread ident -> Thread.name.
-std::map<std::uint64_t, std::string> threadNames(Objects& objects, const InterpreterState& interp);
+// threading._active: thread ident -> Thread.name. With `witness`, records
+// the dict's table (threads starting and ending resize it).
+std::map<std::uint64_t, std::string> threadNames(Objects& objects, const InterpreterState& interp,
+                                                 Witness* witness = nullptr);
 
 // "3.10.13 (main, ...)" -> 13; -1 if it does not parse.
 int microFromVersionString(const std::string& version);

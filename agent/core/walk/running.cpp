@@ -9,7 +9,7 @@ namespace {
 constexpr const char* kRunningLoopKey = "__asyncio_running_event_loop__";
 
 Addr notNone(Objects& objects, Addr obj) {
-    return obj && objects.typeNameOf(obj) != "NoneType" ? obj : 0;
+    return obj && objects.builtinTypeNameOf(obj) != "NoneType" ? obj : 0;
 }
 
 Addr runningLoop(Objects& objects, const ThreadState& t, pid_t pid) {
@@ -40,25 +40,35 @@ RunningLoops readRunningLoops(Objects& objects, const InterpreterState& interp,
                               const std::vector<ThreadState>& threads, pid_t pid) {
     const Layout& L = objects.layout();
     RunningLoops out;
+    // A thread starting or ending while it is read has a dict being built or
+    // torn down: it runs no loop anyone can see, so it is skipped.
     for (const auto& t : threads) {
-        if (Addr loop = runningLoop(objects, t, pid)) {
-            out.threadOfLoop[loop] = t.threadId;
-            out.loopOfThread[t.threadId] = loop;
+        try {
+            if (Addr loop = runningLoop(objects, t, pid)) {
+                out.threadOfLoop[loop] = t.threadId;
+                out.loopOfThread[t.threadId] = loop;
+            }
+        } catch (const BadRead&) {
         }
     }
     if (L.asyncio.threadRunningTask != kAbsent) {
         for (const auto& t : threads) {
-            Addr task = notNone(objects, objects.mem().ptr(t.addr + L.asyncio.threadRunningTask, "running task"));
-            if (task) out.taskOfThread[t.threadId] = task;
+            std::uint64_t task = 0;
+            if (!objects.mem().tryRead(t.addr + L.asyncio.threadRunningTask, &task, 8)) continue;
+            if ((task = notNone(objects, task))) out.taskOfThread[t.threadId] = task;
         }
         return out;
     }
-    auto dict = moduleDict(objects, interp, "_asyncio");
-    auto current = dict ? objects.dictGet(*dict, "_current_tasks") : std::nullopt;
-    if (!current) return out;
-    for (const auto& [loop, task] : objects.dictItems(*current)) {
-        auto it = out.threadOfLoop.find(loop);
-        if (it != out.threadOfLoop.end()) out.taskOfThread[it->second] = task;
+    try {
+        auto dict = moduleDict(objects, interp, "_asyncio");
+        auto current = dict ? objects.dictGet(*dict, "_current_tasks") : std::nullopt;
+        if (!current) return out;
+        for (const auto& [loop, task] : objects.dictItems(*current)) {
+            auto it = out.threadOfLoop.find(loop);
+            if (it != out.threadOfLoop.end()) out.taskOfThread[it->second] = task;
+        }
+    } catch (const BadRead&) {
+        // Which task runs is then learnt from its coroutine's state alone.
     }
     return out;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "remote/objects.h"
+#include "remote/witness.h"
 #include "walk/interpreters.h"
 
 namespace aioscope {
@@ -22,10 +23,12 @@ struct TaskRegistryResult {
     std::vector<std::string> warnings;   // parts of the registry that could not be read
 };
 
+// With `witness`, records the structure of what was read (list links, set
+// tables) so the caller can check nothing moved under the read.
 TaskRegistryResult discoverTasks(Objects& objects, const InterpreterState& interp,
-                                 const std::vector<ThreadState>& threads);
+                                 const std::vector<ThreadState>& threads, Witness* witness = nullptr);
 
 // Objects in a weakref.WeakSet that are still alive.
-std::vector<Addr> weakSetItems(Objects& objects, Addr weakset);
+std::vector<Addr> weakSetItems(Objects& objects, Addr weakset, Witness* witness = nullptr);
 
 }  // namespace aioscope

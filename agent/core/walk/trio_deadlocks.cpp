@@ -1,8 +1,11 @@
 // The deadlocks trio's own records make certain, and the second read that
 // confirms every fact one rests on before it is reported.
 #include <algorithm>
+#include <unordered_set>
 
 #include "walk/trio_reader.h"
+
+#include <unordered_set>
 
 namespace aioscope::trio {
 

@@ -19,8 +19,15 @@ class Wakers {
 public:
     explicit Wakers(Objects& objects) : m_objects(objects) {}
 
-    // Tasks woken when `future` completes (never `future` itself).
-    const std::vector<Addr>& awaitersOf(Addr future);
+    // Tasks woken when `future` completes (itself too, when it gathers or
+    // waits for itself: a deadlock of one).
+    std::vector<Addr> awaitersOf(Addr future);
+
+    // Forget what was learnt (before reading again a process that moved on).
+    void clear() {
+        m_cache.clear();
+        m_inProgress.clear();
+    }
 
     // The callables registered with add_done_callback.
     std::vector<Addr> callbacks(Addr future);
@@ -29,15 +36,25 @@ public:
     std::string functionName(Addr callable);
 
 private:
+    // Tasks met on the way, and among them those that a wake-up names (a
+    // task_wakeup callback, awaited_by, a TaskGroup's parent): a task named
+    // only by a helper's closure may be the awaited one (shield keeps its
+    // inner task there), so it is not its own awaiter.
+    struct Found {
+        std::vector<Addr> all;
+        std::vector<Addr> woken;
+    };
     // Awaiters of a future, memoized for every future met on the way (a
     // gather's outer future is reached from each of its children).
-    const std::vector<Addr>& collect(Addr future, int depth);
-    void fromCallable(Addr cb, int depth, std::vector<Addr>& out);
-    void fromObject(Addr obj, int depth, std::vector<Addr>& out);
+    const Found& collect(Addr future, int depth);
+    Found expand(Addr future, int depth);
+    void fromCallable(Addr cb, int depth, Found& out);
+    void fromObject(Addr obj, int depth, Found& out, bool wakes);
 
     Objects& m_objects;
-    std::unordered_map<Addr, std::vector<Addr>> m_cache;
-    std::unordered_map<Addr, bool> m_inProgress;
+    std::unordered_map<Addr, Found> m_cache;
+    // The futures being expanded, outermost first (at most kMaxDepth + 1).
+    std::vector<Addr> m_inProgress;
 };
 
 }  // namespace aioscope

@@ -201,10 +201,51 @@
         h("div", { className: "head" }, h("b", null, "Thread " + t.thread_id), t.native_id !== null && t.native_id !== undefined ? " (native " + t.native_id + ")" : "",
           t.name ? [" \u201c", dom.name(t.name, 80), "\u201d"] : null, t.holds_gil ? h("span", { className: "badge warn" }, "holds the GIL") : null,
           t.error ? h("span", { className: "warn small" }, " incomplete: " + t.error) : null),
+        threadFacts(snap, t),
         frameList(t.frames, t.omitted_frames),
         t.truncated ? h("div", { className: "dim small" }, "deeper than aioscope reads") : null));
     });
     return box;
+  }
+
+  // What a thread is blocked in, who holds it, what it holds, the executor
+  // work it runs (a thread's side of the sync/async boundary, as `dump`'s
+  // text says it).
+  function threadFacts(snap, t) {
+    var names = new Map();
+    snap.threads.forEach(function (x) { if (x && typeof x === "object") names.set(x.thread_id, x.name); });
+    var tasks = new Map();
+    snap.tasks.forEach(function (x) { if (x && typeof x === "object") tasks.set(x.id, x.name); });
+    function thread(id) {
+      var n = names.get(id);
+      return "thread " + String(id) + (n ? " \u201c" + dom.printable(n, 80) + "\u201d" : "");
+    }
+    function task(id) {
+      return tasks.has(id) ? "task \u2018" + dom.printable(tasks.get(id), 80) + "\u2019" : String(id);
+    }
+    var rows = [];
+    var w = t.waiting && typeof t.waiting === "object" ? t.waiting : null;
+    if (w) {
+      var text = "waits on " + dom.printable(w.object_type || w.kind, 80) + (w.object ? " " + dom.printable(w.object, 40) : "") +
+        " [" + dom.printable(w.kind, 40) + "]";
+      if (w.owner !== null && w.owner !== undefined) text += ", held by " + thread(w.owner);
+      else if (w.kind === "lock" || w.kind === "rlock") text += " (holder unknown)";
+      if (w.thread !== null && w.thread !== undefined) text += ": " + thread(w.thread);
+      if (w.task) text += ", for " + task(w.task) + (w.queued ? " (not started: queued on its loop)" : "");
+      if (Array.isArray(w.futures) && w.futures.length) text += " (" + w.futures.length + " futures)";
+      rows.push(h("div", { className: "warn small thread-wait" }, text));
+    }
+    if (Array.isArray(t.holds) && t.holds.length) {
+      rows.push(h("div", { className: "small thread-holds" }, "holds " + t.holds.map(function (x) { return dom.printable(x, 40); }).join(", ")));
+    }
+    var k = t.worker && typeof t.worker === "object" ? t.worker : null;
+    if (k) {
+      var by = Array.isArray(k.awaited_by) ? k.awaited_by : [];
+      rows.push(h("div", { className: "small thread-worker" }, "worker of executor " + dom.printable(k.executor || "?", 40) +
+        (k.work_item ? ", runs work item " + dom.printable(k.work_item, 40) : ", idle") +
+        (by.length ? ", awaited by " + by.map(task).join(", ") : "")));
+    }
+    return rows.length ? h("div", { className: "thread-facts" }, rows) : null;
   }
 
   function flaggedBelow(ix, t, path) {

@@ -1,0 +1,369 @@
+#include "uvloop_hook.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "observers.h"
+#include "pyapi.h"
+#include "stall_hook.h"
+
+namespace aioscope::agent {
+
+namespace {
+
+using ContextFn = int (*)(PyObject*);
+
+// The functions uvloop's GOT pointed at before us, kept for the life of the
+// process (a callback in flight returns through them).
+std::atomic<ContextFn> g_enter{nullptr};
+std::atomic<ContextFn> g_exit{nullptr};
+
+// A thread that ran a uvloop callback: uvloop's loop runs there.
+thread_local bool t_uvloopThread = false;
+
+int contextEnter(PyObject* ctx) {
+    int r = g_enter.load(std::memory_order_relaxed)(ctx);
+    if (r == 0 && StallHook::instance().enterNested()) {
+        UvloopHook::instance().markTimed();
+        t_uvloopThread = true;
+    }
+    return r;
+}
+
+// -- Context.run: protocol callbacks ----------------------------------------
+// uvloop calls a protocol's methods (connection_made, data_received, ...)
+// from libuv's callbacks through context.run(method, ...) (run_in_context*
+// in its cbhandles.pyx), which enters the context inside CPython, past
+// uvloop's GOT. The "run" entry of CPython's own method table for Context
+// is pointed at a wrapper that times the call as a callback of its own, on
+// threads where uvloop's loop runs (elsewhere it only passes through: asyncio
+// and trio time their callbacks themselves).
+
+using FastKeywords = PyObject* (*)(PyObject*, PyObject* const*, std::ptrdiff_t, PyObject*);
+std::atomic<FastKeywords> g_contextRun{nullptr};
+
+PyObject* contextRun(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
+    bool timed = t_uvloopThread && StallHook::instance().enterNested();
+    PyObject* r = g_contextRun.load(std::memory_order_relaxed)(self, args, nargs, kwnames);
+    if (timed) StallHook::instance().leaveNested();
+    return r;
+}
+
+// The protection of the mapping holding `addr`, from /proc/self/maps; -1 if not found.
+int protectionOf(std::uintptr_t addr) {
+    FILE* maps = std::fopen("/proc/self/maps", "re");
+    if (!maps) return -1;
+    char line[512];
+    int prot = -1;
+    while (std::fgets(line, sizeof line, maps)) {
+        unsigned long start = 0, end = 0;
+        char perms[5] = {};
+        if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+        if (addr < start || addr >= end) continue;
+        prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+               (perms[2] == 'x' ? PROT_EXEC : 0);
+        break;
+    }
+    std::fclose(maps);
+    return prot;
+}
+
+// GIL held. "" once Context.run is ours, else why not.
+std::string patchContextRun() {
+    if (g_contextRun.load()) return "";
+    PyApi& py = python();
+    PyObject* module = py.importedModule("_contextvars");
+    PyObject* type = module ? py.getAttrString(module, "Context") : nullptr;
+    PyObject* descr = type ? py.getAttrString(type, "run") : nullptr;
+    if (!descr) py.errClear();
+    for (PyObject* o : {module, type}) {
+        if (o) py.decRef(o);
+    }
+    if (!descr) return "contextvars.Context.run was not found";
+    std::string why;
+    // PyMethodDescrObject: PyDescr_COMMON (object head, d_type, d_name,
+    // d_qualname), then d_method, the PyMethodDef {ml_name, ml_meth, ml_flags, ...}.
+    const void* type_ = *reinterpret_cast<void* const*>(reinterpret_cast<const char*>(descr) + 8);
+    const char* typeName = type_ ? *reinterpret_cast<const char* const*>(reinterpret_cast<const char*>(type_) + 24) : "";
+    auto* def = std::strcmp(typeName, "method_descriptor") == 0
+                    ? *reinterpret_cast<char**>(reinterpret_cast<char*>(descr) + 40)
+                    : nullptr;
+    const char* name = def ? *reinterpret_cast<const char**>(def) : nullptr;
+    int flags = def ? *reinterpret_cast<int*>(def + 16) : 0;
+    if (!def || !name || std::strcmp(name, "run") != 0 || flags != (kMethFastcall | kMethKeywords)) {
+        why = "contextvars.Context.run is not the method this agent knows";
+    } else {
+        auto** slot = reinterpret_cast<void**>(def + 8);
+        auto original = reinterpret_cast<FastKeywords>(*slot);
+        long page = sysconf(_SC_PAGESIZE);
+        auto pageStart = reinterpret_cast<std::uintptr_t>(slot) & ~static_cast<std::uintptr_t>(page - 1);
+        int prot = protectionOf(reinterpret_cast<std::uintptr_t>(slot));
+        bool writable = prot >= 0 && (prot & PROT_WRITE);
+        if (prot < 0 || (!writable && mprotect(reinterpret_cast<void*>(pageStart), page, prot | PROT_WRITE) != 0)) {
+            why = "CPython's method table for Context could not be written";
+        } else {
+            g_contextRun.store(original);
+            __atomic_store_n(slot, reinterpret_cast<void*>(&contextRun), __ATOMIC_RELEASE);
+            if (!writable) mprotect(reinterpret_cast<void*>(pageStart), page, prot);
+        }
+    }
+    py.decRef(descr);
+    return why;
+}
+
+int contextExit(PyObject* ctx) {
+    StallHook::instance().leaveNested();
+    return g_exit.load(std::memory_order_relaxed)(ctx);
+}
+
+// uvloop's loop module: .../uvloop/loop.cpython-311-x86_64-linux-gnu.so
+bool isUvloopLoop(const char* path) {
+    if (!path) return false;
+    const char* at = std::strstr(path, "/uvloop/loop.");
+    return at && std::strstr(at, ".so");
+}
+
+bool isJumpOrGlobal(std::uint32_t type) {
+#if defined(__x86_64__)
+    return type == R_X86_64_JUMP_SLOT || type == R_X86_64_GLOB_DAT;
+#elif defined(__aarch64__)
+    return type == R_AARCH64_JUMP_SLOT || type == R_AARCH64_GLOB_DAT;
+#else
+    (void)type;
+    return false;
+#endif
+}
+
+struct Scan {
+    int patched = 0;   // objects whose two slots are ours
+    std::string failure;
+};
+
+// glibc relocates most d_ptr values in place; some targets leave them relative.
+ElfW(Addr) absolute(ElfW(Addr) ptr, ElfW(Addr) base) { return ptr < base ? ptr + base : ptr; }
+
+// Points one GOT slot at `ours`; the page goes back to read-only if the
+// loader made it so (RELRO, as BIND_NOW objects have).
+bool writeSlot(void** slot, void* ours, ElfW(Addr) relroStart, ElfW(Addr) relroEnd) {
+    long page = sysconf(_SC_PAGESIZE);
+    auto addr = reinterpret_cast<ElfW(Addr)>(slot);
+    ElfW(Addr) pageStart = addr & ~static_cast<ElfW(Addr)>(page - 1);
+    bool relro = pageStart >= relroStart && pageStart < relroEnd;
+    if (relro && mprotect(reinterpret_cast<void*>(pageStart), page, PROT_READ | PROT_WRITE) != 0) return false;
+    __atomic_store_n(slot, ours, __ATOMIC_RELEASE);
+    if (relro) mprotect(reinterpret_cast<void*>(pageStart), page, PROT_READ);
+    return true;
+}
+
+void patchObject(dl_phdr_info* info, Scan& scan) {
+    ElfW(Addr) base = info->dlpi_addr;
+    const ElfW(Dyn)* dyn = nullptr;
+    ElfW(Addr) relroStart = 0, relroEnd = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        if (ph.p_type == PT_DYNAMIC) dyn = reinterpret_cast<const ElfW(Dyn)*>(base + ph.p_vaddr);
+        if (ph.p_type == PT_GNU_RELRO) {
+            // As the loader protects it: whole pages only.
+            relroStart = (base + ph.p_vaddr) & ~static_cast<ElfW(Addr)>(page - 1);
+            relroEnd = (base + ph.p_vaddr + ph.p_memsz) & ~static_cast<ElfW(Addr)>(page - 1);
+        }
+    }
+    if (!dyn) {
+        scan.failure = "uvloop's loop module has no dynamic section";
+        return;
+    }
+    const ElfW(Sym)* symtab = nullptr;
+    const char* strtab = nullptr;
+    const ElfW(Rela)* tables[2] = {};
+    std::size_t sizes[2] = {};
+    for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
+        switch (d->d_tag) {
+        case DT_SYMTAB: symtab = reinterpret_cast<const ElfW(Sym)*>(absolute(d->d_un.d_ptr, base)); break;
+        case DT_STRTAB: strtab = reinterpret_cast<const char*>(absolute(d->d_un.d_ptr, base)); break;
+        case DT_JMPREL: tables[0] = reinterpret_cast<const ElfW(Rela)*>(absolute(d->d_un.d_ptr, base)); break;
+        case DT_PLTRELSZ: sizes[0] = d->d_un.d_val; break;
+        case DT_RELA: tables[1] = reinterpret_cast<const ElfW(Rela)*>(absolute(d->d_un.d_ptr, base)); break;
+        case DT_RELASZ: sizes[1] = d->d_un.d_val; break;
+        default: break;
+        }
+    }
+    if (!symtab || !strtab) {
+        scan.failure = "uvloop's loop module has no symbol table";
+        return;
+    }
+    void** enterSlot = nullptr;
+    void** exitSlot = nullptr;
+    for (int t = 0; t < 2; ++t) {
+        if (!tables[t]) continue;
+        std::size_t n = sizes[t] / sizeof(ElfW(Rela));
+        for (std::size_t i = 0; i < n && i < 1'000'000; ++i) {
+            const ElfW(Rela)& r = tables[t][i];
+            if (!isJumpOrGlobal(ELF64_R_TYPE(r.r_info))) continue;
+            const char* name = strtab + symtab[ELF64_R_SYM(r.r_info)].st_name;
+            if (std::strcmp(name, "PyContext_Enter") == 0) enterSlot = reinterpret_cast<void**>(base + r.r_offset);
+            if (std::strcmp(name, "PyContext_Exit") == 0) exitSlot = reinterpret_cast<void**>(base + r.r_offset);
+        }
+    }
+    if (!enterSlot || !exitSlot) {
+        scan.failure = "uvloop's loop module does not call PyContext_Enter/PyContext_Exit (a uvloop this agent does "
+                       "not know)";
+        return;
+    }
+    void* oursEnter = reinterpret_cast<void*>(&contextEnter);
+    void* oursExit = reinterpret_cast<void*>(&contextExit);
+    if (*enterSlot == oursEnter && *exitSlot == oursExit) {
+        ++scan.patched;
+        return;
+    }
+    // The real functions (a lazily bound slot still points into the module's
+    // own PLT: resolving through it would overwrite our slot).
+    auto realEnter = reinterpret_cast<ContextFn>(dlsym(RTLD_DEFAULT, "PyContext_Enter"));
+    auto realExit = reinterpret_cast<ContextFn>(dlsym(RTLD_DEFAULT, "PyContext_Exit"));
+    if (!realEnter || !realExit) {
+        scan.failure = "PyContext_Enter/PyContext_Exit not found in this Python";
+        return;
+    }
+    // Bound already to something else than CPython's (another tool's
+    // wrapper): call that, it calls CPython's.
+    auto bound = [&](void* current, ContextFn real) {
+        Dl_info di{};
+        bool ownPlt = dladdr(current, &di) && di.dli_fbase == reinterpret_cast<void*>(base);
+        return current && !ownPlt ? reinterpret_cast<ContextFn>(current) : real;
+    };
+    ContextFn enterTarget = bound(*enterSlot, realEnter);
+    ContextFn exitTarget = bound(*exitSlot, realExit);
+    ContextFn expected = nullptr;
+    // One pair of originals for the process: a second uvloop module (a rare
+    // second copy) is patched only if it calls the same functions.
+    if (!g_enter.compare_exchange_strong(expected, enterTarget) && expected != enterTarget) {
+        scan.failure = "a second uvloop loop module, bound to other functions";
+        return;
+    }
+    g_exit.store(exitTarget);
+    // The exit first: a callback entered through CPython's own function may
+    // leave through ours (a slot that is idle ignores it), never the reverse.
+    if (!writeSlot(exitSlot, oursExit, relroStart, relroEnd) ||
+        !writeSlot(enterSlot, oursEnter, relroStart, relroEnd)) {
+        scan.failure = "uvloop's global offset table could not be written";
+        return;
+    }
+    ++scan.patched;
+}
+
+int onObject(dl_phdr_info* info, std::size_t, void* data) {
+    if (isUvloopLoop(info->dlpi_name)) patchObject(info, *static_cast<Scan*>(data));
+    return 0;
+}
+
+int loaderAdds() {
+    int adds = -1;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t size, void* data) {
+            if (size >= offsetof(dl_phdr_info, dlpi_adds) + sizeof info->dlpi_adds) {
+                *static_cast<int*>(data) = static_cast<int>(info->dlpi_adds);
+            }
+            return 1;  // the first object tells
+        },
+        &adds);
+    return adds;
+}
+
+// -- asyncio._set_running_loop ------------------------------------------------
+
+PyObject* g_setRunning = nullptr;  // the original, kept for the life of the process
+PyObject* g_ourSetRunning = nullptr;
+
+PyObject* setRunningLoop(PyObject*, PyObject* loop) {
+    PyApi& py = python();
+    PyObject* args = py.buildValue("(O)", loop);
+    if (!args) return nullptr;
+    PyObject* result = py.call(g_setRunning, args, nullptr);
+    py.decRef(args);
+    if (!result) return nullptr;
+    // A loop starts (or stops: loop is None; cheap either way): one of a
+    // kind not seen yet may be uvloop's, loaded since the last look.
+    if (StallHook::instance().installed()) UvloopHook::instance().patchLoaded();
+    Observers::instance().loopStarts(loop);
+    return result;
+}
+
+PyMethodDef g_setRunningDef{"_set_running_loop", reinterpret_cast<void*>(&setRunningLoop), 0x0008 /* METH_O */,
+                            "asyncio._set_running_loop, watched by aioscope"};
+
+}  // namespace
+
+UvloopHook& UvloopHook::instance() {
+    static UvloopHook* hook = new UvloopHook;  // never destroyed: see Agent::instance()
+    return *hook;
+}
+
+bool UvloopHook::patchLoaded() {
+    int adds = loaderAdds();
+    if (adds >= 0 && adds == m_adds.load()) return m_patched;  // nothing loaded since
+    m_adds = adds;
+    Scan scan;
+    dl_iterate_phdr(&onObject, &scan);
+    if (scan.patched) {
+        m_patched = true;
+        m_protocolFailure = patchContextRun();
+        m_protocolsTimed = m_protocolFailure.empty();
+    }
+    if (!scan.failure.empty()) m_failure = scan.failure;
+    return m_patched;
+}
+
+std::string UvloopHook::failure() const { return m_patched ? std::string() : m_failure; }
+
+bool UvloopHook::watchRunningLoops() {
+    PyApi& py = python();
+    PyObject* events = py.importedModule("asyncio.events");
+    PyObject* package = py.importedModule("asyncio");
+    PyObject* current = events ? py.getAttrString(events, "_set_running_loop") : nullptr;
+    if (!current) py.errClear();
+    bool ok = false;
+    if (current && package) {
+        if (!g_ourSetRunning) g_ourSetRunning = py.cfunctionNewEx(&g_setRunningDef, nullptr, nullptr);
+        if (current == g_ourSetRunning) {
+            ok = true;  // still in place from an earlier session
+        } else if (g_ourSetRunning) {
+            if (g_setRunning) py.decRef(g_setRunning);
+            g_setRunning = current;  // keeps the reference
+            current = nullptr;
+            // uvloop reads it from the package once, at its import.
+            ok = py.setAttrString(events, "_set_running_loop", g_ourSetRunning) == 0 &&
+                 py.setAttrString(package, "_set_running_loop", g_ourSetRunning) == 0;
+            if (!ok) py.errClear();
+        }
+    }
+    if (current) py.decRef(current);
+    if (events) py.decRef(events);
+    if (package) py.decRef(package);
+    return ok;
+}
+
+void UvloopHook::unwatchRunningLoops() {
+    PyApi& py = python();
+    if (!g_setRunning || !g_ourSetRunning) return;
+    for (const char* name : {"asyncio.events", "asyncio"}) {
+        PyObject* module = py.importedModule(name);
+        if (!module) continue;
+        PyObject* current = py.getAttrString(module, "_set_running_loop");
+        if (!current) py.errClear();
+        // Somebody may have wrapped ours meanwhile: leave theirs in place.
+        if (current == g_ourSetRunning && py.setAttrString(module, "_set_running_loop", g_setRunning) != 0) {
+            py.errClear();
+        }
+        if (current) py.decRef(current);
+        py.decRef(module);
+    }
+}
+
+}  // namespace aioscope::agent

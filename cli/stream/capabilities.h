@@ -1,0 +1,39 @@
+// What each observed process could check, from its hello and later
+// `capabilities` events: `--fail-on X` passes only if X was active, at the
+// end, in every process that reported (docs/guide.md#ci-mode-run).
+//
+// Agents that predate the capabilities object send only "stall_detection":
+// anything but "active" means not active, and the observers of the silent
+// bugs are installed with the stall hook, so they share its state.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace aioscope::cli {
+
+struct CapabilityState {
+    std::string state;   // active, pending, inactive
+    std::string reason;  // why not active ("" if none given)
+};
+
+class Capabilities {
+public:
+    // hello, capabilities and (older agents) info events.
+    void observe(pid_t pid, const nlohmann::json& event);
+    // Processes in which `name` is not active now: "pid N (reason)".
+    std::vector<std::string> notActive(const std::string& name) const;
+    bool any() const { return !m_byPid.empty(); }
+
+private:
+    std::map<pid_t, std::map<std::string, CapabilityState>> m_byPid;
+};
+
+// The capability a --fail-on condition needs ("stall" -> "stall_detection").
+std::string capabilityFor(const std::string& failOn);
+
+}  // namespace aioscope::cli

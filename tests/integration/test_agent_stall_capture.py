@@ -1,0 +1,97 @@
+"""Stacks of stalls: read at the moment a callback crosses the threshold,
+however short the stall; and the stall that is already under way when
+`attach` arrives, reported with the blocking stack, its task and a start
+that is a bound ("at least").
+
+Fixtures measure themselves: agent_stall_edge.py spins 101 ms per episode and
+has asyncio time every slow callback (the machine may stretch them; a stall
+is judged against asyncio's own timing); agent_wedged.py blocks its loop in
+time.sleep() and records when, before the agent arrives."""
+import re
+from pathlib import Path
+
+from agent_helpers import (INTERVAL_MS, THRESHOLD_MS, Live, Target, describe_stall, judge_stalls, match_stalls,
+                           out_path, read_json, run_in, wait_file)
+from harness import AIOSCOPE
+
+OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
+SLEEP_SYSCALL = re.compile(r"(clock_nanosleep|nanosleep|select)\b")
+EPISODES = 8
+
+
+def test_run_stalls_just_over_the_threshold_all_have_stacks(interp):
+    """Eight 101 ms busy callbacks at a 100 ms threshold: every one that
+    asyncio timed over the threshold is a stall with the stack it was
+    running when it crossed it (or, when that read lost the race with the
+    callback's end on a busy machine, the one read just before the crossing,
+    marked so)."""
+    truth_path = out_path(interp, "agent_stall_edge")
+    s = run_in(interp, "agent_stall_edge.py", "--truth", interp.inside(truth_path), "--episodes", str(EPISODES),
+               options=OPTS)
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert truth["hooked"], "the agent never hooked Handle._run"
+    problems = judge_stalls(s, truth["slow_callbacks"])
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
+    # Every episode (the fixture's own measure: at least 101 ms, inside the
+    # hook's timing) is a stall; any other stall is one asyncio timed too.
+    assert all(ep["measured_ms"] >= THRESHOLD_MS + 1 for ep in truth["episodes"]), truth["episodes"]
+    pairs, lost, missed = match_stalls(s, truth["episodes"])
+    assert not missed, f"episodes without a stall: {missed}\n{s.summary()}"
+    where, spinning = {}, 0
+    for st in s.of("stall"):
+        assert st["captured"] and st["stack"], f"no stack: {describe_stall(st)}\n{s.summary()}"
+        # The callback's own stack: the task's step (a read that came a
+        # little late may find it just past the spin, still in that step).
+        assert "edge_task" in [f["function"] for f in st["stack"]], describe_stall(st)
+        spinning += [f["function"] for f in st["stack"][:2]] == ["spin_until", "edge_step"]
+        assert st["task"] and st["task"]["name"] == "edge-task", describe_stall(st)
+        assert st["stack_at"] in ("threshold", "before_threshold") and not st["at_least"], st
+        # Read during the callback, close to the crossing.
+        assert THRESHOLD_MS / 2 <= st["stack_elapsed_ms"] <= st["elapsed_ms"] + 1, st
+        where[st["stack_at"]] = where.get(st["stack_at"], 0) + 1
+    print(f"{interp.name}: {len(s.of('stall'))} stalls for {len(truth['episodes'])} episodes, stacks read {where}, "
+          f"{spinning} in the spin")
+
+
+def test_attach_reports_the_stall_under_way(interp):
+    """The loop is blocked in time.sleep() when `attach` arrives: the stall is
+    reported while it lasts, with the blocking frame, the task, a start that
+    is no earlier than the real one (at_least), then its end."""
+    assert_stall_under_way_at_attach(interp)
+
+
+def assert_stall_under_way_at_attach(interp, *args, env=None):
+    """agent_wedged.py (with `args`: its --loop) blocked when attach arrives."""
+    target = Target(interp, "agent_wedged.py", "--wedge", "6", "--linger", "2", *args, env=env)
+    try:
+        truth = target.truth  # written just before it blocked
+        live = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
+        try:
+            stall = live.wait_for(lambda e: e["type"] == "stall", 20, "stall")
+            end = live.wait_for(lambda e: e["type"] == "stall_end", 20, "stall_end")
+        finally:
+            s = live.stop()
+        ended = wait_file(str(target.truth_path) + ".end", 20, target.proc, "end truth")
+    finally:
+        target.close()
+        Path(str(target.truth_path) + ".end").unlink(missing_ok=True)  # Target removes only its truth
+    assert stall["at_least"] and stall["captured"] and stall["stack_at"] == "ongoing", describe_stall(stall)
+    assert stall["stack"][0] == truth["frame"], (stall["stack"][:2], truth["frame"])
+    assert stall["stack"][1]["function"] in ("wedged_task", "wedged_trio_task")
+    assert stall["task"]["name"] == truth["task"] and stall["task"]["id"] == truth["task_id"], stall["task"]
+    assert stall["thread_id"] == truth["thread_id"] and stall["native_id"] == truth["native_id"]
+    # A lower bound: it started no earlier than it really did, and had lasted
+    # no longer than it really had when reported.
+    assert stall["started_at"] >= truth["started_at"] - 0.002, (stall["started_at"], truth["started_at"])
+    assert stall["elapsed_ms"] >= THRESHOLD_MS
+    assert stall["elapsed_ms"] <= (stall["ts"] - truth["started_at"]) * 1000 + 2
+    assert end["stall_id"] == stall["stall_id"] and end["at_least"]
+    assert end["duration_ms"] <= ended["measured_ms"] + 2
+    assert end["ts"] >= ended["ended_at"] - 0.002, "its end was reported before it ended"
+    # The native stack is in the sleep (a stripped static interpreter names
+    # no functions).
+    native = [f["function"] for f in stall.get("native_stack", [])]
+    assert "native_error" not in stall, stall["native_error"]
+    assert native and (not native[0] or SLEEP_SYSCALL.search(native[0])), native[:5]
+    assert len(s.of("stall")) == 1, s.summary()
