@@ -462,14 +462,28 @@ def judge_stalls(stream, slow, pid=None, window=None):
     the problems: a stall no such callback explains, or one under the
     threshold; a duration that disagrees with asyncio's; a callback over the
     threshold that no stall reported (only those inside `window`, Unix
-    seconds, when given: an attach sees only its own time)."""
+    seconds, when given: an attach sees only its own time).
+
+    A stall marked `at_least` (its callback began before the agent could time
+    it: an attach landing in the middle of one) starts at a bound no earlier
+    than the truth: it belongs to the callback running then, and its
+    duration is at most asyncio's (never more); an exact stall must agree."""
     problems, used = [], set()
     ends = {e["stall_id"]: e for e in stream.of("stall_end", pid)}
     for st in stream.of("stall", pid):
-        best = min(((abs(st["started_at"] - c["started_at"]), i) for i, c in enumerate(slow) if i not in used),
-                   default=None)
+        bound = st.get("at_least") is True
+
+        def distance(c):
+            if not bound:
+                return abs(st["started_at"] - c["started_at"])
+            # The callback running at the bound (it began at or before it).
+            end_s = c["started_at"] + c["duration_ms"] / 1000
+            return 0.0 if c["started_at"] - SLOW_MATCH_S <= st["started_at"] <= end_s else float("inf")
+
+        best = min(((distance(c), i) for i, c in enumerate(slow) if i not in used), default=None)
         if best is None or best[0] > SLOW_MATCH_S:
-            problems.append(f"{describe_stall(st)}: asyncio timed no callback of 80 ms or more starting then")
+            problems.append(f"{describe_stall(st)}: asyncio timed no callback of 80 ms or more "
+                            f"{'running' if bound else 'starting'} then")
             continue
         used.add(best[1])
         c = slow[best[1]]
@@ -477,9 +491,14 @@ def judge_stalls(stream, slow, pid=None, window=None):
             problems.append(f"{describe_stall(st)}: asyncio timed that callback at {c['duration_ms']:.1f} ms, "
                             f"under the {THRESHOLD_MS} ms threshold")
         end = ends.get(st["stall_id"])
-        if end is not None and not (c["duration_ms"] - SLOW_DURATION_BELOW_MS <= end["duration_ms"]
-                                    <= c["duration_ms"] + SLOW_DURATION_ABOVE_MS):
-            problems.append(f"{describe_stall(st)}: lasted {end['duration_ms']:.2f} ms, asyncio timed "
+        if end is None:
+            continue
+        low = 0.0 if bound else c["duration_ms"] - SLOW_DURATION_BELOW_MS
+        if end.get("at_least") is not st.get("at_least"):
+            problems.append(f"{describe_stall(st)}: its stall_end says at_least={end.get('at_least')}")
+        if not low <= end["duration_ms"] <= c["duration_ms"] + SLOW_DURATION_ABOVE_MS:
+            problems.append(f"{describe_stall(st)}: lasted {end['duration_ms']:.2f} ms"
+                            f"{' (a lower bound)' if bound else ''}, asyncio timed "
                             f"{c['duration_ms']:.2f} ms ({c['handle']})")
     for i, c in enumerate(slow):
         if i in used or c["duration_ms"] < THRESHOLD_MS + THRESHOLD_MARGIN_MS:
@@ -523,7 +542,7 @@ def describe_stall(s):
     return (f"stall #{s['stall_id']} pid {s['pid']} elapsed {s['elapsed_ms']:.1f} ms at "
             f"{top.get('qualname')} ({top.get('file')}:{top.get('line')}), task {(s['task'] or {}).get('name')}, "
             f"{len(s.get('native_stack') or [])} native frames, native_error {s.get('native_error')!r}, "
-            f"stopped {s.get('native_stopped_ms')} ms")
+            f"stopped {s.get('native_stopped_ms')} ms{', at_least' if s.get('at_least') else ''}")
 
 
 def frames(stack):
