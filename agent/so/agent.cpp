@@ -276,6 +276,9 @@ int Agent::startFromEnvironment(const std::string& configText) {
     auto cfg = parseConfig(configText);
     if (!cfg) return -1;
     python().resolve();
+    // Here, before Py_Initialize and before the agent's thread exists: the
+    // one moment Py_GetVersion() may be called (self_runtime.cpp says why).
+    captureVersionBeforeInit();
     m_runConfig = *cfg;
     if (cfg->mode == "run") {
         AuditHook::instance().add({&registerExitHandlers, [] {
@@ -293,7 +296,7 @@ int Agent::start(const std::string& configText) {
     auto cfg = parseConfig(configText);
     if (!cfg) return -1;
     std::lock_guard lock(m_mutex);
-    python().resolve();  // the hello needs Py_GetVersion at once
+    python().resolve();  // the hello needs Py_Version (3.11+) at once
     // The same loader may run on several threads (PEP 768 asks more than one):
     // one session per configuration, from the moment it starts (a second
     // start while the first connects would say hello twice).

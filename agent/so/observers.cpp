@@ -209,7 +209,11 @@ bool Observers::callInstall(const char* function, bool trackOrigins, bool unawai
         PyObject* globals = py.dictNew();
         if (!globals) return false;
         py.dictSetItemString(globals, "__builtins__", py.evalGetBuiltins());
-        py.dictSetItemString(globals, "__name__", py.buildValue("s", "aioscope_observers"));
+        // The dict takes its own reference: ours is released (it leaked).
+        if (PyObject* name = py.buildValue("s", "aioscope_observers")) {
+            py.dictSetItemString(globals, "__name__", name);
+            py.decRef(name);
+        }
         PyObject* result = py.runString(kObserversSource, kFileInput, globals, globals);
         if (!result) {
             py.errClear();
@@ -226,11 +230,13 @@ bool Observers::callInstall(const char* function, bool trackOrigins, bool unawai
     PyObject* onMain = py.cfunctionNewEx(&g_onMainDef, nullptr, nullptr);
     PyObject* done = nullptr;
     if (installFn && emit && handling && trampoline && onMain) {
+        // "i": Py_BuildValue makes the ints itself (PyBool_FromLong's new
+        // references, passed with "O", leaked one each).
         PyObject* argsTuple =
             std::strcmp(function, "install") == 0
-                ? py.buildValue("(OOOOOsO)", emit, handling, trampoline, onMain, py.boolFromLong(trackOrigins),
-                                inheritedPytestCurrentTest().c_str(), py.boolFromLong(unawaitedIn))
-                : py.buildValue("(OOOOOs)", emit, handling, trampoline, onMain, py.boolFromLong(trackOrigins),
+                ? py.buildValue("(OOOOisi)", emit, handling, trampoline, onMain, trackOrigins ? 1 : 0,
+                                inheritedPytestCurrentTest().c_str(), unawaitedIn ? 1 : 0)
+                : py.buildValue("(OOOOis)", emit, handling, trampoline, onMain, trackOrigins ? 1 : 0,
                                 inheritedPytestCurrentTest().c_str());
         if (argsTuple) {
             done = py.call(installFn, argsTuple, nullptr);

@@ -28,6 +28,8 @@ struct PyApi {
     // No GIL needed.
     int (*isInitialized)() = nullptr;
     int (*isFinalizing)() = nullptr;
+    // Rewrites a static buffer that the interpreter and extensions read:
+    // called only before Py_Initialize (captureVersionBeforeInit).
     const char* (*getVersion)() = nullptr;
     int (*gilStateEnsure)() = nullptr;
     void (*gilStateRelease)(int) = nullptr;

@@ -19,6 +19,11 @@ namespace aioscope::agent {
 // usable from the library's constructor, before Py_Initialize.
 PythonInfo earlyPythonInfo();
 
+// The library's constructor, on the thread that will run Py_Initialize,
+// before it does: the only moment the agent calls Py_GetVersion() (see
+// self_runtime.cpp). Does nothing once the interpreter is initialized.
+void captureVersionBeforeInit();
+
 class SelfRuntime {
 public:
     static SelfRuntime& instance();
@@ -29,12 +34,16 @@ public:
     // Why it can never be resolved (an unsupported Python), or "".
     std::string failure();
     const RuntimeLocation& location();
+    // Py_GetVersion()'s text if captureVersionBeforeInit() got it, else "".
+    std::string versionText();
 
 private:
     std::mutex m_mutex;
     std::optional<ResolvedRuntime> m_runtime;
     std::optional<RuntimeLocation> m_location;
     std::string m_failure;
+    std::string m_versionText;  // set once, before any other thread reads it
+    friend void captureVersionBeforeInit();
 };
 
 }  // namespace aioscope::agent

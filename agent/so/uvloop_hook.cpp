@@ -313,14 +313,27 @@ bool UvloopHook::patchLoaded() {
     dl_iterate_phdr(&onObject, &scan);
     if (scan.patched) {
         m_patched = true;
-        m_protocolFailure = patchContextRun();
-        m_protocolsTimed = m_protocolFailure.empty();
+        std::string why = patchContextRun();
+        std::lock_guard lock(m_textMutex);
+        m_protocolFailure = why;
+        m_protocolsTimed = why.empty();
     }
-    if (!scan.failure.empty()) m_failure = scan.failure;
+    if (!scan.failure.empty()) {
+        std::lock_guard lock(m_textMutex);
+        m_failure = scan.failure;
+    }
     return m_patched;
 }
 
-std::string UvloopHook::failure() const { return m_patched ? std::string() : m_failure; }
+std::string UvloopHook::failure() const {
+    std::lock_guard lock(m_textMutex);
+    return m_patched ? std::string() : m_failure;
+}
+
+std::string UvloopHook::protocolFailure() const {
+    std::lock_guard lock(m_textMutex);
+    return m_protocolsTimed ? std::string() : m_protocolFailure;
+}
 
 bool UvloopHook::watchRunningLoops() {
     PyApi& py = python();

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace aioscope::agent {
@@ -41,7 +42,7 @@ public:
     std::string failure() const;
     // Whether protocol callbacks (Context.run) are timed; if not, why.
     bool protocolsTimed() const { return m_protocolsTimed.load(); }
-    std::string protocolFailure() const { return m_protocolsTimed ? std::string() : m_protocolFailure; }
+    std::string protocolFailure() const;
     // Whether a callback went through the wrappers.
     bool timedAny() const { return m_timed.load(std::memory_order_relaxed); }
 
@@ -60,9 +61,12 @@ private:
     std::atomic<bool> m_patched{false};
     std::atomic<bool> m_timed{false};
     std::atomic<int> m_adds{-1};  // the loader's count of objects at the last scan
-    std::string m_failure;        // GIL held
+    // Written with the GIL held, read by the agent's thread without it
+    // (hookFacts): a copy racing an assignment could read a freed buffer.
+    mutable std::mutex m_textMutex;
+    std::string m_failure;        // under m_textMutex
     std::atomic<bool> m_protocolsTimed{false};
-    std::string m_protocolFailure = "uvloop's loop module is not patched";  // GIL held
+    std::string m_protocolFailure = "uvloop's loop module is not patched";  // under m_textMutex
 };
 
 }  // namespace aioscope::agent
