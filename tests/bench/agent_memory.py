@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 GOAL_MB = 10
 
@@ -73,14 +73,7 @@ def main():
     args = ap.parse_args()
     print(f"{'python':<11} {'tasks':>6} {'RSS before':>10} {'added peak':>10} {'anon added':>10} "
           f"{'after detach':>12} {'snapshots':>9}")
-    for interp in ZOO:
-        if interp.name not in args.python.split(","):
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<11} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.python, width=11):
         before, peak, after, snaps, status = bench(interp, args.tasks, args.snapshot_every)
         flag = "" if status == 0 and (snaps or args.snapshot_every == "never") else f"  (attach exit {status}, {snaps} snapshots: not measured)"
         print(f"{interp.name:<11} {args.tasks:6} {before[0]:8.1f}MB {peak[0] - before[0]:8.1f}MB "

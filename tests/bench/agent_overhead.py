@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from agent_helpers import inner_argv, run_argv  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 
 def throughput(interp, program, env=None, aioscope=None):
@@ -106,14 +106,7 @@ def main():
         ways.append(("debug", None, dict(os.environ, PYTHONASYNCIODEBUG="1")))
     head = f"{'python':<11} {'loop':<7} {'flight':>6} {'what':<8} {'bare msg/s':>10}"
     print(f"{head} {'wall ratio [IQR]':>21} {'CPU ratio [IQR]':>21}")
-    for interp in ZOO:
-        if interp.name not in args.python.split(","):
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<11} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.python, width=11):
         if args.compare_agent:  # where the interpreter (and so `run`, in a chroot) can see it
             so = interp.fixture_dir() / "out" / "compare-agent.so"
             so.parent.mkdir(exist_ok=True)

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 STATES = ["lock", "sleep", "recv", "idle", "spin", "work", "cspin"]
 PEER_WAIT_S = 5.0
@@ -119,14 +119,7 @@ def main():
     states = a.states.split(",")
     print(f"median ms from `aioscope attach` to hello ({a.runs} fresh targets each); goal < 500")
     print(f"{'python':12} {'state':6} {'first':>7} {'again':>7} {'peer':>7}   (peer: sys.remote_exec on 3.14+)")
-    for interp in ZOO:
-        if a.only and interp.name not in a.only.split(","):
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:12} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(a.only, width=12):
         (interp.fixture_dir() / "out").mkdir(exist_ok=True)  # gitignored: absent in a fresh checkout
         work = Path(tempfile.mkdtemp(prefix="attach-bench-", dir=interp.fixture_dir() / "out"))
         for state in states:

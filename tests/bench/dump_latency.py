@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
 from timing import measured, median  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 # One cold read per process, like one `aioscope dump`: the peer is timed from
 # creating its unwinder to having all stacks, in a fresh interpreter each run.
@@ -61,12 +61,7 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     print(f"{'python':<12} {'dump wall ms':>13} {'dump read ms':>13} {'peer read ms':>13} {'peer/aioscope':>14}")
-    for interp in ZOO:
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<12} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(width=12):
         with Fixture(interp, "threads_known.py") as fx:
             wall, read = median_dump(fx.pid, args.runs)
             p = peer(interp, fx.pid, args.runs)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 from browser import Browser, chromium_path  # noqa: E402
 from harness import AIOSCOPE, Fixture  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 PEER_PAGE = """<!DOCTYPE html><meta charset="utf-8"><body>
 <script type="application/json" id="d">{data}</script>
@@ -53,8 +53,9 @@ def main():
     args = ap.parse_args()
     if not chromium_path():
         sys.exit("chromium is not installed (tests/viewer/setup.sh)")
-    interp = next(i for i in ZOO if i.name in ("3.12", "3.13", "3.11") and i.unavailable() is None)
-    interp.prepare()
+    interp = next(prepared("3.11,3.12,3.13"), None)  # the first of them this machine has
+    if interp is None:
+        sys.exit("none of CPython 3.11, 3.12, 3.13 is available")
     with tempfile.TemporaryDirectory(prefix="aioscope-bench-") as tmp:
         tmp = Path(tmp)
         with Fixture(interp, "aio_many.py", "--tasks", str(args.tasks), truth_timeout=300) as fx:

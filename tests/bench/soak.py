@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from churn_check import soak  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,16 +53,8 @@ def main():
     ap.add_argument("--keep", type=Path, help="write the first wrong/false answers here as JSON")
     args = ap.parse_args()
     paused = args.dumps if args.paused is None else args.paused
-    only = set(args.only.split(",")) if args.only else None
     rows, failed = [], False
-    for interp in ZOO:
-        if only and interp.name not in only:
-            continue
-        why = interp.unavailable()
-        if why:
-            rows.append(f"{interp.name:<12} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.only, width=12, report=rows.append):
         t0 = time.monotonic()
         tallies, stats = soak(interp, args.dumps, paused, args.attaches, args.rate,
                               args.keep / interp.name if args.keep else None)

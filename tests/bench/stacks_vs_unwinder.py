@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
 from timing import measured, median  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 PEER = """
 import sys, time, _remote_debugging as rd
@@ -69,14 +69,7 @@ def main():
     args = ap.parse_args()
     print(f"{'python':<7} {'aioscope read ms':>16} {'peer ms':>8} {'ratio':>6} {'peer all_threads ms':>19}"
           f" {'ratio':>6} {'aioscope wall ms':>16} {'peer wall ms':>12} {'ratio':>6}")
-    for interp in ZOO:
-        if interp.name not in args.python.split(","):
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<7} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.python, width=7):
         got = bench(interp, args.runs)
         if got is None:
             print(f"{interp.name:<7} peer failed")

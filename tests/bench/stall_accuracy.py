@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE  # noqa: E402
-from zoo import FIXTURES, ZOO  # noqa: E402
+from zoo import FIXTURES, prepared  # noqa: E402
 
 THRESHOLD_MS = 100
 
@@ -90,13 +90,7 @@ def main():
     print(f"{'python':<11} {'loop':<7} {'interval':>8} {'episodes':>8} {'stalls':>6} {'detect p50/max ms':>17} "
           f"{'dur err max ms':>14} {'sooner than asyncio debug':>25} {'overruns':>8} {'false':>5}")
     missed = []
-    for interp in ZOO:
-        if interp.name not in args.python.split(",") or interp.root != "/":
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<8} skipped: {why}")
-            continue
+    for interp in prepared(args.python, width=11, host_only=True):
         loops = [lp for lp in args.loops.split(",") if lp == "asyncio" or has(interp, lp)]
         for loop in loops:
             for interval in (int(i) for i in args.intervals.split(",")):

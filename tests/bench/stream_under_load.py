@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE  # noqa: E402
-from zoo import FIXTURES, ZOO  # noqa: E402
+from zoo import FIXTURES, prepared  # noqa: E402
 
 
 def bare(interp, d):
@@ -95,7 +95,7 @@ def main():
     ap.add_argument("--quiet-every", type=int, default=5)
     ap.add_argument("--no-hog", action="store_true")
     args = ap.parse_args()
-    interps = [i for i in ZOO if i.name in args.python.split(",") and i.root == "/" and not i.unavailable()]
+    interps = list(prepared(args.python, width=12, host_only=True))
     if not interps:
         sys.exit("no host interpreter available")
     hogs = [] if args.no_hog else [subprocess.Popen(["sh", "-c", "while :; do :; done"])

@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
 from timing import measured, median  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 FORMS = {"text": [], "json": ["--json"], "table": ["--table"]}
 
@@ -44,14 +44,7 @@ def main():
     ap.add_argument("--peer", action="store_true")
     args = ap.parse_args()
     print(f"{'python':<7} {'tasks':>7} {'form':<6} {'wall s':>7} {'cpu s':>7} {'read s':>7} {'peak MB':>8}  goals")
-    for interp in ZOO:
-        if interp.name not in args.python.split(","):
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<7} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.python, width=7):
         with Fixture(interp, "aio_bench.py", "--tasks", str(args.tasks), truth_timeout=600) as fx:
             pid = str(fx.pid)
             runs = {form: [] for form in FORMS}

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
 from timing import measured, median  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 GOAL = 25
 
@@ -73,14 +73,7 @@ def main():
     args = ap.parse_args()
     print(f"{'python':<7} {'tasks':>7} {'form':<6} {'aioscope s':>10} {'cpu s':>7} {'peak MB':>8} {'peer':<7}"
           f" {'peer s':>7} {'cpu s':>7} {'wall ratio':>11} {'cpu ratio':>10}")
-    for interp in ZOO:
-        if interp.name not in args.python.split(","):
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"{interp.name:<7} skipped: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.python, width=7):
         for n in (int(s) for s in args.sizes.split(",")):
             forms, peers, errors = bench(interp, n, args.runs, args.timeout)
             for form, peer in (("text", "pstree"), ("json", "pstree"), ("table", "ps")):

@@ -29,7 +29,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from harness import AIOSCOPE, Fixture  # noqa: E402
-from zoo import ZOO  # noqa: E402
+from zoo import prepared  # noqa: E402
 
 RECORD = Path(os.environ.get("AIOSCOPE_BUILD", ROOT / "build")) / "tests" / "record_image"
 
@@ -104,17 +104,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="")
     args = ap.parse_args()
-    only = set(filter(None, args.only.split(",")))
     for d in ("images", "corpus/render", "corpus/events", "corpus/memory"):
         (HERE / d).mkdir(parents=True, exist_ok=True)
-    for interp in ZOO:
-        if only and interp.name not in only:
-            continue
-        why = interp.unavailable()
-        if why:
-            print(f"skipped CPython {interp.name}: {why}")
-            continue
-        interp.prepare()
+    for interp in prepared(args.only, width=0):
         print(f"CPython {interp.name}")
         fixtures = dict(IMAGE_FIXTURES)
         if interp.name in EXTRA_ON:

@@ -617,6 +617,36 @@ class Live:
         return Stream(self.argv, self.proc.returncode, stdout, stderr, time.monotonic() - self._t0)
 
 
+def attach_until_exit(interp, script, stem, *args, options=(), env=None, exit_timeout=90):
+    """`aioscope attach --json [options]` to fixture `script` (--truth TRUTH,
+    then `args`), started here, for the whole of its run: attached once the
+    fixture has written TRUTH.ready (an attach that came sooner could find
+    the interpreter not yet up; the fixture must be asked for that file),
+    detached after it exited 0 by itself. Returns (the attach's Stream, the
+    fixture's truth); removes both files."""
+    truth_path = out_path(interp, stem)
+    ready = Path(str(truth_path) + ".ready")
+    proc = subprocess.Popen([str(a) for a in interp.argv(script, "--truth", interp.inside(truth_path), *args)],
+                            env=env)
+    live = None
+    try:
+        wait_file(ready, 30, proc, "ready file")
+        live = Live([AIOSCOPE, "attach", "--json", *options, proc.pid])
+        live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+        assert proc.wait(exit_timeout) == 0
+        s = live.stop()
+        truth = read_json(truth_path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if live is not None and live.proc.poll() is None:
+            live.stop()
+        truth_path.unlink(missing_ok=True)
+        ready.unlink(missing_ok=True)
+    return s, truth
+
+
 # ---------------------------------------------------------------------------
 # Tasks of a snapshot against a fixture's AsyncTruth (the shape aio.py expects)
 

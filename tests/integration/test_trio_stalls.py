@@ -18,12 +18,11 @@ itself saw blocking.
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from agent_helpers import EXIT_STALL, INTERVAL_MS, THRESHOLD_MS, Live, Stream, frames, host_only, match_stalls, \
-    out_path, read_json, wait_file
+from agent_helpers import EXIT_STALL, INTERVAL_MS, THRESHOLD_MS, Stream, attach_until_exit, frames, host_only, \
+    match_stalls, out_path, read_json
 from harness import AIOSCOPE
 from trio_libs import library_env
 
@@ -148,28 +147,9 @@ def test_trio_stalls_under_attach(interp):
     block after it is in is a stall naming its task."""
     path, _ = library_env(interp, "trio")  # attach: the chroot's interpreters too
     env = dict(os.environ, **({"PYTHONPATH": path} if path else {}))
-    truth_path = out_path(interp, "trio_stalls_attach")
-    proc = subprocess.Popen([str(a) for a in interp.argv("trio_stalls.py", "--truth", interp.inside(truth_path),
-                                                         "--episodes",
-                                                         str(EPISODES), "--block", str(BLOCK_MS / 1000),
-                                                         "--wait-hook", "30")], env=env)
-    live = None
-    ready = Path(str(truth_path) + ".ready")
-    try:
-        wait_file(ready, 30, proc, "ready file")  # trio runs: attach now
-        live = Live([AIOSCOPE, "attach", "--json", *OPTS, proc.pid])
-        live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
-        assert proc.wait(90) == 0
-        s = live.stop()
-        truth = read_json(truth_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if live is not None and live.proc.poll() is None:
-            live.stop()
-        truth_path.unlink(missing_ok=True)
-        ready.unlink(missing_ok=True)
+    # --wait-hook: TRUTH.ready once trio runs, then up to 30 s for the instrument.
+    s, truth = attach_until_exit(interp, "trio_stalls.py", "trio_stalls_attach", "--episodes", str(EPISODES),
+                                 "--block", str(BLOCK_MS / 1000), "--wait-hook", "30", options=OPTS, env=env)
     assert "error" not in truth, truth["error"]
     assert truth["hooked_before_start"], "the agent's trio instrument never came within 30 s"
     state, reason = final_state(s, "stall_detection")

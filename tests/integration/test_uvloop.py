@@ -26,8 +26,8 @@ from collections import Counter
 
 import pytest
 
-from agent_helpers import (EXIT_STALL, INTERVAL_MS, THRESHOLD_MS, Live, Stream, describe_stall, detection_problems,
-                           frames, judge_stalls, match_stalls, out_path, read_json)
+from agent_helpers import (EXIT_STALL, INTERVAL_MS, THRESHOLD_MS, Stream, attach_until_exit, describe_stall,
+                           detection_problems, frames, judge_stalls, match_stalls, out_path, read_json)
 from harness import AIOSCOPE
 from zoo import ZOO, usable
 import test_silent_bugs as bugs
@@ -180,26 +180,12 @@ def test_uvloop_busy_but_yielding_twin_has_no_stall(twin):
 
 
 def test_uvloop_stalls_under_attach():
-    """Attached to a program already running uvloop (its loop module loaded,
-    its loop running): the agent patches it when its hooks go in."""
+    """Attached to a program that has uvloop loaded already (it says it is
+    ready once it has, and starts its loop when the agent's hook is in): the
+    agent patches uvloop when its hooks go in."""
     interp = with_module("uvloop", "python3-uvloop")
-    truth_path = out_path(interp, "uvloop_stalls_attach")
-    proc = subprocess.Popen([str(a) for a in interp.argv("uvloop_stalls.py", "--truth", truth_path,
-                                                         "--episodes", str(EPISODES), "--hook-timeout", "30")])
-    live = None
-    try:
-        live = Live([AIOSCOPE, "attach", "--json", *OPTS, proc.pid])
-        live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
-        assert proc.wait(90) == 0
-        s = live.stop()
-        truth = read_json(truth_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if live is not None and live.proc.poll() is None:
-            live.stop()
-        truth_path.unlink(missing_ok=True)
+    s, truth = attach_until_exit(interp, "uvloop_stalls.py", "uvloop_stalls_attach", "--episodes", str(EPISODES),
+                                 "--hook-timeout", "30", "--ready", options=OPTS)
     assert "error" not in truth and truth["hooked_before_start"], truth.get("error")
     state, reason = final_capability(s, "stall_detection")
     assert state == "active" and "uvloop" in reason, (state, reason)

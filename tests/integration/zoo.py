@@ -140,6 +140,28 @@ def usable(interp):
     return interp
 
 
+def prepared(names=None, *, width=12, report=print, host_only=False):
+    """usable() for the benchmarks and scripts, which run without pytest:
+    the zoo's interpreters named in `names` (comma-separated; None or "":
+    all), in the zoo's order, each prepared. One that cannot be had is
+    reported, `NAME skipped: why` with NAME padded to `width` (the caller's
+    table column), through report(), never silently left out; with
+    host_only, so is one that lives in a chroot."""
+    wanted = names.split(",") if names else None
+    for interp in ZOO:
+        if wanted is not None and interp.name not in wanted:
+            continue
+        if host_only and interp.root != "/":
+            why = f"it lives in the chroot {interp.root}, and this runs host interpreters only"
+        else:
+            why = interp.unavailable()
+        if why:
+            report(f"{interp.name:<{width}} skipped: {why}")
+            continue
+        interp.prepare()
+        yield interp
+
+
 def main():
     """`python3 tests/integration/zoo.py`: the zoo on this machine; exit 1 if
     an interpreter required here is missing."""
