@@ -32,9 +32,10 @@ SPY = Path(AIOSCOPE).parent / "tests" / "version_spy.so"
 
 
 def shared_libpython(interp):
-    r = subprocess.run([interp.python, "-c", "import sysconfig; print(sysconfig.get_config_var('Py_ENABLE_SHARED'))"],
-                       capture_output=True, text=True, check=True)
-    return r.stdout.strip() == "1"
+    """Whether the executable takes Py_GetVersion from libpython (Debian's
+    python3.11 says Py_ENABLE_SHARED, but its executable links it in)."""
+    r = subprocess.run(["ldd", interp.python], capture_output=True, text=True, check=True)
+    return "libpython" in r.stdout
 
 
 def test_run_calls_py_getversion_only_before_the_interpreter_starts(interp):
