@@ -26,29 +26,24 @@ bool readSelf(const void* addr, void* out, std::size_t len) {
 
 bool startsWith(const char* s, const char* prefix) { return std::strncmp(s, prefix, std::strlen(prefix)) == 0; }
 
-// The module an "import" event is about: its first argument.
-bool importsAsyncio(PyObject* args) {
+// The module an "import" event is about (its first argument), or null.
+const char* importedName(PyObject* args) {
     PyApi& py = python();
-    if (!py.tupleGetItem || !py.unicodeAsUtf8) return false;
+    if (!py.tupleGetItem || !py.unicodeAsUtf8) return nullptr;
     PyObject* name = args ? py.tupleGetItem(args, 0) : nullptr;  // borrowed
     const char* text = name ? py.unicodeAsUtf8(name) : nullptr;
-    if (!text) {
-        py.errClear();
-        return false;
-    }
-    return std::strcmp(text, "asyncio") == 0 || startsWith(text, "asyncio.");
+    if (!text) py.errClear();
+    return text;
+}
+
+bool importsAsyncio(PyObject* args) {
+    const char* text = importedName(args);
+    return text && (std::strcmp(text, "asyncio") == 0 || startsWith(text, "asyncio."));
 }
 
 bool importsTrio(PyObject* args) {
-    PyApi& py = python();
-    if (!py.tupleGetItem || !py.unicodeAsUtf8) return false;
-    PyObject* name = args ? py.tupleGetItem(args, 0) : nullptr;  // borrowed
-    const char* text = name ? py.unicodeAsUtf8(name) : nullptr;
-    if (!text) {
-        py.errClear();
-        return false;
-    }
-    return std::strcmp(text, "trio") == 0;
+    const char* text = importedName(args);
+    return text && std::strcmp(text, "trio") == 0;
 }
 
 }  // namespace
