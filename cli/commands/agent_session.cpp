@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "native/native_stack.h"
+#include "native/thread_stop.h"
 #include "stream/event_schema.h"
 
 namespace aioscope::cli {
@@ -205,6 +206,7 @@ void AgentRelay::onLine(int conn, pid_t pid, std::string& line) {
 }
 
 void AgentRelay::pump(int timeoutMs) {
+    releaseStrayStops();
     if (g_snapshotRequested) {
         g_snapshotRequested = 0;
         for (auto& [conn, agent] : m_agents) request(conn, agent, "");

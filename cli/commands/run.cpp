@@ -101,9 +101,12 @@ void dumpForTimeout(AgentRelay& relay, EventStream& stream, pid_t pid) {
 
 // Whether the program has ended, without reaping it: a zombie still has its
 // /proc entry, so the connections of its last moments can be authenticated.
+// No child left to wait for (ECHILD) is an end too: were it ever reaped
+// elsewhere, run must still finish, not wait forever.
 bool ended(pid_t child) {
     siginfo_t info{};
-    return waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == child;
+    if (waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == ECHILD;
+    return info.si_pid == child;
 }
 
 // The program's orphans are ours to reap (we are their subreaper).
@@ -194,13 +197,15 @@ int runProgram(const RunArgs& args) {
         relay.pump(20);
         idle = relay.agents() > 0 ? 0 : idle + 1;
     }
-    waitpid(child, &status, 0);
+    const bool statusKnown = waitpid(child, &status, 0) == child;
     relay.summarize();
 
     json e = stream.make("exit", child);
-    e["status"] = WIFEXITED(status) ? json(WEXITSTATUS(status)) : json();
-    e["signal"] = WIFSIGNALED(status) ? json(WTERMSIG(status)) : json();
-    e["description"] = timedOut ? "after the timeout (stopped by aioscope)" : describeStatus(status);
+    e["status"] = statusKnown && WIFEXITED(status) ? json(WEXITSTATUS(status)) : json();
+    e["signal"] = statusKnown && WIFSIGNALED(status) ? json(WTERMSIG(status)) : json();
+    e["description"] = timedOut       ? "after the timeout (stopped by aioscope)"
+                       : statusKnown ? describeStatus(status)
+                                     : "with a status aioscope could not collect";
     e["stalls"] = stream.stalls();
     e["deadlocks"] = stream.deadlocks();
     json bugs = json::object();
@@ -215,6 +220,10 @@ int runProgram(const RunArgs& args) {
                     "(a few milliseconds), or could not load " + agentSo +
                     " (a chroot or container hides the host's files: start the program there and use "
                     "`aioscope attach PID` from the host)", child);
+    }
+    if (!statusKnown) {
+        // Never a pass that was not seen.
+        return because(static_cast<int>(Errc::internal), "the program ended, but its exit status was lost");
     }
     if (timedOut) {
         return because(kExitTimeout, "the program ran longer than --timeout " + humanMs(args.timeoutMs) +

@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "inject/target_memory.h"
 #include "inject/tracer.h"
+#include "target/trace_wait.h"
 
 namespace aioscope::cli {
 
@@ -29,18 +30,17 @@ void sleepUs(long us) {
 }
 
 // Waits for the thread's next state change until `deadline`: true with
-// `status` set, false on time out. Polls with a short, growing sleep (a
-// traced thread that is not our child gives us no way to block with a
-// time limit); the injection follows every system call of dlopen, so the
-// first polls are quick.
+// `status` set (0: gone), false on time out. Polls with a short, growing
+// sleep (a traced thread that is not our child gives us no way to block
+// with a time limit); the injection follows every system call of dlopen,
+// so the first polls are quick. Never reaps our own child (trace_wait.h).
 bool waitThread(pid_t tid, Clock::time_point deadline, int& status) {
     long sleep = 20;
     for (;;) {
-        pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-        if (r == tid) return true;
-        if (r < 0 && errno != EINTR) {
-            status = 0;  // not ours any more: treated as gone
-            return true;
+        switch (pollTraced(tid, status)) {
+            case TraceState::stopped: return true;
+            case TraceState::gone: status = 0; return true;
+            case TraceState::running: break;
         }
         if (Clock::now() >= deadline) return false;
         sleepUs(sleep);

@@ -1,5 +1,7 @@
 #include "native/native_stack.h"
 
+#include "native/thread_stop.h"
+
 #include "errors.h"
 #include "target/proc.h"
 
@@ -24,47 +26,6 @@ namespace aioscope::cli {
 namespace {
 
 constexpr int kMaxFrames = 256;
-
-// Interrupts one thread and guarantees it is released again.
-class ThreadStop {
-public:
-    explicit ThreadStop(pid_t tid) : m_tid(tid) {
-        if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-            m_error = std::string("cannot attach to thread: ") + std::strerror(errno);
-            return;
-        }
-        m_seized = true;
-        ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
-        for (int waited = 0; waited < 1000; ++waited) {  // up to ~1 s
-            int status = 0;
-            pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-            if (r == tid) {
-                if (WIFSTOPPED(status) && (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP) {
-                    m_signal = WSTOPSIG(status);  // arrived meanwhile: deliver it on release
-                }
-                m_stopped = WIFSTOPPED(status);
-                return;
-            }
-            if (r < 0 && errno != EINTR) break;
-            timespec ms{0, 1'000'000};
-            nanosleep(&ms, nullptr);
-        }
-        m_error = "the thread did not stop";
-    }
-    ~ThreadStop() {
-        if (m_seized) ptrace(PTRACE_DETACH, m_tid, nullptr, reinterpret_cast<void*>(static_cast<long>(m_signal)));
-    }
-    bool stopped() const { return m_stopped; }
-    const std::string& error() const { return m_error; }
-
-private:
-    pid_t m_tid;
-    bool m_seized = false;
-    bool m_stopped = false;
-    int m_signal = 0;
-    std::string m_error;
-};
-
 
 // libunwind reads the stopped thread's registers and stack from a copy taken
 // while it was stopped, and everything else (code, unwind tables) live: the

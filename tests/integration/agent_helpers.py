@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import AIOSCOPE, Fixture
+from harness import AIOSCOPE, Fixture, hang_report, kill_tree
 from zoo import Interpreter
 
 EVENT_SCHEMA = "aioscope/event/1"
@@ -196,8 +196,16 @@ def run_in(interp, script, *script_args, options=(), timeout=120):
             *inner_argv(interp, script, *script_args)]
     t0 = time.monotonic()
     try:
-        r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
-        s = Stream(argv, r.returncode, r.stdout, r.stderr, time.monotonic() - t0)
+        proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            report = hang_report(proc.pid)
+            events = events_path.read_text()[-3000:] if events_path.exists() else "(no events file)"
+            kill_tree(proc)
+            raise AssertionError(f"`aioscope run` did not finish in {timeout} s: {' '.join(map(str, argv))}\n"
+                                 f"{report}\nlast events:\n{events}") from None
+        s = Stream(argv, proc.returncode, out, err, time.monotonic() - t0)
         text = events_path.read_text() if events_path.exists() else ""
     finally:
         events_path.unlink(missing_ok=True)

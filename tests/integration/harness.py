@@ -17,6 +17,67 @@ def run_aioscope(*args, timeout=60, **kw):
                           timeout=timeout, **kw)
 
 
+def _children(pid):
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def hang_report(pid):
+    """What a process that did not finish in time, and its descendants, are
+    doing: each thread's state, kernel wait and tracer, and the Python
+    stacks as aioscope reads them from outside (a hang must say where it is,
+    or it cannot be fixed from a CI log)."""
+    lines, todo, seen = [], [pid], set()
+    while todo and len(seen) < 50:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        lines.append(f"pid {p}: {cmd[:300]}")
+        for task in sorted(Path(f"/proc/{p}/task").glob("*")):
+            try:
+                status = dict(l.split(":", 1) for l in (task / "status").read_text().splitlines() if ":" in l)
+                wchan = (task / "wchan").read_text()
+                syscall = (task / "syscall").read_text().split()[0] if (task / "syscall").exists() else "?"
+            except (OSError, IndexError):
+                continue
+            lines.append(f"  tid {task.name} {status.get('Name', '').strip()!r}: {status.get('State', '').strip()}, "
+                         f"wchan {wchan or '-'}, syscall {syscall}, tracer {status.get('TracerPid', '').strip()}")
+        if "python" in cmd and "aioscope" not in cmd.split(" ")[0]:
+            try:
+                r = run_aioscope("dump", p, timeout=20)
+                lines.append("  " + (r.stdout + r.stderr).strip().replace("\n", "\n  ")[:4000])
+            except subprocess.TimeoutExpired:
+                lines.append("  (aioscope dump did not finish in 20 s)")
+        todo += _children(p)
+    return "\n".join(lines)
+
+
+def kill_tree(proc):
+    """SIGKILL a process and its descendants (a hung `run` leaves its program
+    behind otherwise), and reap the process."""
+    pids, todo = [], [proc.pid]
+    while todo and len(pids) < 200:
+        p = todo.pop()
+        pids.append(p)
+        todo += _children(p)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    proc.wait()
+
+
 def dump_json(pid, *extra):
     r = run_aioscope("dump", "--json", *extra, pid)
     assert r.returncode == 0, f"dump failed ({r.returncode}): {r.stderr}"

@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "target/proc.h"
+#include "target/trace_wait.h"
 
 namespace aioscope {
 
@@ -87,15 +88,12 @@ bool ProcessPause::stopSeized(pid_t tid) {
     timespec tick{0, 1'000'000};
     for (long waited = 0; waited < kStopTimeoutNs; waited += tick.tv_nsec) {
         int status = 0;
-        pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-        if (r == tid) {
-            if (WIFSTOPPED(status) && (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP) {
-                m_stopped.back().pendingSignal = WSTOPSIG(status);
-            }
-            if (WIFEXITED(status) || WIFSIGNALED(status)) m_stopped.pop_back();
-            return true;
+        TraceState state = pollTraced(tid, status);
+        if (state == TraceState::stopped && (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP) {
+            m_stopped.back().pendingSignal = WSTOPSIG(status);
         }
-        if (r < 0 && errno != EINTR) break;
+        if (state == TraceState::gone) m_stopped.pop_back();
+        if (state != TraceState::running) return true;
         nanosleep(&tick, nullptr);
     }
     return true;
@@ -113,8 +111,7 @@ double ProcessPause::resume() {
         timespec tick{0, 1'000'000};
         for (long waited = 0; waited < kStopTimeoutNs; waited += tick.tv_nsec) {
             int status = 0;
-            pid_t r = waitpid(s.tid, &status, __WALL | WNOHANG);
-            if (r == s.tid || (r < 0 && errno != EINTR)) break;
+            if (pollTraced(s.tid, status) != TraceState::running) break;
             nanosleep(&tick, nullptr);
         }
         ptrace(PTRACE_DETACH, s.tid, nullptr, sig);

@@ -1,0 +1,43 @@
+#include "target/trace_wait.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <string>
+
+namespace aioscope {
+
+namespace {
+
+// Whether `tid` is a process (a thread-group leader) that is our own child.
+bool ownChild(pid_t tid) {
+    std::ifstream in("/proc/" + std::to_string(tid) + "/status");
+    std::string line;
+    pid_t tgid = -1, ppid = -1;
+    while (std::getline(in, line)) {
+        if (line.rfind("Tgid:", 0) == 0) tgid = std::stoi(line.substr(5));
+        if (line.rfind("PPid:", 0) == 0) ppid = std::stoi(line.substr(5));
+    }
+    return tgid == tid && ppid == getpid();
+}
+
+}  // namespace
+
+TraceState pollTraced(pid_t tid, int& status) {
+    status = 0;
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(tid), &info, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) != 0) {
+        return errno == EINTR ? TraceState::running : TraceState::gone;
+    }
+    if (info.si_pid == 0) return TraceState::running;
+    bool exited = info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+    if (exited && ownChild(tid)) return TraceState::gone;
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == tid) return WIFSTOPPED(status) ? TraceState::stopped : TraceState::gone;
+    if (r == 0 || errno == EINTR) return TraceState::running;
+    return TraceState::gone;
+}
+
+}  // namespace aioscope

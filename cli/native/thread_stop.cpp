@@ -1,0 +1,95 @@
+#include "native/thread_stop.h"
+
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "target/trace_wait.h"
+
+namespace aioscope::cli {
+
+namespace {
+
+constexpr int kStopWithinMs = 1000;
+constexpr int kReleaseWithinMs = 2000;
+
+std::vector<pid_t> g_strays;
+
+void sleepMs(long ms) {
+    timespec t{0, ms * 1'000'000L};
+    nanosleep(&t, nullptr);
+}
+
+// A signal that arrived while the thread was being stopped (a
+// signal-delivery-stop rather than our interrupt): delivered on release.
+int pendingSignal(int status) {
+    return (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP ? WSTOPSIG(status) : 0;
+}
+
+// Detaches `tid` if it is in a ptrace stop now, or gone: true. False while
+// it still runs toward its pending stop.
+bool releaseIfStopped(pid_t tid) {
+    int status = 0;
+    switch (pollTraced(tid, status)) {
+        case TraceState::running: return false;
+        case TraceState::gone: return true;
+        case TraceState::stopped:
+            ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(pendingSignal(status))));
+            return true;
+    }
+    return true;
+}
+
+}  // namespace
+
+ThreadStop::ThreadStop(pid_t tid) : m_tid(tid) {
+    releaseStrayStops();
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+        m_error = std::string("cannot attach to thread: ") + std::strerror(errno);
+        return;
+    }
+    m_seized = true;
+    ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+    for (int waited = 0; waited < kStopWithinMs; ++waited) {
+        int status = 0;
+        switch (pollTraced(tid, status)) {
+            case TraceState::running: sleepMs(1); continue;
+            case TraceState::gone:
+                m_seized = false;
+                m_error = "the thread ended";
+                return;
+            case TraceState::stopped:
+                m_signal = pendingSignal(status);
+                m_stopped = true;
+                return;
+        }
+    }
+    m_error = "the thread did not stop";
+}
+
+ThreadStop::~ThreadStop() {
+    if (!m_seized) return;
+    if (m_stopped) {
+        ptrace(PTRACE_DETACH, m_tid, nullptr, reinterpret_cast<void*>(static_cast<long>(m_signal)));
+        return;
+    }
+    // PTRACE_DETACH only works on a stopped thread: wait for the pending
+    // stop a while longer, then leave it to the retries.
+    for (int waited = 0; waited < kReleaseWithinMs; ++waited) {
+        if (releaseIfStopped(m_tid)) return;
+        sleepMs(1);
+    }
+    g_strays.push_back(m_tid);
+}
+
+void releaseStrayStops() { std::erase_if(g_strays, releaseIfStopped); }
+
+std::size_t strayStops() { return g_strays.size(); }
+
+}  // namespace aioscope::cli
