@@ -38,14 +38,23 @@ bool endsWith(const std::string& s, std::string_view tail) {
 // A frame that runs a loop whose callbacks have no Python frame of their
 // own: asyncio.run's runner driving uvloop's run_until_complete (Cython),
 // or trio's unrolled_run running a task step (task.context.run).
+// Only the runner's `run` (Runner.run, or asyncio.run itself on 3.10) calls
+// the loop: its helpers (_lazy_init creating the loop) run before any.
 bool runsLoop(const Frame& f) {
-    return endsWith(f.file, "asyncio/runners.py") ||
+    return (f.function == "run" && endsWith(f.file, "asyncio/runners.py")) ||
            (f.function == "unrolled_run" && endsWith(f.file, "trio/_core/_run.py"));
 }
 
-// The loop's own code, called by those frames between callbacks.
+// The loop's own code, called by those frames between callbacks, and what
+// the runner calls before its loop runs (making the loop, checking the
+// coroutine, looking at the main thread and SIGINT): on a starved machine
+// these can take longer than a threshold, and are no callback.
 bool loopOwn(const Frame& f) {
-    return endsWith(f.file, "asyncio/base_events.py") || f.file.find("/trio/_core/") != std::string::npos;
+    for (const char* file : {"asyncio/base_events.py", "asyncio/runners.py", "asyncio/events.py",
+                             "asyncio/coroutines.py", "/threading.py", "/signal.py"}) {
+        if (endsWith(f.file, file)) return true;
+    }
+    return f.file.find("/trio/_core/") != std::string::npos;
 }
 
 // Where a thread is inside an event-loop callback, as a frame that stays the

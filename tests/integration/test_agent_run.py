@@ -668,6 +668,31 @@ def test_run_fork_child_gets_its_own_hello_and_parent_keeps_streaming(fork_run):
     assert s.exit()["pid"] == parent and s.rc == 0
 
 
+def test_run_fork_child_making_its_loop_slowly_is_no_stall(interp):
+    """The child's session begins while its asyncio.run() is still making
+    the loop (slow, as on a starved machine): no loop runs, so no stall; its
+    one real stall afterwards is reported. (A slow loop creation used to be
+    taken for a callback under way: a false stall at `new_event_loop`.)"""
+    host_only(interp)
+    truth_path = out_path(interp, "agent_fork_slow_setup")
+    child_path = Path(str(truth_path) + ".child")
+    s = aioscope_run(interp.argv("agent_fork_slow_setup.py", "--truth", truth_path), *OPTS)
+    truth, child = read_json(truth_path), read_json(child_path, "child truth")
+    truth_path.unlink()
+    child_path.unlink()
+    errors = [e["error"] for e in child["episodes"] if "error" in e]
+    assert not errors, errors
+    kid = truth["child_pid"]
+    assert truth["hooked"] and truth["child_status"] == 0 and child["pid"] == kid
+    assert child["setup_ended_at"] - child["setup_started_at"] >= 0.5
+    assert s.one("hello", kid)["mode"] == "run", s.summary()
+    pairs, lost, missed = match_stalls(s, child["episodes"], pid=kid)
+    assert not lost, "stalls that are no episode:\n" + "\n".join(describe_stall(st) for st in lost) + "\n" + s.summary()
+    assert len(pairs) == 1 and not missed, s.summary()
+    st = pairs[0][0]
+    assert st["task"]["name"] == "child-stall", describe_stall(st)
+
+
 def test_run_fork_child_stall_names_the_childs_thread(fork_run):
     s, child = fork_run.stream, fork_run.child
     kid = fork_run.truth["child_pid"]
