@@ -229,12 +229,14 @@ def test_run_hears_only_its_program_and_descendants(peer, victim, shared):
     live = Live([AIOSCOPE, "run", "--json", *OPTS, "--", "sh", "-c", program])
     before = victim.stops()
     try:
-        deadline = time.monotonic() + 10
-        while not run_children(live.proc.pid):
-            assert time.monotonic() < deadline and live.proc.poll() is None, "run started nothing"
+        # The shell's environment holds the token once its exec is done:
+        # before that, /proc shows the environment of run itself.
+        deadline, token = time.monotonic() + 10, None
+        while token is None:
+            assert time.monotonic() < deadline and live.proc.poll() is None, "run started nothing with a token"
+            children = run_children(live.proc.pid)
+            token = token_in_environ(children[0]) if children else None
             time.sleep(0.01)
-        shell = run_children(live.proc.pid)[0]
-        token = token_in_environ(shell)
         sock = listening_socket_of(live.proc.pid)
         common = ["--socket", sock, "--mode", "stall", "--native-id", victim.tid, "--count", "20", "--token", token]
         outside_root = fake_agent([], *common, "--result", shared / "root.json")

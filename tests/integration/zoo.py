@@ -146,8 +146,12 @@ def prepared(names=None, *, width=12, report=print, host_only=False):
     all), in the zoo's order, each prepared. One that cannot be had is
     reported, `NAME skipped: why` with NAME padded to `width` (the caller's
     table column), through report(), never silently left out; with
-    host_only, so is one that lives in a chroot."""
+    host_only, so is one that lives in a chroot. A name the zoo does not
+    have ends the script with a message (a misspelled one was ignored)."""
     wanted = names.split(",") if names else None
+    unknown = sorted(set(wanted or ()) - {i.name for i in ZOO})
+    if unknown:
+        raise SystemExit(f"unknown interpreter(s): {', '.join(unknown)} (the zoo has {', '.join(i.name for i in ZOO)})")
     for interp in ZOO:
         if wanted is not None and interp.name not in wanted:
             continue
