@@ -1,8 +1,7 @@
 #include "native/native_stack.h"
 
-#include "native/thread_stop.h"
-
 #include "errors.h"
+#include "native/thread_stop.h"
 #include "target/proc.h"
 
 #include <elfutils/libdwfl.h>
@@ -12,11 +11,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
 #include <chrono>
 #include <cstring>

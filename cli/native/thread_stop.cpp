@@ -1,8 +1,6 @@
 #include "native/thread_stop.h"
 
-#include <signal.h>
 #include <sys/ptrace.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <algorithm>
@@ -26,12 +24,6 @@ void sleepMs(long ms) {
     nanosleep(&t, nullptr);
 }
 
-// A signal that arrived while the thread was being stopped (a
-// signal-delivery-stop rather than our interrupt): delivered on release.
-int pendingSignal(int status) {
-    return (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP ? WSTOPSIG(status) : 0;
-}
-
 // Detaches `tid` if it is in a ptrace stop now, or gone: true. False while
 // it still runs toward its pending stop.
 bool releaseIfStopped(pid_t tid) {
@@ -40,7 +32,7 @@ bool releaseIfStopped(pid_t tid) {
         case TraceState::running: return false;
         case TraceState::gone: return true;
         case TraceState::stopped:
-            ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(pendingSignal(status))));
+            ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(signalOnRelease(status))));
             return true;
     }
     return true;
@@ -65,7 +57,7 @@ ThreadStop::ThreadStop(pid_t tid) : m_tid(tid) {
                 m_error = "the thread ended";
                 return;
             case TraceState::stopped:
-                m_signal = pendingSignal(status);
+                m_signal = signalOnRelease(status);
                 m_stopped = true;
                 return;
         }

@@ -33,16 +33,6 @@ std::string makeToken() {
     return hex;
 }
 
-// "Name:\tvalue" of /proc/PID/status (or a task's), as a number; -1 if absent.
-long statusField(const std::string& path, const char* name) {
-    auto text = readSmallFile(path, 1 << 16);
-    if (!text) return -1;
-    std::string key = std::string("\n") + name + ":";
-    std::size_t at = ("\n" + *text).find(key);
-    if (at == std::string::npos) return -1;
-    return std::strtol(text->c_str() + at + key.size() - 1, nullptr, 10);
-}
-
 }  // namespace
 
 const std::string& sessionToken() {
@@ -60,16 +50,6 @@ bool sameToken(const std::string& a, const std::string& b) {
     unsigned char diff = 0;
     for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
     return diff == 0;
-}
-
-pid_t parentOf(pid_t pid) {
-    long ppid = statusField("/proc/" + std::to_string(pid) + "/status", "PPid");
-    return ppid > 0 ? static_cast<pid_t>(ppid) : 0;
-}
-
-pid_t processOfThread(pid_t tid) {
-    long tgid = statusField("/proc/" + std::to_string(tid) + "/status", "Tgid");
-    return tgid > 0 ? static_cast<pid_t>(tgid) : 0;
 }
 
 PeerPolicy PeerPolicy::process(pid_t pid) {

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "target/proc.h"  // parentOf, processOfThread
+
 namespace aioscope::cli {
 
 // Random per CLI process (getrandom), as the agent's configuration carries it.
@@ -40,11 +42,5 @@ private:
     enum class Kind { nobody, process, descendants } m_kind = Kind::nobody;
     pid_t m_pid = 0;
 };
-
-// The parent of a process from /proc (0 when it is gone).
-pid_t parentOf(pid_t pid);
-
-// The process a thread id belongs to (its Tgid), 0 if there is no such task.
-pid_t processOfThread(pid_t tid);
 
 }  // namespace aioscope::cli

@@ -17,7 +17,8 @@ def run_aioscope(*args, timeout=60, **kw):
                           timeout=timeout, **kw)
 
 
-def _children(pid):
+def children(pid):
+    """The child processes of `pid` (started by any of its threads)."""
     kids = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
@@ -27,17 +28,24 @@ def _children(pid):
     return kids
 
 
+def descendants(pid, cap):
+    """`pid` and its descendants, parents first, at most `cap` of them."""
+    found, todo = [], [pid]
+    while todo and len(found) < cap:
+        p = todo.pop(0)
+        if p not in found:
+            found.append(p)
+            todo += children(p)
+    return found
+
+
 def hang_report(pid):
     """What a process that did not finish in time, and its descendants, are
     doing: each thread's state, kernel wait and tracer, and the Python
     stacks as aioscope reads them from outside (a hang must say where it is,
     or it cannot be fixed from a CI log)."""
-    lines, todo, seen = [], [pid], set()
-    while todo and len(seen) < 50:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
+    lines = []
+    for p in descendants(pid, 50):
         try:
             cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -58,19 +66,13 @@ def hang_report(pid):
                 lines.append("  " + (r.stdout + r.stderr).strip().replace("\n", "\n  ")[:4000])
             except subprocess.TimeoutExpired:
                 lines.append("  (aioscope dump did not finish in 20 s)")
-        todo += _children(p)
     return "\n".join(lines)
 
 
 def kill_tree(proc):
     """SIGKILL a process and its descendants (a hung `run` leaves its program
     behind otherwise), and reap the process."""
-    pids, todo = [], [proc.pid]
-    while todo and len(pids) < 200:
-        p = todo.pop()
-        pids.append(p)
-        todo += _children(p)
-    for p in pids:
+    for p in descendants(proc.pid, 200):
         try:
             os.kill(p, signal.SIGKILL)
         except OSError:

@@ -623,17 +623,19 @@ def test_run_pytest_asyncio_suite(launcher, tmp_path):
 
 
 class ForkRun:
-    def __init__(self, interp):
+    """`aioscope run` of a forking fixture; its truth and its child's."""
+
+    def __init__(self, interp, script="agent_fork.py"):
         host_only(interp)
-        truth_path = out_path(interp, "agent_fork")
+        truth_path = out_path(interp, Path(script).stem)
         child_path = Path(str(truth_path) + ".child")
-        self.stream = aioscope_run(interp.argv("agent_fork.py", "--truth", truth_path), *OPTS)
+        self.stream = aioscope_run(interp.argv(script, "--truth", truth_path), *OPTS)
         self.truth = read_json(truth_path)
         self.child = read_json(child_path, "child truth")
         truth_path.unlink()
         child_path.unlink()
         for t in (self.truth, self.child):
-            errors = [e["error"] for e in t["episodes"] if "error" in e]
+            errors = [e["error"] for e in t.get("episodes", []) if "error" in e]
             assert not errors, errors
 
 
@@ -673,15 +675,8 @@ def test_run_fork_child_making_its_loop_slowly_is_no_stall(interp):
     the loop (slow, as on a starved machine): no loop runs, so no stall; its
     one real stall afterwards is reported. (A slow loop creation used to be
     taken for a callback under way: a false stall at `new_event_loop`.)"""
-    host_only(interp)
-    truth_path = out_path(interp, "agent_fork_slow_setup")
-    child_path = Path(str(truth_path) + ".child")
-    s = aioscope_run(interp.argv("agent_fork_slow_setup.py", "--truth", truth_path), *OPTS)
-    truth, child = read_json(truth_path), read_json(child_path, "child truth")
-    truth_path.unlink()
-    child_path.unlink()
-    errors = [e["error"] for e in child["episodes"] if "error" in e]
-    assert not errors, errors
+    run = ForkRun(interp, "agent_fork_slow_setup.py")
+    s, truth, child = run.stream, run.truth, run.child
     kid = truth["child_pid"]
     assert truth["hooked"] and truth["child_status"] == 0 and child["pid"] == kid
     assert child["setup_ended_at"] - child["setup_started_at"] >= 0.5

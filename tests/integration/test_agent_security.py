@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from agent_helpers import INTERVAL_MS, THRESHOLD_MS, Live, describe_stall, match_stalls, wait_file
-from harness import AIOSCOPE
+from harness import AIOSCOPE, children
 from peers import (FIXTURES, SYSTEM_PYTHON, Victim, as_user, fake_agent, listening_socket_of, max_rss_kib,
                    peer_user, require_root, shared_dir, token_in_environ, token_in_memory)
 
@@ -211,10 +211,6 @@ def test_attach_hears_nobody_but_its_target(interp, peer, victim, shared):
     assert s.rc == 0, s.summary()
 
 
-def run_children(pid):
-    return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
 def test_run_hears_only_its_program_and_descendants(peer, victim, shared):
     """`run` (as root) of a shell that first starts a fake agent with the
     environment it inherits (a descendant: it authenticates) naming the
@@ -234,8 +230,8 @@ def test_run_hears_only_its_program_and_descendants(peer, victim, shared):
         deadline, token = time.monotonic() + 10, None
         while token is None:
             assert time.monotonic() < deadline and live.proc.poll() is None, "run started nothing with a token"
-            children = run_children(live.proc.pid)
-            token = token_in_environ(children[0]) if children else None
+            kids = children(live.proc.pid)
+            token = token_in_environ(kids[0]) if kids else None
             time.sleep(0.01)
         sock = listening_socket_of(live.proc.pid)
         common = ["--socket", sock, "--mode", "stall", "--native-id", victim.tid, "--count", "20", "--token", token]

@@ -1,7 +1,6 @@
 #include "target/pause.h"
 
 #include <sys/ptrace.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <algorithm>
@@ -89,9 +88,7 @@ bool ProcessPause::stopSeized(pid_t tid) {
     for (long waited = 0; waited < kStopTimeoutNs; waited += tick.tv_nsec) {
         int status = 0;
         TraceState state = pollTraced(tid, status);
-        if (state == TraceState::stopped && (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP) {
-            m_stopped.back().pendingSignal = WSTOPSIG(status);
-        }
+        if (state == TraceState::stopped) m_stopped.back().pendingSignal = signalOnRelease(status);
         if (state == TraceState::gone) m_stopped.pop_back();
         if (state != TraceState::running) return true;
         nanosleep(&tick, nullptr);

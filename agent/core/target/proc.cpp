@@ -36,6 +36,30 @@ char procState(pid_t pid, pid_t tid) {
     return close != std::string::npos && close + 2 < stat->size() ? (*stat)[close + 2] : 0;
 }
 
+namespace {
+
+// "Name:\tvalue" of /proc/PID/status (or a task's), as a number; -1 if absent.
+long statusField(const std::string& path, const char* name) {
+    auto text = readSmallFile(path, 1 << 16);
+    if (!text) return -1;
+    std::string key = std::string("\n") + name + ":";
+    std::size_t at = ("\n" + *text).find(key);
+    if (at == std::string::npos) return -1;
+    return std::strtol(text->c_str() + at + key.size() - 1, nullptr, 10);
+}
+
+}  // namespace
+
+pid_t parentOf(pid_t pid) {
+    long ppid = statusField("/proc/" + std::to_string(pid) + "/status", "PPid");
+    return ppid > 0 ? static_cast<pid_t>(ppid) : 0;
+}
+
+pid_t processOfThread(pid_t tid) {
+    long tgid = statusField("/proc/" + std::to_string(tid) + "/status", "Tgid");
+    return tgid > 0 ? static_cast<pid_t>(tgid) : 0;
+}
+
 std::string ProcFs::path(const std::string& rel) const {
     return "/proc/" + std::to_string(m_pid) + "/" + rel;
 }

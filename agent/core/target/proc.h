@@ -48,4 +48,10 @@ std::optional<std::string> readSmallFile(const std::string& path, std::size_t ca
 // /proc (R, S, D, Z: ended but not reaped, ...); 0 once it is gone.
 char procState(pid_t pid, pid_t tid = 0);
 
+// The parent of a process from /proc (0 when it is gone).
+pid_t parentOf(pid_t pid);
+
+// The process a thread id belongs to (its Tgid), 0 if there is no such task.
+pid_t processOfThread(pid_t tid);
+
 }  // namespace aioscope

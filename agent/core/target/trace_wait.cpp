@@ -1,27 +1,20 @@
 #include "target/trace_wait.h"
 
+#include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <string>
+
+#include "target/proc.h"
 
 namespace aioscope {
 
 namespace {
 
 // Whether `tid` is a process (a thread-group leader) that is our own child.
-bool ownChild(pid_t tid) {
-    std::ifstream in("/proc/" + std::to_string(tid) + "/status");
-    std::string line;
-    pid_t tgid = -1, ppid = -1;
-    while (std::getline(in, line)) {
-        if (line.rfind("Tgid:", 0) == 0) tgid = std::stoi(line.substr(5));
-        if (line.rfind("PPid:", 0) == 0) ppid = std::stoi(line.substr(5));
-    }
-    return tgid == tid && ppid == getpid();
-}
+bool ownChild(pid_t tid) { return processOfThread(tid) == tid && parentOf(tid) == getpid(); }
 
 }  // namespace
 
@@ -38,6 +31,10 @@ TraceState pollTraced(pid_t tid, int& status) {
     if (r == tid) return WIFSTOPPED(status) ? TraceState::stopped : TraceState::gone;
     if (r == 0 || errno == EINTR) return TraceState::running;
     return TraceState::gone;
+}
+
+int signalOnRelease(int status) {
+    return (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP ? WSTOPSIG(status) : 0;
 }
 
 }  // namespace aioscope

@@ -20,4 +20,9 @@ enum class TraceState {
 // process from ever being reported to its own parent).
 TraceState pollTraced(pid_t tid, int& status);
 
+// For a stop `status`: the signal to deliver when the thread is released,
+// if the stop was a signal on its way in (a signal-delivery-stop) rather
+// than our interrupt; else 0.
+int signalOnRelease(int status);
+
 }  // namespace aioscope
