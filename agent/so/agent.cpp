@@ -554,7 +554,10 @@ void Agent::run(std::shared_ptr<Session> s) {
         // No install after this point; one under way has finished.
         std::lock_guard lock(s->installMutex);
         s->over = true;
-        installed = hook.installed();
+        // The observers too: they go in after the stall hook, and nothing
+        // the program leaves behind may keep them (a detach that left them
+        // in place would go unseen).
+        installed = hook.installed() || g_installed || Observers::instance().unawaitedActive();
     }
     // The exit handler reports the callbacks that ended through the sampler,
     // which goes with this thread: its last ones are reported here.

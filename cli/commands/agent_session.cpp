@@ -176,6 +176,7 @@ void AgentRelay::onLine(int conn, pid_t pid, std::string& line) {
         ++m_hellos;
         agent.hello = true;
     }
+    if (type == "detached") ++m_detached;
     if (type == "snapshot") {
         ++m_snapshots;
         agent.lastSnapshot = Clock::now();

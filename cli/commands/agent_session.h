@@ -53,6 +53,8 @@ public:
     // shown only when they found one.
     void checkDeadlocks();
     void detachAll();
+    // Agents that confirmed a detach (their `detached` line).
+    int detachedAgents() const { return m_detached; }
     bool helloSeen() const { return m_hellos > 0; }
     std::size_t agents() const { return m_server.connections(); }
     // Warnings that summarize what was refused or ignored (once, at the end).
@@ -81,6 +83,7 @@ private:
     std::map<int, Agent> m_agents;  // connection -> agent
     int m_hellos = 0;
     int m_snapshots = 0;
+    int m_detached = 0;
     int m_ignored = 0;
     std::set<std::string> m_refusedKinds;  // kinds of refusals already reported
     int m_shortened = 0;

@@ -26,6 +26,9 @@ namespace aioscope::cli {
 
 namespace {
 
+// How long a detach may take before it is reported unconfirmed.
+constexpr std::chrono::seconds kDetachWithin{5};
+
 // Ctrl-C, SIGTERM, SIGHUP: stop cleanly (detach, remove the staging folder).
 // SIGPIPE (`attach | head`): the same, then exit 14. Installed without
 // SA_RESTART so that a wait returns at once.
@@ -163,8 +166,17 @@ int runAttach(const AttachArgs& args) {
         if (relay.agents() == 0 && !alive(args.pid)) break;
     }
     if (alive(args.pid)) {
+        // The agent takes the GIL to remove its hooks: a program busy in one
+        // C call may hold it a while. Not confirmed is said, never assumed.
         relay.detachAll();
-        for (int i = 0; i < 100 && relay.agents() > 0; ++i) relay.pump(20);
+        auto until = std::chrono::steady_clock::now() + kDetachWithin;
+        while (relay.agents() > 0 && std::chrono::steady_clock::now() < until && alive(args.pid)) relay.pump(20);
+        if (relay.detachedAgents() == 0 && alive(args.pid)) {
+            stream.warn("the agent in process " + std::to_string(args.pid) + " did not confirm its detach within " +
+                        std::to_string(kDetachWithin.count()) +
+                        " s (the program may be holding the GIL): its hooks stay until it can take the GIL, "
+                        "and it removes them then by itself");
+        }
     } else {
         auto e = stream.make("exit", args.pid);
         e["status"] = nullptr;

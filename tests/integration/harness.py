@@ -1,6 +1,7 @@
 """Starting fixtures, waiting for their ground truth, and running aioscope."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -60,13 +61,34 @@ def hang_report(pid):
                 continue
             lines.append(f"  tid {task.name} {status.get('Name', '').strip()!r}: {status.get('State', '').strip()}, "
                          f"wchan {wchan or '-'}, syscall {syscall}, tracer {status.get('TracerPid', '').strip()}")
+            try:
+                kernel = (task / "stack").read_text().split("\n")[:6]
+                lines.append("    kernel: " + " < ".join(f.split(" ", 1)[-1] for f in kernel if f))
+            except OSError:
+                pass
         if "python" in cmd and "aioscope" not in cmd.split(" ")[0]:
             try:
                 r = run_aioscope("dump", p, timeout=20)
                 lines.append("  " + (r.stdout + r.stderr).strip().replace("\n", "\n  ")[:4000])
             except subprocess.TimeoutExpired:
                 lines.append("  (aioscope dump did not finish in 20 s)")
+            lines.append(native_stacks(p))
     return "\n".join(lines)
+
+
+def native_stacks(pid):
+    """Every thread's native stack by gdb (tests/run installs it), for the
+    agent's own threads, which no Python stack shows."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return "  (no gdb: native stacks not shown)"
+    try:
+        r = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt 25"],
+                           capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "  (gdb did not finish in 60 s)"
+    keep = [l[:200] for l in r.stdout.splitlines() if l.startswith(("Thread ", "#"))]
+    return "  " + "\n  ".join(keep)[:12000]
 
 
 def kill_tree(proc):

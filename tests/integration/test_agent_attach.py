@@ -8,11 +8,13 @@ sampled from inside), and a heartbeat file saying how far it got, what went
 wrong, and whether asyncio's Handle._run is hooked. On SIGUSR1 it parks its
 tasks and publishes their ground truth for a dump.
 """
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +22,7 @@ from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert
 from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
                            agent_mappings, aioscope_attach, describe_stall, detection_problems, diff_lists, frames,
                            judge_stalls, match_stalls, staging_leftovers,
-                           short_heartbeat, thread_ids, wait_threads)
+                           out_path, short_heartbeat, thread_ids, wait_threads)
 from harness import AIOSCOPE, dump_json, run_aioscope
 from test_dump_threads import assert_matches_truth
 from zoo import ZOO, usable
@@ -303,6 +305,49 @@ def test_attach_until_the_target_exits(interp):
 def test_attach_ends_when_the_target_is_a_zombie():
     # The program ends about 2 s after the attach; 8 s is plenty to notice.
     attach_until_exit(pick_host_interp(), reap=False, timeout=8)
+
+
+def wait_path(path, timeout, target, what):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert target.alive(), f"the program ended before {what}: {target.stderr()}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.01)
+
+
+def test_a_detach_the_program_keeps_waiting_is_said_and_done_later():
+    """The agent takes the GIL to remove its hooks. A program holds it in
+    one long C call (libc's sleep through ctypes.PyDLL) when Ctrl-C
+    detaches: attach says the detach is unconfirmed (never a silent exit 0
+    with the hooks in place), and the agent removes them by itself once the
+    call returns."""
+    interp = pick_host_interp()
+    hold_s = 10  # longer than attach waits for the confirmation (5 s)
+    hold, result = out_path(interp, "gil-held-hold"), out_path(interp, "gil-held-result")
+    with Target(interp, "attach_gil_held.py", "--hold", hold, "--result", result, "--seconds", str(hold_s),
+                files=(hold, result)) as target:
+        hooked, holding = (Path(f"{target.truth_path}.{s}") for s in ("hooked", "holding"))
+        target.extra_files += [hooked, holding]
+        live = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
+        try:
+            live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+            wait_path(hooked, 30, target, "hooks")
+            hold.write_text("")
+            wait_path(holding, 30, target, "GIL hold")
+            t0 = time.monotonic()
+        finally:
+            s = live.stop()
+        took = time.monotonic() - t0
+        assert s.rc == 0, s.summary()
+        types = [e["type"] for e in s.events]
+        assert "detached" not in types, s.summary()
+        unconfirmed = [e for e in s.events if e["type"] == "warning" and "did not confirm its detach" in e["message"]]
+        assert len(unconfirmed) == 1, s.summary()
+        assert took < hold_s, f"attach ended {took:.1f} s after Ctrl-C: it waited for the GIL itself"
+        assert target.proc.wait(60) == 0, target.stderr()
+        r = json.loads(result.read_text())
+        assert r["held_s"] >= hold_s - 0.5, r
+        assert r["hooks_gone_after_s"] is not None, f"the hooks stayed after the GIL was free: {r}"
 
 
 @pytest.mark.parametrize("what, status", [("no such pid", 3), ("not python", 5)])

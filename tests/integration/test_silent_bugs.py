@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 
 from agent_helpers import Live, host_only, out_path, wait_file
-from harness import AIOSCOPE
+from harness import AIOSCOPE, hang_report
 from zoo import ZOO
 
 BUG_TYPES = ("unawaited_coroutine", "cancellation_swallowed", "task_exception_unretrieved", "task_destroyed_pending")
@@ -141,6 +141,7 @@ class Outcome:
     stream_stderr: str = ""
     after: dict = None
     ready: dict = None
+    stuck: str = ""  # attach: the target's threads when its agent did not confirm the detach
 
 
 _cache = {}
@@ -215,6 +216,10 @@ def under_attach(interp, case):
                     result = wait_file(result_path, TIMEOUT, proc, "result")
                 finally:
                     stream = live.stop()
+                detached = bool(stream.events) and stream.events[-1]["type"] == "detached"
+                # Where the agent is when it did not confirm (read before
+                # the fixture gives up waiting for the hooks to go).
+                stuck = "" if detached else hang_report(proc.pid)
                 after = wait_file(after_path, TIMEOUT, proc, "state after the detach")
                 rc = proc.wait(TIMEOUT)
             finally:
@@ -222,7 +227,7 @@ def under_attach(interp, case):
                     proc.kill()
                     proc.wait()
             return Outcome(rc, stdout_path.read_text(), stderr_path.read_text(), result, stream.events,
-                           stream.rc, stream.stderr, after, ready)
+                           stream.rc, stream.stderr, after, ready, stuck)
         finally:
             for p in files:
                 p.unlink(missing_ok=True)
@@ -401,7 +406,7 @@ def test_attach_reports_exactly_the_bug(interp, case, request):
     assert a.stream_rc == 0, f"attach exited {a.stream_rc}: {a.stream_stderr}"
     hello = [e for e in a.events if e["type"] == "hello"]
     assert len(hello) == 1 and hello[0]["pid"] == truth["pid"] and hello[0]["mode"] == "attach", a.events[:3]
-    assert a.events[-1]["type"] == "detached", a.events[-3:]
+    assert a.events[-1]["type"] == "detached", f"{a.events[-3:]}\n{a.stream_stderr}\n{a.stuck}"
     assert_events(a.events, truth, f"attach {case.id} on {interp.name}")
     if case.track:
         assert truth["origin_depth_during"] > 0, "--track-origins did not turn coroutine origin tracking on"
@@ -413,7 +418,7 @@ def test_attach_reports_exactly_the_bug(interp, case, request):
 def test_attach_then_detach_leaves_the_program_as_it_was(interp, case):
     a, b = under_attach(interp, case), bare(interp, case)
     after = a.after
-    assert after["hooks_gone"], f"aioscope's hooks are still in place after the detach: {after}"
+    assert after["hooks_gone"], f"aioscope's hooks are still in place after the detach: {after}\n{a.stuck}"
     assert all(after["identical"].values()), f"not the program's own objects after the detach: {after['identical']}"
     assert after["origin_depth"] == a.truth["program_origin_depth"], \
         f"coroutine origin tracking depth {after['origin_depth']} after the detach, the program's own is " \
