@@ -141,8 +141,10 @@ void returnFreedMemory() { malloc_trim(0); }
 // rest of the millisecond with an absolute sleep.
 bool waitUntil(Channel& channel, std::vector<std::string>& commands, std::int64_t until, bool precise) {
     std::int64_t left = until - monotonicNs();
-    if (!precise) return left <= 0 || channel.receive(commands, static_cast<int>((left + 999'999) / 1'000'000));
-    if (left >= 1'000'000 && !channel.receive(commands, static_cast<int>(left / 1'000'000))) return false;
+    // The socket is read even when the wake is due already: a detach, or
+    // the CLI gone, is never left unseen behind a run of due wakes.
+    if (!precise) return channel.receive(commands, left <= 0 ? 0 : static_cast<int>((left + 999'999) / 1'000'000));
+    if (!channel.receive(commands, left >= 1'000'000 ? static_cast<int>(left / 1'000'000) : 0)) return false;
     if (until > monotonicNs()) {
         timespec ts{static_cast<time_t>(until / 1'000'000'000), static_cast<long>(until % 1'000'000'000)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {

@@ -123,6 +123,9 @@ LoopSlot* StallSampler::slotOf(std::uint64_t threadId) {
 std::int64_t StallSampler::nextWake() {
     std::lock_guard lock(m_mutex);
     std::int64_t wake = INT64_MAX;
+    // Without the hook tick() reports nothing: a crossing it cannot report
+    // would be due forever (the agent's thread spinning in the program).
+    if (!m_hook.installed()) return wake;
     for (int i = 0; i < StallHook::kSlots; ++i) {
         LoopSlot& slot = m_hook.slot(i);
         if (!slot.threadId.load(std::memory_order_acquire) || slot.depth.load(std::memory_order_acquire) == 0) continue;
