@@ -22,7 +22,7 @@ from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert
 from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
                            agent_mappings, aioscope_attach, describe_stall, detection_problems, diff_lists, frames,
                            judge_stalls, match_stalls, staging_leftovers,
-                           out_path, short_heartbeat, thread_ids, wait_threads)
+                           out_path, short_heartbeat, thread_ids, wait_file, wait_threads)
 from harness import AIOSCOPE, dump_json, run_aioscope
 from test_dump_threads import assert_matches_truth
 from zoo import ZOO, usable
@@ -307,14 +307,6 @@ def test_attach_ends_when_the_target_is_a_zombie():
     attach_until_exit(pick_host_interp(), reap=False, timeout=8)
 
 
-def wait_path(path, timeout, target, what):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert target.alive(), f"the program ended before {what}: {target.stderr()}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
-        time.sleep(0.01)
-
-
 def test_a_detach_the_program_keeps_waiting_is_said_and_done_later():
     """The agent takes the GIL to remove its hooks. A program holds it in
     one long C call (libc's sleep through ctypes.PyDLL) when Ctrl-C
@@ -331,9 +323,9 @@ def test_a_detach_the_program_keeps_waiting_is_said_and_done_later():
         live = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
         try:
             live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
-            wait_path(hooked, 30, target, "hooks")
+            wait_file(hooked, 30, target.proc, "hooks")
             hold.write_text("")
-            wait_path(holding, 30, target, "GIL hold")
+            wait_file(holding, 30, target.proc, "GIL hold")
             t0 = time.monotonic()
         finally:
             s = live.stop()
