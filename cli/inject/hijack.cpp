@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "inject/target_memory.h"
 #include "inject/tracer.h"
+#include "target/seize.h"
 #include "target/trace_wait.h"
 
 namespace aioscope::cli {
@@ -71,9 +72,14 @@ std::string readString(pid_t pid, std::uint64_t addr) {
 
 HijackedThread::HijackedThread(pid_t pid, pid_t tid) : m_pid(pid), m_tid(tid) {
     // Never PTRACE_O_EXITKILL: if aioscope dies the thread must go on.
-    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
-        if (errno == EPERM) throw InspectError(Errc::permission_denied, ptraceRefusedMessage(pid, tid));
-        throw InspectError(Errc::process_exited, "cannot attach to thread " + std::to_string(tid) + ": " + std::strerror(errno));
+    int err = 0;
+    switch (seizeThread(pid, tid, PTRACE_O_TRACESYSGOOD, err)) {
+        case Seize::seized: break;
+        case Seize::gone:
+            throw InspectError(Errc::process_exited, "the target's thread " + std::to_string(tid) + " exited");
+        case Seize::denied:
+            if (err == EPERM) throw InspectError(Errc::permission_denied, ptraceRefusedMessage(pid, tid));
+            throw InspectError(Errc::internal, "cannot attach to thread " + std::to_string(tid) + ": " + std::strerror(err));
     }
     m_seized = true;
     try {

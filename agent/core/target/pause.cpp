@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "target/proc.h"
+#include "target/seize.h"
 #include "target/trace_wait.h"
 
 namespace aioscope {
@@ -16,22 +17,6 @@ namespace aioscope {
 namespace {
 constexpr int kRounds = 8;                    // re-list threads until none appear
 constexpr long kStopTimeoutNs = 1'000'000'000; // a thread in D state may not stop
-
-// The kernel refuses (EPERM) to trace a thread that is exiting: tell that
-// apart from a real permission problem by watching the thread for a moment.
-enum class Retry { gone, seized, denied };
-
-Retry retrySeize(pid_t pid, pid_t tid) {
-    for (int i = 0; i < 20; ++i) {
-        timespec ms{0, 1'000'000};
-        nanosleep(&ms, nullptr);
-        char state = procState(pid, tid);
-        if (state == 0 || state == 'Z' || state == 'X') return Retry::gone;
-        if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) return Retry::seized;
-        if (errno == ESRCH) return Retry::gone;
-    }
-    return Retry::denied;
-}
 }  // namespace
 
 ProcessPause::ProcessPause(pid_t pid) : m_pid(pid) {
@@ -63,20 +48,17 @@ ProcessPause::ProcessPause(pid_t pid) : m_pid(pid) {
 }
 
 bool ProcessPause::stopThread(pid_t tid) {
-    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-        int err = errno;
-        if (err == ESRCH) return false;  // the thread exited meanwhile
-        Retry retry = err == EPERM ? retrySeize(m_pid, tid) : Retry::denied;
-        if (retry == Retry::gone) return false;
-        if (retry == Retry::denied && err == EPERM) {
-            throw InspectError(Errc::permission_denied,
-                               "permission denied stopping process " + std::to_string(m_pid) +
-                                   " with ptrace: " + permissionAdvice() +
-                                   " (or read it without --pause)");
-        }
-        if (retry == Retry::denied) {
+    int err = 0;
+    switch (seizeThread(m_pid, tid, 0, err)) {
+        case Seize::gone: return false;
+        case Seize::seized: break;
+        case Seize::denied:
+            if (err == EPERM) {
+                throw InspectError(Errc::permission_denied,
+                                   "permission denied stopping process " + std::to_string(m_pid) +
+                                       " with ptrace: " + permissionAdvice() + " (or read it without --pause)");
+            }
             throw InspectError(Errc::internal, "ptrace(SEIZE) failed on thread " + std::to_string(tid));
-        }
     }
     return stopSeized(tid);
 }
