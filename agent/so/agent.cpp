@@ -64,6 +64,7 @@ Snapshot withoutAgentThreads(Snapshot snap) {
 }
 
 void onInterpreterExit() { Agent::instance().interpreterExiting(); }
+void onProgramExit(long status) { Agent::instance().programExiting(status); }
 
 // What the hooks themselves say (any thread, no GIL).
 void hookFacts(CapabilityFacts& f) {
@@ -90,6 +91,7 @@ bool asyncioLoopTimed() { return StallHook::instance().timedHandleRun() || Uvloo
 void registerExitHandlers() {
     static bool registered = false;
     if (!registered) registered = python().atExit(&onInterpreterExit) == 0;
+    Observers::instance().setExitHandler(&onProgramExit);
     GilGate::instance().registerAtExit();
 }
 
@@ -165,7 +167,7 @@ struct Agent::Session {
     // Connecting, the hello, the capabilities and the exit handler's last
     // words (which wait for it a bounded time: the program must not hang at exit).
     std::timed_mutex mutex;
-    bool helloSent = false;
+    std::atomic<bool> helloSent{false};  // written under `mutex`; read without it by a starved exit
     bool goodbyeSent = false;  // or the session ended: nothing more to say
     CapabilityFacts facts;
     std::optional<Capabilities> announced;
@@ -238,6 +240,10 @@ void Agent::processExiting() {
     if (!m_exiting) lastWords("the process exited without shutting the interpreter down");
 }
 
+void Agent::programExiting(long status) {
+    lastWords(("the program called os._exit(" + std::to_string(status) + ")").c_str());
+}
+
 void Agent::lastWords(const char* goodbye) {
     m_exiting = true;
     auto s = session();
@@ -245,14 +251,26 @@ void Agent::lastWords(const char* goodbye) {
     // The session's thread holds the lock only for moments (never across a
     // send or a read), but a starved machine may keep it off the CPU then.
     std::unique_lock lock(s->mutex, std::chrono::milliseconds(2000));
-    if (!lock.owns_lock() || s->goodbyeSent || !s->ensureHello()) return;
+    if (!lock.owns_lock()) {
+        // Never a silent end: what the observers saw and the goodbye go
+        // without the lock (the channel takes sends from any thread), only
+        // the last capabilities are not re-assessed.
+        if (!s->helloSent || !s->channel.connected()) return;
+        s->forwardObserved();
+        s->channel.send(messageEvent("goodbye", std::string(goodbye) +
+                                                    " (the agent's own thread was kept off the CPU: its last capabilities were not re-checked)"));
+        s->channel.flush(kExitFlushMs);
+        return;
+    }
+    if (s->goodbyeSent || !s->ensureHello()) return;
     s->goodbyeSent = true;  // from here on the session's thread adds nothing
     if (s->sampler) s->sampler->flushEnded();
-    s->forwardObserved();
     hookFacts(s->facts);
     s->facts.asyncioImported = s->facts.asyncioImported || s->facts.hookInstalled;
     s->facts.exiting = true;  // what is pending now never will be
+    // Announced before the events of a check that just became active.
     s->sendIf(s->announcement());
+    s->forwardObserved();
     s->channel.send(messageEvent("goodbye", goodbye));
     // The process ends after this: what is still queued goes now, for a
     // bounded time (a stopped CLI must not hold the program).

@@ -40,6 +40,8 @@ public:
     // The library's destructor (exit() without Py_FinalizeEx: `python
     // --version`, a program that never started its interpreter): the same.
     void processExiting();
+    // os._exit(status) is about to end the process (GIL held): the same.
+    void programExiting(long status);
     bool exiting() const { return m_exiting; }
 
     struct Session;

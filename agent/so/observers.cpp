@@ -163,6 +163,16 @@ PyObject* onMainFn(PyObject*, PyObject* args) {
     return py.boolFromLong(queued);
 }
 
+// _exiting(status): the program is about to call os._exit(status).
+PyObject* exitingFn(PyObject*, PyObject* args) {
+    PyApi& py = python();
+    long status = 0;
+    if (!py.argParseTuple(args, "l", &status)) return nullptr;
+    Observers::instance().programExits(status);
+    return py.buildValue("");
+}
+
+PyMethodDef g_exitingDef{"_exiting", reinterpret_cast<void*>(&exitingFn), kMethVarargs, nullptr};
 PyMethodDef g_onMainDef{"_on_main", reinterpret_cast<void*>(&onMainFn), kMethVarargs, nullptr};
 PyMethodDef g_emitDef{"_emit", reinterpret_cast<void*>(&emitFn), kMethVarargs, nullptr};
 PyMethodDef g_trampolineDef{"_trampoline", reinterpret_cast<void*>(&trampolineFn), kMethVarargs, nullptr};
@@ -221,6 +231,10 @@ bool Observers::callInstall(const char* function, bool trackOrigins, bool unawai
             return false;
         }
         py.decRef(result);
+        if (PyObject* exiting = py.cfunctionNewEx(&g_exitingDef, nullptr, nullptr)) {
+            py.dictSetItemString(globals, "_exiting", exiting);
+            py.decRef(exiting);
+        }
         m_globals = globals;  // lives on: a step in flight may still call into it
     }
     PyObject* installFn = py.dictGetItemString(m_globals, function);  // borrowed

@@ -51,6 +51,14 @@ public:
     bool foreignLoopSeen() const { return m_foreignSeen; }
     bool foreignLoopObserved() const { return m_foreignObserved; }
 
+    // Who speaks when the program calls os._exit(status), which ends the
+    // process without exit handlers (GIL held, on the calling thread): what
+    // the observers saw just before must still reach the CLI.
+    void setExitHandler(void (*handler)(long status)) { m_exitHandler = handler; }
+    void programExits(long status) {
+        if (m_exitHandler) m_exitHandler(status);
+    }
+
     // Event lines queued by the observers (any thread).
     std::vector<std::string> drain();
     void queue(const char* type, const char* json);
@@ -76,6 +84,7 @@ private:
     const void* m_stepType = nullptr;     // _asyncio's TaskStepMethWrapper
     const void* m_builtinType = nullptr;  // builtin_function_or_method
     const void* m_wakeupDef = nullptr;    // the PyMethodDef of task_wakeup
+    std::atomic<void (*)(long)> m_exitHandler{nullptr};
     std::mutex m_mutex;
     std::deque<std::string> m_events;
     std::uint64_t m_dropped = 0;

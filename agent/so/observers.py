@@ -23,6 +23,7 @@ _emit = None        # the agent's C function: _emit(type, json_object_text)
 _handling = None    # the agent's C function: _handling(task) -> a CancelledError is being handled
 _trampoline = None  # the agent's C function: _trampoline(original, observer, method) -> callable
 _on_main = None     # the agent's C function: _on_main(fn) -> fn() queued for the main thread
+_exiting = None     # the agent's C function: _exiting(status) -> its last words, now
 # A C trampoline calls observer(*args), then original(*args) (or original(*r)
 # if the observer returned a tuple r). Being C, it is no frame: the program's
 # tracebacks and warning stack levels stay exactly as without aioscope.
@@ -255,6 +256,25 @@ def _install_unawaited(track_origins):
     if track_origins:
         _set_origin_tracking()  # queued for the main thread before it can see any hook
     _patch(warnings, "_warn_unawaited_coroutine", _trampoline(warnings._warn_unawaited_coroutine, observe, False))
+    _install_exit_watch()
+
+
+# -- os._exit -----------------------------------------------------------------
+
+def _install_exit_watch():
+    """os._exit ends the process without exit handlers: a bug seen just
+    before it (a coroutine dropped on the way out) would be lost, and a
+    --fail-on run would pass. The agent speaks first."""
+    os = sys.modules.get("os")
+    if os is None or _exiting is None:
+        return
+
+    def observe(*args):
+        # Only a call that will end the process: os._exit(status) with an int.
+        if len(args) == 1 and type(args[0]) is int:
+            _exiting(args[0])
+
+    _patch(os, "_exit", _trampoline(os._exit, observe, False))
 
 
 def _report_unawaited(coro, frame):

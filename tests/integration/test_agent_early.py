@@ -40,11 +40,13 @@ def events_of(text):
     return [json.loads(line) for line in (text or "").splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("case", ["module", "main"])
+@pytest.mark.parametrize("case", ["module", "main", "os_exit"])
 def test_run_catches_a_coroutine_dropped_at_the_first_line(interp, case):
     """A coroutine dropped on the first line that runs after `import asyncio`
-    (module), or a forgotten await in main()'s first line: --fail-on
-    unawaited catches it every time, at the line Python itself names."""
+    (module), or a forgotten await in main()'s first line (main; os_exit:
+    and the program ends at once with os._exit(0), which runs no exit
+    handler): --fail-on unawaited catches it every time, at the line Python
+    itself names."""
     cli = run_argv(interp)
 
     def make(i):
@@ -76,6 +78,9 @@ def test_run_catches_a_coroutine_dropped_at_the_first_line(interp, case):
                 problem = f"event {bug} against truth {truth}"
             elif [e["type"] for e in events if e["pid"] == truth["pid"]][0] != "hello":
                 problem = "the agent's first event is not its hello"
+            elif case == "os_exit" and not any(e["type"] == "goodbye" and "os._exit(0)" in e["message"]
+                                               for e in events if e["pid"] == truth["pid"]):
+                problem = f"no goodbye naming os._exit: {[e['type'] for e in events]}"
         if problem:
             misses.append(f"run #{i + 1}: {problem}")
     assert not misses, f"caught {RUNS - len(misses)}/{RUNS} on {interp.name}:\n" + "\n".join(misses[:10])
