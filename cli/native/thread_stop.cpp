@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -14,8 +15,11 @@ namespace aioscope::cli {
 
 namespace {
 
-constexpr int kStopWithinMs = 1000;
-constexpr int kReleaseWithinMs = 2000;
+// Deadlines on the clock, never counts of 1 ms sleeps: on a busy machine a
+// sleep takes longer, and a "1 s" wait of 1000 sleeps lasted seconds.
+constexpr auto kStopWithin = std::chrono::milliseconds(1000);
+constexpr auto kReleaseWithin = std::chrono::milliseconds(2000);
+using Clock = std::chrono::steady_clock;
 
 std::vector<pid_t> g_strays;
 
@@ -48,7 +52,7 @@ ThreadStop::ThreadStop(pid_t tid) : m_tid(tid) {
     }
     m_seized = true;
     ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
-    for (int waited = 0; waited < kStopWithinMs; ++waited) {
+    for (auto deadline = Clock::now() + kStopWithin; Clock::now() < deadline;) {
         int status = 0;
         switch (pollTraced(tid, status)) {
             case TraceState::running: sleepMs(1); continue;
@@ -73,7 +77,7 @@ ThreadStop::~ThreadStop() {
     }
     // PTRACE_DETACH only works on a stopped thread: wait for the pending
     // stop a while longer, then leave it to the retries.
-    for (int waited = 0; waited < kReleaseWithinMs; ++waited) {
+    for (auto deadline = Clock::now() + kReleaseWithin; Clock::now() < deadline;) {
         if (releaseIfStopped(m_tid)) return;
         sleepMs(1);
     }

@@ -74,7 +74,7 @@ TEST_CASE("a stop never reaps its own child that dies before stopping", "[thread
 }
 
 TEST_CASE("a thread that stops late is released by the stop's end", "[thread_stop]") {
-    pid_t c = childInVfork(1500, false);  // past the stop's 1 s, within its 2 s release wait
+    pid_t c = childInVfork(2000, false);  // past the stop's 1 s, within its 2 s release wait
     {
         ThreadStop stop(c);
         CHECK_FALSE(stop.stopped());
@@ -84,7 +84,7 @@ TEST_CASE("a thread that stops late is released by the stop's end", "[thread_sto
 }
 
 TEST_CASE("a thread that stops later still is released by releaseStrayStops", "[thread_stop]") {
-    pid_t c = childInVfork(3500, false);
+    pid_t c = childInVfork(4500, false);  // past the stop's 1 s and its 2 s release wait
     {
         ThreadStop stop(c);
         CHECK_FALSE(stop.stopped());

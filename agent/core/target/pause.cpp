@@ -16,7 +16,19 @@ namespace aioscope {
 
 namespace {
 constexpr int kRounds = 8;                    // re-list threads until none appear
-constexpr long kStopTimeoutNs = 1'000'000'000; // a thread in D state may not stop
+constexpr auto kStopWithin = std::chrono::seconds(1);  // a thread in D state may not stop
+
+// The first state of `tid` other than running, or running at the deadline:
+// a deadline on the clock (on a busy machine each 1 ms sleep takes longer).
+TraceState awaitStop(pid_t tid, int& status) {
+    auto deadline = std::chrono::steady_clock::now() + kStopWithin;
+    for (;;) {
+        TraceState state = pollTraced(tid, status);
+        if (state != TraceState::running || std::chrono::steady_clock::now() >= deadline) return state;
+        timespec tick{0, 1'000'000};
+        nanosleep(&tick, nullptr);
+    }
+}
 }  // namespace
 
 ProcessPause::ProcessPause(pid_t pid) : m_pid(pid) {
@@ -66,15 +78,10 @@ bool ProcessPause::stopThread(pid_t tid) {
 bool ProcessPause::stopSeized(pid_t tid) {
     m_stopped.push_back({tid, 0});
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return true;
-    timespec tick{0, 1'000'000};
-    for (long waited = 0; waited < kStopTimeoutNs; waited += tick.tv_nsec) {
-        int status = 0;
-        TraceState state = pollTraced(tid, status);
-        if (state == TraceState::stopped) m_stopped.back().pendingSignal = signalOnRelease(status);
-        if (state == TraceState::gone) m_stopped.pop_back();
-        if (state != TraceState::running) return true;
-        nanosleep(&tick, nullptr);
-    }
+    int status = 0;
+    TraceState state = awaitStop(tid, status);
+    if (state == TraceState::stopped) m_stopped.back().pendingSignal = signalOnRelease(status);
+    if (state == TraceState::gone) m_stopped.pop_back();
     return true;
 }
 
@@ -87,12 +94,8 @@ double ProcessPause::resume() {
         // Detach needs a stopped tracee; a thread that had not stopped yet
         // (it was in uninterruptible sleep) is stopped once more, then released.
         ptrace(PTRACE_INTERRUPT, s.tid, nullptr, nullptr);
-        timespec tick{0, 1'000'000};
-        for (long waited = 0; waited < kStopTimeoutNs; waited += tick.tv_nsec) {
-            int status = 0;
-            if (pollTraced(s.tid, status) != TraceState::running) break;
-            nanosleep(&tick, nullptr);
-        }
+        int status = 0;
+        awaitStop(s.tid, status);
         ptrace(PTRACE_DETACH, s.tid, nullptr, sig);
     }
     m_stoppedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m_start).count();
