@@ -15,31 +15,58 @@ namespace aioscope::agent {
 
 namespace {
 
-// The original Handle._run, kept for the life of the process: a wrapper
-// installed later by someone else may still call ours after we detach.
-PyObject* g_original = nullptr;
-PyObject* g_wrapper = nullptr;  // our builtin function, as Handle._run returns it
-thread_local int t_slot = -2;   // -2: not looked up yet, -1: no slot free
+// Every wrapper of ours calls what it wrapped, for the life of the process:
+// a wrapper installed later by someone else may still call ours after we
+// detach, and we may attach again over theirs (ours, theirs, ours: each
+// calls its own original, so the chain ends). A single "latest original"
+// for all of ours recursed there, in every callback, until RecursionError.
+//
+// The method descriptor (the fast path, our first install) has no place
+// for its original: it is this, set once. Later installs are builtin
+// functions whose `self` is what they wrapped.
+PyObject* g_descriptorOriginal = nullptr;
+PyObject* g_descriptor = nullptr;  // ours, once made
+PyObject* g_wrapper = nullptr;     // ours now in place, as Handle._run returns it
+PyObject* g_wrapped = nullptr;     // what g_wrapper wrapped: put back on uninstall
+thread_local int t_slot = -2;      // -2: not looked up yet, -1: no slot free
 
-PyObject* runVectorcall(PyObject*, PyObject* const* args, std::size_t nargs, PyObject* kwnames) {
+// The handle our wrapper runs innermost on this thread: ours called again
+// for it (through someone else's wrapper between two of ours) passes the
+// call on without timing it twice. Keyed by the handle: a nested loop
+// (nest_asyncio) runs other handles inside a callback.
+thread_local PyObject* t_running = nullptr;
+
+struct Running {
+    explicit Running(PyObject* handle) : previous(t_running) { t_running = handle; }
+    ~Running() { t_running = previous; }
+    PyObject* previous;
+};
+
+PyObject* runVectorcall(PyObject* original, PyObject* const* args, std::size_t nargs, PyObject* kwnames) {
+    PyObject* handle = nargs ? args[0] : nullptr;
+    if (handle && handle == t_running) return python().vectorcall(original, args, nargs, kwnames);
+    Running running(handle);
     auto& hook = StallHook::instance();
     auto& observers = Observers::instance();
-    PyObject* cancelStep = observers.active() && nargs ? observers.stepBegin(args[0]) : nullptr;
+    PyObject* cancelStep = observers.active() && handle ? observers.stepBegin(handle) : nullptr;
     int slot = hook.enter();
     hook.markHandleRun();
-    PyObject* result = python().vectorcall(g_original, args, nargs, kwnames);
+    PyObject* result = python().vectorcall(original, args, nargs, kwnames);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
 }
 
-PyObject* runTuple(PyObject*, PyObject* args, PyObject* kwargs) {
-    auto& hook = StallHook::instance();
+PyObject* runTuple(PyObject* original, PyObject* args, PyObject* kwargs) {
     auto& observers = Observers::instance();
-    PyObject* cancelStep = observers.active() ? observers.stepBegin(observers.firstOf(args)) : nullptr;
+    PyObject* handle = observers.firstOf(args);
+    if (handle && handle == t_running) return python().call(original, args, kwargs);
+    Running running(handle);
+    auto& hook = StallHook::instance();
+    PyObject* cancelStep = observers.active() ? observers.stepBegin(handle) : nullptr;
     int slot = hook.enter();
     hook.markHandleRun();
-    PyObject* result = python().call(g_original, args, kwargs);
+    PyObject* result = python().call(original, args, kwargs);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
@@ -72,10 +99,13 @@ PyObject* runMethod(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs,
     }
     all[0] = self;
     for (std::ptrdiff_t i = 0; i < nargs + nkw; ++i) all[i + 1] = args[i];
+    auto count = static_cast<std::size_t>(nargs + 1);
+    if (self == t_running) return g_callOriginal(g_descriptorOriginal, all, count, kwnames);
+    Running running(self);
     PyObject* cancelStep = observers.active() ? observers.stepBegin(self) : nullptr;
     int slot = hook.enter();
     hook.markHandleRun();
-    PyObject* result = g_callOriginal(g_original, all, static_cast<std::size_t>(nargs + 1), kwnames);
+    PyObject* result = g_callOriginal(g_descriptorOriginal, all, count, kwnames);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
@@ -93,10 +123,11 @@ const char* typeName(PyObject* obj) {
     return type ? *reinterpret_cast<const char* const*>(static_cast<const char*>(type) + 24) : "";
 }
 
-// The method descriptor wrapping `original`, or null where it cannot be
-// made (then the instancemethod of a builtin function is used).
+// The method descriptor wrapping `original` (made once, for the first
+// original it can wrap), or null where it cannot be made.
 PyObject* methodWrapper(PyObject* handle, PyObject* original) {
     PyApi& py = python();
+    if (g_descriptor) return g_descriptorOriginal == original ? g_descriptor : nullptr;
     if (!py.descrNewMethod || !py.tupleSize) return nullptr;
     if (py.vectorcall) {
         g_callOriginal = py.vectorcall;
@@ -106,8 +137,27 @@ PyObject* methodWrapper(PyObject* handle, PyObject* original) {
         return nullptr;
     }
     PyObject* descr = py.descrNewMethod(handle, &g_methodDef);
-    if (!descr) py.errClear();
-    return descr;
+    if (!descr) {
+        py.errClear();
+        return nullptr;
+    }
+    // Both live for the process (set before the descriptor is installed).
+    g_descriptor = descr;
+    g_descriptorOriginal = original;
+    py.incRef(original);
+    return g_descriptor;
+}
+
+// A new reference to our wrapper of `original`: the descriptor when it
+// wraps exactly that, else a builtin function whose `self` is `original`.
+PyObject* wrapperOf(PyObject* handle, PyObject* original) {
+    PyApi& py = python();
+    if (PyObject* descr = methodWrapper(handle, original)) {
+        py.incRef(descr);
+        return descr;
+    }
+    PyMethodDef* def = py.vectorcall ? &g_vectorcallDef : &g_tupleDef;
+    return py.cfunctionNewEx(def, original, nullptr);
 }
 
 PyObject* handleClass() {
@@ -155,33 +205,26 @@ bool StallHook::install(std::int64_t thresholdNs) {
         m_installed = true;
         return true;
     }
-    // g_original is what the wrapper calls: set before the wrapper can run
-    // (the old one, if any, stays alive: a wrapper of an earlier install
-    // may still hold on to it).
-    PyObject* previous = g_original;
-    g_original = current;  // keeps the reference getAttrString gave us
-    PyObject* func = methodWrapper(handle, current);
+    PyObject* func = wrapperOf(handle, current);
     PyObject* method = nullptr;
-    if (func) {
+    if (func && func == g_descriptor) {
         method = func;  // Handle._run returns the descriptor itself
         py.incRef(method);
-    } else {
-        PyMethodDef* def = py.vectorcall ? &g_vectorcallDef : &g_tupleDef;
-        func = py.cfunctionNewEx(def, nullptr, nullptr);
-        method = func ? py.instanceMethodNew(func) : nullptr;
+    } else if (func) {
+        method = py.instanceMethodNew(func);
     }
     if (!method || py.setAttrString(handle, "_run", method) != 0) {
         py.errClear();
         if (func) py.decRef(func);
         if (method) py.decRef(method);
-        g_original = previous;
         py.decRef(current);
         py.decRef(handle);
         return false;
     }
-    if (previous) py.decRef(previous);
     if (g_wrapper) py.decRef(g_wrapper);
+    if (g_wrapped) py.decRef(g_wrapped);
     g_wrapper = func;      // keeps ours
+    g_wrapped = current;   // keeps the reference getAttrString gave us
     py.decRef(method);
     py.decRef(handle);
     m_installedAtNs = monotonicNs();
@@ -208,7 +251,7 @@ void StallHook::uninstall() {
     PyObject* current = py.getAttrString(handle, "_run");
     if (!current) py.errClear();
     // Someone may have wrapped ours meanwhile: leave theirs in place.
-    if (current == g_wrapper && py.setAttrString(handle, "_run", g_original) != 0) py.errClear();
+    if (current == g_wrapper && py.setAttrString(handle, "_run", g_wrapped) != 0) py.errClear();
     if (current) py.decRef(current);
     py.decRef(handle);
 }

@@ -22,7 +22,7 @@ from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert
 from agent_helpers import (EXIT_PERMISSION, INTERVAL_MS, THRESHOLD_MS, BusyTarget, Live, Target, TaskView,
                            agent_mappings, aioscope_attach, describe_stall, detection_problems, diff_lists, frames,
                            judge_stalls, match_stalls, staging_leftovers,
-                           out_path, short_heartbeat, thread_ids, wait_file, wait_threads)
+                           out_path, read_json, short_heartbeat, thread_ids, wait_file, wait_threads)
 from harness import AIOSCOPE, dump_json, run_aioscope
 from test_dump_threads import assert_matches_truth
 from zoo import ZOO, usable
@@ -340,6 +340,44 @@ def test_a_detach_the_program_keeps_waiting_is_said_and_done_later():
         r = json.loads(result.read_text())
         assert r["held_s"] >= hold_s - 0.5, r
         assert r["hooks_gone_after_s"] is not None, f"the hooks stayed after the GIL was free: {r}"
+
+
+def test_attach_again_over_another_tools_wrapper(interp):
+    """Another tool wraps Handle._run while aioscope is attached; aioscope
+    detaches (leaving the tool's wrapper, which calls aioscope's) and
+    attaches again over it. Every callback runs once, through the tool's
+    wrapper once, without error (before, aioscope's two wrappers shared one
+    "original" and every callback recursed until RecursionError), and the
+    second attach reports the program's stall."""
+    go, result = out_path(interp, "foreign-wrapper-go"), out_path(interp, "foreign-wrapper-result")
+    with Target(interp, "attach_foreign_wrapper.py", "--go", interp.inside(go), "--result", interp.inside(result),
+                files=(go, result)) as target:
+        marks = {m: Path(f"{target.truth_path}.{m}") for m in ("wrapped", "kept", "rehooked")}
+        target.extra_files += list(marks.values())
+        first = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
+        try:
+            first.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+            wait_file(marks["wrapped"], 30, target.proc, "the tool's wrapper")
+        finally:
+            s1 = first.stop()
+        assert s1.rc == 0 and s1.events[-1]["type"] == "detached", s1.summary()
+        go.write_text("")
+        wait_file(marks["kept"], 30, target.proc, "the check of the tool's wrapper")
+        assert read_json(marks["kept"], "kept")["kept"] is True, "the detach removed the tool's wrapper"
+        second = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
+        try:
+            second.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+            wait_file(result, 60, target.proc, "result")
+        finally:
+            s2 = second.stop()
+        assert target.proc.wait(30) == 0, target.stderr()
+        r = read_json(result, "result")
+        assert r["errors"] == [], r
+        assert (r["ran"], r["seen_by_wrapper"]) == (50, 50), r
+        assert r["stall_s"] >= 0.29, f"premise: the blocking callback ran {r['stall_s']} s"
+        stalls = [e for e in s2.events if e["type"] == "stall_end" and e["duration_ms"] >= 250]
+        assert len(stalls) == 1, s2.summary()
+        assert target.stderr() == ""
 
 
 @pytest.mark.parametrize("what, status", [("no such pid", 3), ("not python", 5)])
