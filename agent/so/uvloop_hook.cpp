@@ -278,14 +278,18 @@ int loaderAdds() {
 
 // -- asyncio._set_running_loop ------------------------------------------------
 
-PyObject* g_setRunning = nullptr;  // the original, kept for the life of the process
+// Ours in place now, and what it wraps (put back on unwatch). Each of ours
+// calls the original it is bound to (its `self`): another tool may wrap ours,
+// we detach (leaving theirs) and watch again over theirs; with one shared
+// original, ours called theirs called ours again, without end.
+PyObject* g_setRunning = nullptr;
 PyObject* g_ourSetRunning = nullptr;
 
-PyObject* setRunningLoop(PyObject*, PyObject* loop) {
+PyObject* setRunningLoop(PyObject* original, PyObject* loop) {
     PyApi& py = python();
     PyObject* args = py.buildValue("(O)", loop);
     if (!args) return nullptr;
-    PyObject* result = py.call(g_setRunning, args, nullptr);
+    PyObject* result = py.call(original, args, nullptr);
     py.decRef(args);
     if (!result) return nullptr;
     // A loop starts (or stops: loop is None; cheap either way): one of a
@@ -343,17 +347,21 @@ bool UvloopHook::watchRunningLoops() {
     if (!current) py.errClear();
     bool ok = false;
     if (current && package) {
-        if (!g_ourSetRunning) g_ourSetRunning = py.cfunctionNewEx(&g_setRunningDef, nullptr, nullptr);
         if (current == g_ourSetRunning) {
             ok = true;  // still in place from an earlier session
-        } else if (g_ourSetRunning) {
+        } else if (PyObject* ours = py.cfunctionNewEx(&g_setRunningDef, current, nullptr)) {
+            // uvloop reads it from the package once, at its import.
+            ok = py.setAttrString(events, "_set_running_loop", ours) == 0 &&
+                 py.setAttrString(package, "_set_running_loop", ours) == 0;
+            if (!ok) py.errClear();
+            // Kept even when only one module took it: unwatch puts back both.
+            if (g_ourSetRunning) py.decRef(g_ourSetRunning);
             if (g_setRunning) py.decRef(g_setRunning);
+            g_ourSetRunning = ours;
             g_setRunning = current;  // keeps the reference
             current = nullptr;
-            // uvloop reads it from the package once, at its import.
-            ok = py.setAttrString(events, "_set_running_loop", g_ourSetRunning) == 0 &&
-                 py.setAttrString(package, "_set_running_loop", g_ourSetRunning) == 0;
-            if (!ok) py.errClear();
+        } else {
+            py.errClear();
         }
     }
     if (current) py.decRef(current);

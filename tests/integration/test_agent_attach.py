@@ -343,12 +343,12 @@ def test_a_detach_the_program_keeps_waiting_is_said_and_done_later():
 
 
 def test_attach_again_over_another_tools_wrapper(interp):
-    """Another tool wraps Handle._run while aioscope is attached; aioscope
+    """Another tool wraps Handle._run and _set_running_loop while aioscope is attached; aioscope
     detaches (leaving the tool's wrapper, which calls aioscope's) and
     attaches again over it. Every callback runs once, through the tool's
     wrapper once, without error (before, aioscope's two wrappers shared one
-    "original" and every callback recursed until RecursionError), and the
-    second attach reports the program's stall."""
+    "original" and every callback recursed until RecursionError; so did a
+    loop's start), and the second attach reports the program's stall."""
     go, result = out_path(interp, "foreign-wrapper-go"), out_path(interp, "foreign-wrapper-result")
     with Target(interp, "attach_foreign_wrapper.py", "--go", interp.inside(go), "--result", interp.inside(result),
                 files=(go, result)) as target:
@@ -374,6 +374,8 @@ def test_attach_again_over_another_tools_wrapper(interp):
         r = read_json(result, "result")
         assert r["errors"] == [], r
         assert (r["ran"], r["seen_by_wrapper"]) == (50, 50), r
+        assert r["second_loop_before"]["error"] is None and r["second_loop_before"]["set_calls"] >= 2, r
+        assert r["second_loop"] == r["second_loop_before"], r
         assert r["stall_s"] >= 0.29, f"premise: the blocking callback ran {r['stall_s']} s"
         stalls = [e for e in s2.events if e["type"] == "stall_end" and e["duration_ms"] >= 250]
         assert len(stalls) == 1, s2.summary()
