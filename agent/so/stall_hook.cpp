@@ -260,12 +260,17 @@ void StallHook::afterForkInChild() {
     for (int i = 0; i < kSlots; ++i) {
         if (i == t_slot) {
             m_slots[i].nativeId = static_cast<std::int32_t>(syscall(SYS_gettid));
+            // A callback that forked is the parent's: its rest in the child
+            // is not timed (a pool worker forked there runs its whole life
+            // inside it and never returns to the loop: a false stall).
+            m_slots[i].depth = 0;
         } else {
             m_slots[i].depth = 0;
             m_slots[i].threadId = 0;
         }
     }
     m_ringRead = m_ringWrite.load();
+    m_forkedThread = static_cast<std::uint64_t>(pthread_self());
 }
 
 int StallHook::ownSlot() {

@@ -372,6 +372,9 @@ void StallSampler::checkOngoing(std::int64_t now, const HookStatus& hook) {
     for (const auto& r : threads) {
         std::uint64_t tid = r.thread.threadId;
         if (m_ongoing.count(tid)) continue;
+        // The callback a forked child's thread was in is the parent's: a pool
+        // worker forked there runs inside it for its whole life.
+        if (tid == m_hook.forkedThread()) continue;
         auto at = handleRunFrame(r);
         if (!at) continue;
         LoopSlot* slot = slotOf(tid);

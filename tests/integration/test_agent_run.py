@@ -688,6 +688,28 @@ def test_run_fork_child_making_its_loop_slowly_is_no_stall(interp):
     assert st["task"]["name"] == "child-stall", describe_stall(st)
 
 
+def test_run_fork_pool_workers_are_no_stalls(interp):
+    """Workers of a fork-based process pool are forked inside the parent's
+    callback and live inside it (waiting for work, working 0.4 s an item)
+    without ever running a loop: none of them is reported as a stall (each
+    once was, 100 ms after its fork, failing --fail-on stall). Each still
+    says hello, and goodbye on its os._exit."""
+    host_only(interp)
+    truth_path = out_path(interp, "agent_fork_pool")
+    try:
+        s = aioscope_run(interp.argv("agent_fork_pool.py", "--truth", truth_path), *OPTS)
+        truth = read_json(truth_path)
+    finally:
+        truth_path.unlink(missing_ok=True)
+    assert truth["results"] == [0, 2, 4, 6]
+    workers = set(truth["workers"])
+    assert workers and workers <= set(s.pids("hello")), s.summary()
+    in_workers = [e for e in s.events if e["pid"] in workers and e["type"] in ("stall", "stall_end")]
+    assert not in_workers, "\n".join(describe_stall(e) for e in in_workers if e["type"] == "stall") + "\n" + s.summary()
+    for pid in workers:
+        assert any(e["type"] == "goodbye" and "os._exit" in e["message"] for e in s.of("goodbye", pid)), s.summary()
+
+
 def test_run_fork_child_stall_names_the_childs_thread(fork_run):
     s, child = fork_run.stream, fork_run.child
     kid = fork_run.truth["child_pid"]
