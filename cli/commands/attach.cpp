@@ -122,7 +122,29 @@ bool loadWithRemoteExec(RemoteExec& exec, TargetFiles& files, AgentRelay& relay,
 
 }  // namespace
 
+namespace {
+int attachTo(const AttachArgs& args);
+}
+
 int runAttach(const AttachArgs& args) {
+    try {
+        return attachTo(args);
+    } catch (const InspectError& e) {
+        // A target ending takes its threads, then its memory, one by one:
+        // whatever step met it (a seize refused, no room for the stub, no
+        // runtime in its maps) says it exited, not what that step saw.
+        bool judged = e.code() == Errc::internal || e.code() == Errc::permission_denied ||
+                      e.code() == Errc::not_python || e.code() == Errc::unsupported_version;
+        if (judged && processEnding(args.pid)) {
+            throw InspectError(Errc::process_exited, "the target exited while aioscope attached");
+        }
+        throw;
+    }
+}
+
+namespace {
+
+int attachTo(const AttachArgs& args) {
     installStopSignals();  // before anything is created in the target's /tmp
     Inspector target(args.pid);  // refuses non-Python, unsupported versions, missing permission
     if (g_stop) throwInterrupted("before attaching");
@@ -190,5 +212,7 @@ int runAttach(const AttachArgs& args) {
     if (g_pipe) throw InspectError(Errc::output_failed, "standard output was closed (the reading end of the pipe exited)");
     return 0;
 }
+
+}  // namespace
 
 }  // namespace aioscope::cli

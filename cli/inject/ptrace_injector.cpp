@@ -107,16 +107,6 @@ std::vector<pid_t> threadsByPreference(pid_t pid, const ProcFs& proc) {
     return tids;
 }
 
-// Every thread gone or a zombie: the target is exiting, whatever the last
-// thread tried said.
-bool processEnding(pid_t pid, const ProcFs& proc) {
-    for (pid_t tid : proc.threads()) {
-        char state = procState(pid, tid);
-        if (state != 0 && state != 'Z' && state != 'X') return false;
-    }
-    return true;
-}
-
 }  // namespace
 
 InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::string& config,
@@ -151,7 +141,7 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
             if (e.code() == Errc::permission_denied) throw;
             ++tries;
             lastReason = e.what();
-            if (e.code() == Errc::process_exited && processEnding(pid, proc)) throw;
+            if (e.code() == Errc::process_exited && processEnding(pid)) throw;
             tids = proc.threads();  // it exited (or would not stop): look again
             continue;
         }
@@ -194,13 +184,12 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
             } catch (const InspectError& e) {
                 if (e.code() == Errc::permission_denied) throw;
                 lastReason = e.what();  // it exited or would not stop again: another thread
-                if (e.code() == Errc::process_exited && processEnding(pid, proc)) throw;
+                if (e.code() == Errc::process_exited && processEnding(pid)) throw;
                 tids = proc.threads();
                 break;
             }
         }
     }
-    if (processEnding(pid, proc)) throw InspectError(Errc::process_exited, "the target exited while the agent was being loaded");
     throw InspectError(Errc::internal, "no thread of the target reached a safe point to load the agent (" + lastReason + ")");
 }
 

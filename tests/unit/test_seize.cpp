@@ -76,3 +76,15 @@ TEST_CASE("hijacking the thread of a target that has exited says it exited") {
     }
     reap(c);
 }
+
+TEST_CASE("a zombie process is ending, a sleeping one is not") {
+    pid_t z = zombieChild();
+    pid_t s = sleepingChild();
+    CHECK(threadEnding(z, z));
+    CHECK(processEnding(z));
+    CHECK_FALSE(threadEnding(s, s));
+    CHECK_FALSE(processEnding(s));
+    reap(z);
+    reap(s);
+    CHECK(processEnding(z));  // gone altogether
+}

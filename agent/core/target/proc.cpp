@@ -36,6 +36,23 @@ char procState(pid_t pid, pid_t tid) {
     return close != std::string::npos && close + 2 < stat->size() ? (*stat)[close + 2] : 0;
 }
 
+bool threadEnding(pid_t pid, pid_t tid) {
+    std::string file = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat";
+    auto stat = readSmallFile(file, 4096);
+    if (!stat) return true;
+    auto close = stat->rfind(')');
+    if (close == std::string::npos) return true;
+    std::istringstream rest(stat->substr(close + 1));
+    std::string state;
+    unsigned long field = 0, flags = 0;
+    rest >> state;
+    for (int i = 0; i < 5 && rest >> field; ++i) {
+    }
+    if (!(rest >> flags)) return state == "Z" || state == "X";
+    constexpr unsigned long kPfExiting = 0x4;  // the kernel's PF_EXITING: inside do_exit()
+    return state == "Z" || state == "X" || (flags & kPfExiting) != 0;
+}
+
 namespace {
 
 // "Name:\tvalue" of /proc/PID/status (or a task's), as a number; -1 if absent.
@@ -149,6 +166,13 @@ std::vector<pid_t> ProcFs::threads() const {
     }
     ::closedir(d);
     return out;
+}
+
+bool processEnding(pid_t pid) {
+    for (pid_t tid : ProcFs(pid).threads()) {
+        if (!threadEnding(pid, tid)) return false;
+    }
+    return true;
 }
 
 std::string ProcFs::threadComm(pid_t tid) const {

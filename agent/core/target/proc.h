@@ -48,6 +48,13 @@ std::optional<std::string> readSmallFile(const std::string& path, std::size_t ca
 // /proc (R, S, D, Z: ended but not reaped, ...); 0 once it is gone.
 char procState(pid_t pid, pid_t tid = 0);
 
+// Whether a thread is exiting: inside the kernel's exit path (its memory may
+// already be gone while its state still says running), a zombie, or gone.
+bool threadEnding(pid_t pid, pid_t tid);
+// Every thread of the process ending (or none left): the process is ending,
+// whatever a step that failed meanwhile said.
+bool processEnding(pid_t pid);
+
 // The parent of a process from /proc (0 when it is gone).
 pid_t parentOf(pid_t pid);
 

@@ -10,10 +10,7 @@
 namespace aioscope {
 
 namespace {
-bool exiting(pid_t pid, pid_t tid) {
-    char state = procState(pid, tid);
-    return state == 0 || state == 'Z' || state == 'X';
-}
+bool exiting(pid_t pid, pid_t tid) { return threadEnding(pid, tid); }
 }  // namespace
 
 Seize seizeThread(pid_t pid, pid_t tid, long options, int& err) {
