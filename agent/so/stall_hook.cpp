@@ -263,6 +263,10 @@ void StallHook::afterForkInChild() {
             // A callback that forked is the parent's: its rest in the child
             // is not timed (a pool worker forked there runs its whole life
             // inside it and never returns to the loop: a false stall).
+            if (m_slots[i].depth.load() > 0) {
+                m_forkedSeq = m_slots[i].seq.load();
+                m_forkedThread = static_cast<std::uint64_t>(pthread_self());
+            }
             m_slots[i].depth = 0;
         } else {
             m_slots[i].depth = 0;
@@ -270,7 +274,14 @@ void StallHook::afterForkInChild() {
         }
     }
     m_ringRead = m_ringWrite.load();
-    m_forkedThread = static_cast<std::uint64_t>(pthread_self());
+}
+
+bool StallHook::insideForkedCallback(std::uint64_t tid) {
+    if (!tid || tid != m_forkedThread.load(std::memory_order_acquire)) return false;
+    for (auto& s : m_slots) {
+        if (s.threadId.load(std::memory_order_acquire) == tid) return s.seq.load(std::memory_order_acquire) == m_forkedSeq;
+    }
+    return false;
 }
 
 int StallHook::ownSlot() {

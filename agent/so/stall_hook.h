@@ -80,10 +80,10 @@ public:
     // In a fork's child: only the forking thread survived, under a new
     // native id; the other threads' slots and the parent's records are stale.
     void afterForkInChild();
-    // In a forked child: the thread that forked (pthread_self), whose
-    // Handle._run frames from before the fork are the parent's callback, not
-    // one of the child's to report as under way; 0 elsewhere.
-    std::uint64_t forkedThread() const { return m_forkedThread.load(std::memory_order_acquire); }
+    // In a forked child: whether thread `tid` (pthread_self) is still inside
+    // the callback it forked in (no callback started on it since), whose
+    // Handle._run frame is the parent's, not one to report as under way.
+    bool insideForkedCallback(std::uint64_t tid);
 
     // Called by the wrapper, GIL held, on the loop's thread.
     int enter();
@@ -109,7 +109,8 @@ private:
     LoopSlot m_slots[kSlots];
     std::atomic<std::int64_t> m_thresholdNs{0};
     std::atomic<bool> m_installed{false};  // timing on
-    std::atomic<std::uint64_t> m_forkedThread{0};
+    std::atomic<std::uint64_t> m_forkedThread{0};  // 0: not forked inside a callback
+    std::uint64_t m_forkedSeq = 0;                  // its slot's seq then
     std::atomic<bool> m_wrapped{false};    // Handle._run is ours
     std::atomic<bool> m_timedHandleRun{false};
     std::atomic<std::int64_t> m_installedAtNs{0};

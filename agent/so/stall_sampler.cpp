@@ -374,7 +374,7 @@ void StallSampler::checkOngoing(std::int64_t now, const HookStatus& hook) {
         if (m_ongoing.count(tid)) continue;
         // The callback a forked child's thread was in is the parent's: a pool
         // worker forked there runs inside it for its whole life.
-        if (tid == m_hook.forkedThread()) continue;
+        if (m_hook.insideForkedCallback(tid)) continue;
         auto at = handleRunFrame(r);
         if (!at) continue;
         LoopSlot* slot = slotOf(tid);
