@@ -13,6 +13,7 @@
 #include <map>
 
 #include "agent_protocol.h"
+#include "heap_pages.h"
 #include "commands/commands.h"
 #include "commands/durations.h"
 #include "commands/report_commands.h"
@@ -97,6 +98,7 @@ int finishStdout(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    aioscope::cli::preferHugeHeapPages();
     std::ios::sync_with_stdio(false);
     // A closed output (`aioscope dump PID | head`) is an exit status (14),
     // not a silent death by SIGPIPE. `run` gives its program the default back.

@@ -47,6 +47,8 @@ constexpr std::int64_t kLoopCheckNs = 1'000'000'000;
 // The slowest the agent's thread ticks with a shorter --interval, while no
 // callback comes near the threshold (the default interval's rate).
 constexpr std::int64_t kQuietTickNs = 10'000'000;
+// The agent's page caches (4 MiB at most, grown 4 KiB at a time): inside the
+// program, what it reads is all it adds to the program's memory.
 constexpr std::size_t kAgentCachePages = 1024;
 
 // Set once installHere() has put in everything it could: the capabilities
@@ -120,7 +122,7 @@ int installHere(const Config& cfg) {
     // instrument, whether asyncio is imported or not.
     installTrioHere(cfg);
     ProcessReader self(getpid());
-    SnapshotReader reader(self, *runtime, PythonInfo{}, getpid());
+    SnapshotReader reader(self, *runtime, PythonInfo{}, getpid(), kAgentCachePages);
     reader.loadAsyncioLayout();  // the observers need the Task offsets
     if (!StallHook::instance().install(cfg.stallNs)) return 0;
     // uvloop's callbacks: timed once its loop module is loaded (now, at

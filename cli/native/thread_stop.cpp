@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "target/proc.h"
+#include "target/seize.h"
 #include "target/trace_wait.h"
 
 namespace aioscope::cli {
@@ -46,25 +48,25 @@ bool releaseIfStopped(pid_t tid) {
 
 ThreadStop::ThreadStop(pid_t tid) : m_tid(tid) {
     releaseStrayStops();
-    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-        m_error = std::string("cannot attach to thread: ") + std::strerror(errno);
-        return;
+    int err = 0;
+    switch (seizeThread(processOfThread(tid), tid, 0, err)) {
+        case Seize::seized: break;
+        case Seize::gone: m_error = "the thread ended"; return;
+        case Seize::denied: m_error = std::string("cannot attach to thread: ") + std::strerror(err); return;
     }
     m_seized = true;
     ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
-    for (auto deadline = Clock::now() + kStopWithin; Clock::now() < deadline;) {
-        int status = 0;
-        switch (pollTraced(tid, status)) {
-            case TraceState::running: sleepMs(1); continue;
-            case TraceState::gone:
-                m_seized = false;
-                m_error = "the thread ended";
-                return;
-            case TraceState::stopped:
-                m_signal = signalOnRelease(status);
-                m_stopped = true;
-                return;
-        }
+    int status = 0;
+    switch (awaitStop(tid, status, kStopWithin)) {
+        case TraceState::running: break;
+        case TraceState::gone:
+            m_seized = false;
+            m_error = "the thread ended";
+            return;
+        case TraceState::stopped:
+            m_signal = signalOnRelease(status);
+            m_stopped = true;
+            return;
     }
     m_error = "the thread did not stop";
 }

@@ -12,8 +12,12 @@ constexpr Addr pageOf(Addr a) { return a & ~static_cast<Addr>(PageCache::kPageSi
 // Reads larger than this bypass the cache: they are rare (line tables, big
 // strings) and would evict many useful pages.
 constexpr std::size_t kBypassLen = 4 * PageCache::kPageSize;
-// Frames allocated at first use (the cache then doubles them as needed).
-constexpr std::size_t kFirstFrames = 64;
+// A cache that may hold this much (dump's) is backed by huge pages; the
+// agent's smaller one, inside the program, grows 4 KiB at a time and adds
+// only what it uses to the program's memory.
+constexpr std::size_t kHugeFrom = 16u << 20;
+// Slots at first use (the table then doubles as pages are cached).
+constexpr std::size_t kFirstSlots = 256;
 
 std::size_t hashPage(Addr page) { return static_cast<std::size_t>((page >> 12) * 0x9E3779B97F4A7C15ull >> 20); }
 }  // namespace
@@ -25,7 +29,7 @@ PageCache::PageCache(MemoryReader& inner, std::size_t maxPages, std::size_t read
       // At most maxPages slots are ever occupied: at most half full at
       // full size. Grown from a small table as pages are cached.
       m_maxSlots(std::bit_ceil(2 * m_maxPages)),
-      m_slots(std::min<std::size_t>(m_maxSlots, 4 * kFirstFrames)) {}
+      m_slots(std::min<std::size_t>(m_maxSlots, kFirstSlots)) {}
 
 void PageCache::growSlots() {
     std::vector<Slot> old(m_slots.size() * 2);
@@ -54,8 +58,8 @@ void PageCache::clear() {
 
 void PageCache::release() {
     clear();
-    m_frames.reset();
-    m_capacity = 0;  // frames are allocated again at the next read
+    m_frameBlock.release();
+    m_block = nullptr;  // reserved again at the next read
     m_touched = 0;
 }
 
@@ -90,21 +94,14 @@ void PageCache::insert(Addr pageAddr, std::uint32_t frame) {
 
 std::uint8_t* PageCache::takeFrames(std::size_t count, std::uint32_t& first) {
     if (m_used + count > m_maxPages) clear();
-    if (m_used + count > m_capacity) {
-        std::size_t capacity = std::max<std::size_t>(m_capacity, kFirstFrames);
-        while (capacity < m_used + count) capacity *= 2;
-        capacity = std::max(std::min(capacity, m_maxPages), m_used + count);
-        std::unique_ptr<Page[]> frames(new Page[capacity]);  // no zero-fill: overwritten when used
-        if (m_used) std::memcpy(frames.get(), m_frames.get(), m_used * kPageSize);
-        m_frames = std::move(frames);
-        m_capacity = capacity;
-        m_lastAddr = 1;  // m_last pointed into the old frames
-        m_last = nullptr;
+    if (!m_block) {
+        std::size_t bytes = m_maxPages * kPageSize;
+        m_block = m_frameBlock.reserve(bytes, bytes >= kHugeFrom);
     }
     first = static_cast<std::uint32_t>(m_used);
     m_used += count;
     m_touched = std::max(m_touched, m_used);
-    return m_frames[first].data();
+    return m_block + first * kPageSize;
 }
 
 void PageCache::forget(Addr addr, std::size_t len) {
@@ -124,7 +121,7 @@ const PageCache::Page* PageCache::page(Addr pageAddr, ReadResult& why) {
     if (pageAddr == m_lastAddr) return m_last;
     if (const Slot* s = find(pageAddr)) {
         m_lastAddr = pageAddr;
-        m_last = &m_frames[s->frame];
+        m_last = &frames()[s->frame];
         return m_last;
     }
     if (!m_badPages.empty()) {
@@ -153,7 +150,7 @@ const PageCache::Page* PageCache::page(Addr pageAddr, ReadResult& why) {
     why = ReadResult::ok;
     for (std::size_t i = 0; i < pages; ++i) insert(pageAddr + i * kPageSize, first + static_cast<std::uint32_t>(i));
     m_lastAddr = pageAddr;
-    m_last = &m_frames[first];
+    m_last = &frames()[first];
     return m_last;
 }
 
@@ -197,7 +194,7 @@ bool PageCache::copyCached(Addr addr, void* dst, std::size_t len) {
         if (!s) return false;
         std::size_t off = addr - pa;
         std::size_t n = std::min(len, kPageSize - off);
-        std::memcpy(out, m_frames[s->frame].data() + off, n);
+        std::memcpy(out, frames()[s->frame].data() + off, n);
         out += n;
         addr += n;
         len -= n;

@@ -6,10 +6,10 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "mem/frame_block.h"
 #include "mem/reader.h"
 
 namespace aioscope {
@@ -42,7 +42,7 @@ public:
 
 private:
     using Page = std::array<std::uint8_t, kPageSize>;
-    // Where a page's bytes are: an index into m_frames. Pages live in one
+    // Where a page's bytes are: an index into the frame block. Pages live in one
     // block of frames handed out in order and taken back all at once by
     // clear(), so a dump of 100,000 tasks, which starts the cache over
     // every thousand tasks, allocates (and faults in) its frames once.
@@ -60,8 +60,8 @@ private:
     void growSlots();  // doubles m_slots (keeping this generation's slots)
     bool cached(Addr pageAddr) { return find(pageAddr) != nullptr; }
     // `count` consecutive free frames (starting over if the cache is full).
-    // Moves the frames when it grows them: no Page* is held across a call.
     std::uint8_t* takeFrames(std::size_t count, std::uint32_t& first);
+    Page* frames() { return reinterpret_cast<Page*>(m_block); }
     bool copyCached(Addr addr, void* dst, std::size_t len);
 
     MemoryReader& m_inner;
@@ -69,12 +69,10 @@ private:
     std::size_t m_readahead;
     Addr m_lastAddr = 1;  // the page most recently served (1: none)
     const Page* m_last = nullptr;
-    // Grown by doubling as pages are cached, up to maxPages, never
-    // zero-filled: a dump of a small process touches a few hundred pages,
-    // and allocating (under ASan: poisoning) 32 MB for each dump dominated
-    // the fuzzer's runs.
-    std::unique_ptr<Page[]> m_frames;
-    std::size_t m_capacity = 0;        // frames allocated
+    // Reserved at the first miss for maxPages frames, backed as they are
+    // written: a dump of a small process touches a few hundred pages.
+    FrameBlock m_frameBlock;
+    std::uint8_t* m_block = nullptr;   // m_frameBlock's frames, null until reserved
     std::size_t m_used = 0;            // frames handed out since the last clear()
     std::size_t m_touched = 0;         // the most frames ever handed out at once
     std::size_t m_live = 0;            // pages cached and not forgotten

@@ -1,7 +1,6 @@
 #include "target/pause.h"
 
 #include <sys/ptrace.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,18 +16,6 @@ namespace aioscope {
 namespace {
 constexpr int kRounds = 8;                    // re-list threads until none appear
 constexpr auto kStopWithin = std::chrono::seconds(1);  // a thread in D state may not stop
-
-// The first state of `tid` other than running, or running at the deadline:
-// a deadline on the clock (on a busy machine each 1 ms sleep takes longer).
-TraceState awaitStop(pid_t tid, int& status) {
-    auto deadline = std::chrono::steady_clock::now() + kStopWithin;
-    for (;;) {
-        TraceState state = pollTraced(tid, status);
-        if (state != TraceState::running || std::chrono::steady_clock::now() >= deadline) return state;
-        timespec tick{0, 1'000'000};
-        nanosleep(&tick, nullptr);
-    }
-}
 }  // namespace
 
 ProcessPause::ProcessPause(pid_t pid) : m_pid(pid) {
@@ -79,7 +66,7 @@ bool ProcessPause::stopSeized(pid_t tid) {
     m_stopped.push_back({tid, 0});
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return true;
     int status = 0;
-    TraceState state = awaitStop(tid, status);
+    TraceState state = awaitStop(tid, status, kStopWithin);
     if (state == TraceState::stopped) m_stopped.back().pendingSignal = signalOnRelease(status);
     if (state == TraceState::gone) m_stopped.pop_back();
     return true;
@@ -95,7 +82,7 @@ double ProcessPause::resume() {
         // (it was in uninterruptible sleep) is stopped once more, then released.
         ptrace(PTRACE_INTERRUPT, s.tid, nullptr, nullptr);
         int status = 0;
-        awaitStop(s.tid, status);
+        awaitStop(s.tid, status, kStopWithin);
         ptrace(PTRACE_DETACH, s.tid, nullptr, sig);
     }
     m_stoppedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m_start).count();

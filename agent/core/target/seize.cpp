@@ -9,10 +9,6 @@
 
 namespace aioscope {
 
-namespace {
-bool exiting(pid_t pid, pid_t tid) { return threadEnding(pid, tid); }
-}  // namespace
-
 Seize seizeThread(pid_t pid, pid_t tid, long options, int& err) {
     auto attempt = [&] { return ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0; };
     if (attempt()) return Seize::seized;
@@ -20,14 +16,14 @@ Seize seizeThread(pid_t pid, pid_t tid, long options, int& err) {
     if (err == ESRCH) return Seize::gone;
     if (err != EPERM) return Seize::denied;
     for (int i = 0; i < 20; ++i) {
-        if (exiting(pid, tid)) return Seize::gone;
+        if (threadEnding(pid, tid)) return Seize::gone;
         timespec ms{0, 1'000'000};
         nanosleep(&ms, nullptr);
         if (attempt()) return Seize::seized;
         err = errno;
         if (err == ESRCH) return Seize::gone;
     }
-    return exiting(pid, tid) ? Seize::gone : Seize::denied;
+    return threadEnding(pid, tid) ? Seize::gone : Seize::denied;
 }
 
 }  // namespace aioscope

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,6 +36,16 @@ TraceState pollTraced(pid_t tid, int& status) {
 
 int signalOnRelease(int status) {
     return (status >> 16) != PTRACE_EVENT_STOP && WSTOPSIG(status) != SIGTRAP ? WSTOPSIG(status) : 0;
+}
+
+TraceState awaitStop(pid_t tid, int& status, std::chrono::milliseconds within) {
+    auto deadline = std::chrono::steady_clock::now() + within;
+    for (;;) {
+        TraceState state = pollTraced(tid, status);
+        if (state != TraceState::running || std::chrono::steady_clock::now() >= deadline) return state;
+        timespec tick{0, 1'000'000};
+        nanosleep(&tick, nullptr);
+    }
 }
 
 }  // namespace aioscope

@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+
 namespace aioscope {
 
 enum class TraceState {
@@ -19,6 +21,11 @@ enum class TraceState {
 // collected (only its tracer can, and an uncollected thread would keep its
 // process from ever being reported to its own parent).
 TraceState pollTraced(pid_t tid, int& status);
+
+// pollTraced() until `tid` is no longer running or `within` has passed:
+// a deadline on the clock, never a count of 1 ms sleeps (on a busy machine
+// each sleep takes longer, and a "1 s" wait lasted seconds).
+TraceState awaitStop(pid_t tid, int& status, std::chrono::milliseconds within);
 
 // For a stop `status`: the signal to deliver when the thread is released,
 // if the stop was a signal on its way in (a signal-delivery-stop) rather
