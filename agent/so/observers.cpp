@@ -87,8 +87,8 @@ PyObject* handlingFn(PyObject*, PyObject* args) {
     return py.boolFromLong(handling);
 }
 
-// Calls observer(*args), then original(*args), or original(*r) when the
-// observer returned a tuple r; or, for an observer of results, original(*args)
+// Calls observer(*args, **kwargs), then original(*args, **kwargs), or
+// original(*r, **kwargs) when the observer returned a tuple r; or, for an observer of results, original(*args)
 // first, then observer(result, *args). `self` is (original, observer, after).
 PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyApi& py = python();
@@ -105,7 +105,7 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         py.errClear();  // the observer's trouble is not the program's
         return result;
     }
-    PyObject* replaced = py.call(observer, args, nullptr);
+    PyObject* replaced = py.call(observer, args, kwargs);
     if (!replaced) py.errClear();
     bool isTuple = replaced && (field<unsigned long>(pointerAt(replaced, 8), 168) & (1ul << 26));
     PyObject* result = py.call(original, isTuple ? replaced : args, kwargs);

@@ -269,10 +269,17 @@ def _install_exit_watch():
     if os is None or _exiting is None:
         return
 
-    def observe(*args):
-        # Only a call that will end the process: os._exit(status) with an int.
-        if len(args) == 1 and type(args[0]) is int:
-            _exiting(args[0])
+    def observe(*args, **kwargs):
+        # Only a call that will end the process: os._exit(status) or
+        # os._exit(status=status), with an int.
+        if len(args) == 1 and not kwargs:
+            status = args[0]
+        elif not args and list(kwargs) == ["status"]:
+            status = kwargs["status"]
+        else:
+            return
+        if type(status) is int:
+            _exiting(status)
 
     _patch(os, "_exit", _trampoline(os._exit, observe, False))
 
