@@ -107,6 +107,12 @@ std::vector<pid_t> threadsByPreference(pid_t pid, const ProcFs& proc) {
     return tids;
 }
 
+// Whether taking or nudging a thread failed for good: a refusal, or the
+// whole target ending (else another thread, or this one later, may do).
+bool failedForGood(const InspectError& e, pid_t pid) {
+    return e.code() == Errc::permission_denied || (e.code() == Errc::process_exited && processEnding(pid));
+}
+
 }  // namespace
 
 InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::string& config,
@@ -138,10 +144,9 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
         try {
             thread = std::make_unique<HijackedThread>(pid, tid);
         } catch (const InspectError& e) {
-            if (e.code() == Errc::permission_denied) throw;
+            if (failedForGood(e, pid)) throw;
             ++tries;
             lastReason = e.what();
-            if (e.code() == Errc::process_exited && processEnding(pid)) throw;
             tids = proc.threads();  // it exited (or would not stop): look again
             continue;
         }
@@ -182,9 +187,8 @@ InjectResult injectAgent(pid_t pid, const std::string& agentPath, const std::str
             try {
                 thread->nudge(1000 + 500 * (i % 4));
             } catch (const InspectError& e) {
-                if (e.code() == Errc::permission_denied) throw;
+                if (failedForGood(e, pid)) throw;
                 lastReason = e.what();  // it exited or would not stop again: another thread
-                if (e.code() == Errc::process_exited && processEnding(pid)) throw;
                 tids = proc.threads();
                 break;
             }

@@ -28,27 +28,37 @@ std::optional<std::string> readSmallFile(const std::string& path, std::size_t ca
     return out;
 }
 
-char procState(pid_t pid, pid_t tid) {
+namespace {
+
+// The fields of /proc/PID[/task/TID]/stat after the command name (state
+// first), which is in parentheses and may itself hold spaces and ')':
+// split after the last ')'. Nullopt once the task is gone.
+std::optional<std::istringstream> statFields(pid_t pid, pid_t tid) {
     std::string file = "/proc/" + std::to_string(pid) + (tid ? "/task/" + std::to_string(tid) : "") + "/stat";
     auto stat = readSmallFile(file, 4096);
-    if (!stat) return 0;
+    if (!stat) return std::nullopt;
     auto close = stat->rfind(')');
-    return close != std::string::npos && close + 2 < stat->size() ? (*stat)[close + 2] : 0;
+    if (close == std::string::npos) return std::nullopt;
+    return std::istringstream(stat->substr(close + 1));
+}
+
+}  // namespace
+
+char procState(pid_t pid, pid_t tid) {
+    auto fields = statFields(pid, tid);
+    std::string state;
+    return fields && *fields >> state ? state[0] : 0;
 }
 
 bool threadEnding(pid_t pid, pid_t tid) {
-    std::string file = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat";
-    auto stat = readSmallFile(file, 4096);
-    if (!stat) return true;
-    auto close = stat->rfind(')');
-    if (close == std::string::npos) return true;
-    std::istringstream rest(stat->substr(close + 1));
+    auto fields = statFields(pid, tid);
+    if (!fields) return true;
     std::string state;
-    unsigned long field = 0, flags = 0;
-    rest >> state;
-    for (int i = 0; i < 5 && rest >> field; ++i) {
+    unsigned long skipped = 0, flags = 0;
+    *fields >> state;  // then ppid, pgrp, session, tty_nr, tpgid, flags
+    for (int i = 0; i < 5 && *fields >> skipped; ++i) {
     }
-    if (!(rest >> flags)) return state == "Z" || state == "X";
+    if (!(*fields >> flags)) return state == "Z" || state == "X";
     constexpr unsigned long kPfExiting = 0x4;  // the kernel's PF_EXITING: inside do_exit()
     return state == "Z" || state == "X" || (flags & kPfExiting) != 0;
 }
