@@ -311,3 +311,24 @@ TEST_CASE("a cache as large as dump's serves every page of a full cache, twice o
     REQUIRE(cache.read(kBase + 5, got.data(), got.size()) == ReadResult::ok);
     CHECK(matches(got.data(), kBase + 5, got.size()));
 }
+
+TEST_CASE("ranges in the last page of the address space end (a torn pointer)", "[page_cache]") {
+    // A `pa < addr + len` walk over pages wraps to 0 there and never ends
+    // (found by fuzz_memory: a frame pointer read as 0xffff...ffa0).
+    FakeMemory mem;
+    mapPattern(mem, kBase, kPage);
+    PageCache cache(mem, kMany, 1);
+    std::array<std::uint8_t, 8> got{};
+    REQUIRE(cache.read(kBase, got.data(), got.size()) == ReadResult::ok);
+    constexpr Addr kTop = ~static_cast<Addr>(0) - 0x5f;  // 80 bytes below the end, in its last page
+    cache.forget(kTop, 80);
+    cache.forget(kTop & ~static_cast<Addr>(kPage - 1), kPage);
+    cache.forget(kBase, ~static_cast<std::size_t>(0) / 2);  // more than the cache holds: all of it
+    CHECK(cache.pagesCached() == 0);
+    std::array<std::uint8_t, 80> top{};
+    std::vector<MemoryReader::Request> requests{{kTop, top.data(), top.size()}, {kBase, got.data(), got.size()}};
+    cache.readMany(requests);
+    CHECK(requests[0].result != ReadResult::ok);
+    CHECK(requests[1].result == ReadResult::ok);
+    CHECK(matches(got.data(), kBase, got.size()));
+}

@@ -19,6 +19,14 @@ constexpr std::size_t kHugeFrom = 16u << 20;
 // Slots at first use (the table then doubles as pages are cached).
 constexpr std::size_t kFirstSlots = 256;
 
+// How many pages [addr, addr + len) touches (len > 0, no overflow). Counted,
+// never walked by comparing addresses: a range in the last page of the
+// address space (a torn pointer) would wrap a `pa < end` loop to 0 and run
+// for ever.
+std::size_t pagesTouched(Addr addr, std::size_t len) {
+    return static_cast<std::size_t>((pageOf(addr + len - 1) - pageOf(addr)) / PageCache::kPageSize) + 1;
+}
+
 std::size_t hashPage(Addr page) { return static_cast<std::size_t>((page >> 12) * 0x9E3779B97F4A7C15ull >> 20); }
 }  // namespace
 
@@ -105,8 +113,13 @@ std::uint8_t* PageCache::takeFrames(std::size_t count, std::uint32_t& first) {
 }
 
 void PageCache::forget(Addr addr, std::size_t len) {
-    if (len == 0 || addr + len < addr) return;
-    for (Addr pa = pageOf(addr); pa < addr + len; pa += kPageSize) {
+    if (len == 0) return;
+    if (addr + len < addr || pagesTouched(addr, len) > m_maxPages) {
+        clear();  // more than the cache can hold: forgetting everything is as right
+        return;
+    }
+    Addr pa = pageOf(addr);
+    for (std::size_t i = pagesTouched(addr, len); i > 0; --i, pa += kPageSize) {
         if (Slot* s = find(pa)) {
             s->dead = true;  // its frame is taken back at the next clear()
             --m_live;
@@ -207,7 +220,8 @@ void PageCache::readMany(std::span<Request> requests) {
     std::vector<Addr> missing;
     for (const auto& r : requests) {
         if (r.len == 0 || r.len > kBypassLen || r.addr + r.len < r.addr) continue;
-        for (Addr pa = pageOf(r.addr); pa < r.addr + r.len; pa += kPageSize) {
+        Addr pa = pageOf(r.addr);
+        for (std::size_t i = pagesTouched(r.addr, r.len); i > 0; --i, pa += kPageSize) {
             if (!cached(pa) && !m_badPages.count(pa)) missing.push_back(pa);
         }
     }
