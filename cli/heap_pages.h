@@ -9,8 +9,8 @@ namespace aioscope::cli {
 
 // Grows the heap in large steps and asks the kernel to back it with huge
 // pages (advice only: without transparent huge pages nothing changes).
-// Call once, first thing in main(): it affects only this process, never a
-// program that `run` starts (exec resets both).
+// Call once, first thing in main(), for `dump` only: the heap is never
+// trimmed back, which a long-running command (`run`, `attach`) cannot afford.
 void preferHugeHeapPages();
 
 }  // namespace aioscope::cli

@@ -98,7 +98,14 @@ int finishStdout(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    aioscope::cli::preferHugeHeapPages();
+    // Only for dump, a one-shot read: long-running commands (run, attach under
+    // an agent's flood of events) keep glibc's defaults, which give back what
+    // they free.
+    for (int i = 1; i < argc; ++i) {
+        if (argv[i][0] == '-') continue;
+        if (std::strcmp(argv[i], "dump") == 0) aioscope::cli::preferHugeHeapPages();
+        break;
+    }
     std::ios::sync_with_stdio(false);
     // A closed output (`aioscope dump PID | head`) is an exit status (14),
     // not a silent death by SIGPIPE. `run` gives its program the default back.
