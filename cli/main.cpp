@@ -13,7 +13,6 @@
 #include <map>
 
 #include "agent_protocol.h"
-#include "heap_pages.h"
 #include "commands/commands.h"
 #include "commands/durations.h"
 #include "commands/report_commands.h"
@@ -98,14 +97,6 @@ int finishStdout(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // Only for dump, a one-shot read: long-running commands (run, attach under
-    // an agent's flood of events) keep glibc's defaults, which give back what
-    // they free.
-    for (int i = 1; i < argc; ++i) {
-        if (argv[i][0] == '-') continue;
-        if (std::strcmp(argv[i], "dump") == 0) aioscope::cli::preferHugeHeapPages();
-        break;
-    }
     std::ios::sync_with_stdio(false);
     // A closed output (`aioscope dump PID | head`) is an exit status (14),
     // not a silent death by SIGPIPE. `run` gives its program the default back.

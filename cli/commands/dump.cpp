@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "commands/commands.h"
+#include "heap_pages.h"
 #include <algorithm>
 
 #include "analysis/confirm.h"
@@ -12,6 +13,9 @@
 namespace aioscope::cli {
 
 int runDump(const DumpArgs& args) {
+    // A one-shot read: long-running commands (run, attach under an agent's
+    // flood of events) keep glibc's defaults, which give back what they free.
+    preferHugeHeapPages();
     Inspector inspector(args.pid);
     InspectOptions options;
     options.pause = args.pause;

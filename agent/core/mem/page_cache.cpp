@@ -114,12 +114,13 @@ std::uint8_t* PageCache::takeFrames(std::size_t count, std::uint32_t& first) {
 
 void PageCache::forget(Addr addr, std::size_t len) {
     if (len == 0) return;
-    if (addr + len < addr || pagesTouched(addr, len) > m_maxPages) {
+    std::size_t pages = addr + len < addr ? m_maxPages + 1 : pagesTouched(addr, len);
+    if (pages > m_maxPages) {
         clear();  // more than the cache can hold: forgetting everything is as right
         return;
     }
     Addr pa = pageOf(addr);
-    for (std::size_t i = pagesTouched(addr, len); i > 0; --i, pa += kPageSize) {
+    for (; pages > 0; --pages, pa += kPageSize) {
         if (Slot* s = find(pa)) {
             s->dead = true;  // its frame is taken back at the next clear()
             --m_live;
