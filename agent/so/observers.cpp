@@ -9,7 +9,9 @@
 #include "mem/process_reader.h"
 #include "mem/remote.h"
 #include "remote/objects.h"
+#include "context_run_hook.h"
 #include "pytest_env.h"
+#include "stall_hook.h"
 #include "walk/coroutines.h"
 
 namespace aioscope::agent {
@@ -95,6 +97,7 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject* original = pointerAt(self, g_layout->tuple.items);
     PyObject* observer = pointerAt(self, g_layout->tuple.items + 8);
     bool after = pointerAt(self, g_layout->tuple.items + 16) == g_true;
+    bool timed = pointerAt(self, g_layout->tuple.items + 24) == g_true;
     if (after) {
         PyObject* result = py.call(original, args, kwargs);
         if (!result) return nullptr;
@@ -108,7 +111,13 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject* replaced = py.call(observer, args, kwargs);
     if (!replaced) py.errClear();
     bool isTuple = replaced && (field<unsigned long>(pointerAt(replaced, 8), 168) & (1ul << 26));
+    // A loop's exception handler, called by Handle._run after the callback's
+    // Context.run returned with an exception: a slow handler (a report sent
+    // synchronously) blocks the loop too, so it is a stretch of its own (or
+    // part of the callback it is called from).
+    int slot = timed && timingAsyncioCallbacks() && onLoopThread() ? StallHook::instance().enter() : -1;
     PyObject* result = py.call(original, isTuple ? replaced : args, kwargs);
+    if (slot >= 0) StallHook::instance().leave(slot);
     if (replaced) py.decRef(replaced);
     return result;
 }
@@ -116,21 +125,25 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
 PyMethodDef g_trampolineCallDef{"aioscope_observed", reinterpret_cast<void*>(&trampolineCall),
                                 kMethVarargs | kMethKeywords, nullptr};
 
-// _trampoline(original, observer, method, after=False): the callable to
-// install in place of `original`; with `method`, one that binds like a
-// method; with `after`, the observer sees the result (observer(result, args)).
+// _trampoline(original, observer, method, after=False, timed=False): the
+// callable to install in place of `original`; with `method`, one that binds
+// like a method; with `after`, the observer sees the result (observer(result,
+// args)); with `timed`, the call of the original is timed as a loop callback
+// on a loop's thread.
 PyObject* trampolineFn(PyObject*, PyObject* args) {
     PyApi& py = python();
     PyObject *original = nullptr, *observer = nullptr;
-    int method = 0, after = 0;
-    if (!py.argParseTuple(args, "OOp|p", &original, &observer, &method, &after)) return nullptr;
-    PyObject* flag = py.boolFromLong(after);
-    if (!g_true && after) g_true = flag;  // the True singleton, compared by address
-    PyObject* triple = py.buildValue("(OOO)", original, observer, flag);
-    py.decRef(flag);
-    if (!triple) return nullptr;
-    PyObject* fn = py.cfunctionNewEx(&g_trampolineCallDef, triple, nullptr);
-    py.decRef(triple);
+    int method = 0, after = 0, timed = 0;
+    if (!py.argParseTuple(args, "OOp|pp", &original, &observer, &method, &after, &timed)) return nullptr;
+    PyObject* afterFlag = py.boolFromLong(after);
+    PyObject* timedFlag = py.boolFromLong(timed);
+    if (!g_true) g_true = py.boolFromLong(1);  // the True singleton, compared by address (a reference kept)
+    PyObject* items = py.buildValue("(OOOO)", original, observer, afterFlag, timedFlag);
+    py.decRef(afterFlag);
+    py.decRef(timedFlag);
+    if (!items) return nullptr;
+    PyObject* fn = py.cfunctionNewEx(&g_trampolineCallDef, items, nullptr);
+    py.decRef(items);
     if (!fn || !method) return fn;
     PyObject* bound = py.instanceMethodNew(fn);
     py.decRef(fn);
@@ -337,14 +350,12 @@ void Observers::uninstall() {
     // The namespace stays alive: a step in flight still calls cancel_step_end.
 }
 
-PyObject* Observers::taskOfStep(PyObject* handle, bool& cancellation) {
+PyObject* Observers::taskOfStep(PyObject* callback, PyObject* firstArg, bool& cancellation) {
     cancellation = false;
     // Without the Task layout (3.14+ before _asyncio published it) nothing
     // is read from a task.
-    if (m_callbackOffset < 0 || !m_layout.asyncio.available) return nullptr;
+    if (!m_layout.asyncio.available || !callback) return nullptr;
     const auto& A = m_layout.asyncio;
-    PyObject* callback = pointerAt(handle, m_callbackOffset);
-    if (!callback) return nullptr;
     // Every callback passes here: the types and the method are recognised
     // by name once, then by address.
     const void* type = pointerAt(callback, 8);
@@ -372,8 +383,7 @@ PyObject* Observers::taskOfStep(PyObject* handle, bool& cancellation) {
             m_wakeupDef = def;  // _asyncio's static PyMethodDef
         }
         task = pointerAt(callback, 24);  // m_self
-        PyObject* args = m_argsOffset >= 0 ? pointerAt(handle, m_argsOffset) : nullptr;
-        if (args && field<std::int64_t>(args, 16) >= 1) wokenBy = pointerAt(args, m_layout.tuple.items);
+        wokenBy = firstArg;
     }
     if (!task) return nullptr;
     bool mustCancel = A.taskMustCancelBit ? (field<std::uint8_t>(task, A.taskMustCancel) & A.taskMustCancelBit) != 0
@@ -412,9 +422,16 @@ PyObject* Observers::firstOf(PyObject* tuple) const {
 }
 
 PyObject* Observers::stepBegin(PyObject* handle) {
-    if (!m_active || !handle) return nullptr;
+    if (!m_active || !handle || m_callbackOffset < 0) return nullptr;
+    PyObject* args = m_argsOffset >= 0 ? pointerAt(handle, m_argsOffset) : nullptr;
+    PyObject* firstArg = args && field<std::int64_t>(args, 16) >= 1 ? pointerAt(args, m_layout.tuple.items) : nullptr;
+    return stepBeginCall(pointerAt(handle, m_callbackOffset), firstArg);
+}
+
+PyObject* Observers::stepBeginCall(PyObject* callback, PyObject* firstArg) {
+    if (!m_active) return nullptr;
     bool cancellation = false;
-    PyObject* task = taskOfStep(handle, cancellation);
+    PyObject* task = taskOfStep(callback, firstArg, cancellation);
     if (!task || !cancellation) return nullptr;
     PyApi& py = python();
     PyObject* argsTuple = py.buildValue("(O)", task);  // also our reference to the task

@@ -38,6 +38,8 @@ public:
     // Around one Handle._run, GIL held: the task whose step delivers (or
     // follows) a cancellation, with a reference, or null.
     PyObject* stepBegin(PyObject* handle);
+    // The same for a step run as ctx.run(callback, firstArg, ...).
+    PyObject* stepBeginCall(PyObject* callback, PyObject* firstArg);
     // `failed`: the step left an exception set, kept across our call.
     void stepEnd(PyObject* task, bool failed);
     // The first item of an argument tuple (the Handle, for _run).
@@ -64,7 +66,7 @@ public:
     void queue(const char* type, const char* json);
 
 private:
-    PyObject* taskOfStep(PyObject* handle, bool& cancellation);
+    PyObject* taskOfStep(PyObject* callback, PyObject* firstArg, bool& cancellation);
     // Runs observers.py once (m_globals), then its `function` (install or
     // install_unawaited). GIL held.
     bool callInstall(const char* function, bool trackOrigins, bool unawaitedIn);

@@ -21,7 +21,7 @@ import _weakref
 
 _emit = None        # the agent's C function: _emit(type, json_object_text)
 _handling = None    # the agent's C function: _handling(task) -> a CancelledError is being handled
-_trampoline = None  # the agent's C function: _trampoline(original, observer, method) -> callable
+_trampoline = None  # the agent's C function: _trampoline(original, observer, method, after, timed) -> callable
 _on_main = None     # the agent's C function: _on_main(fn) -> fn() queued for the main thread
 _exiting = None     # the agent's C function: _exiting(status) -> its last words, now
 # A C trampoline calls observer(*args), then original(*args) (or original(*r)
@@ -462,7 +462,7 @@ def _install_loop_reports():
             pass
         return None
 
-    _patch(loop_class, "call_exception_handler", _trampoline(loop_class.call_exception_handler, observe, True))
+    _patch(loop_class, "call_exception_handler", _trampoline(loop_class.call_exception_handler, observe, True, False, True))
 
 
 def _report_loop_context(context):
@@ -521,7 +521,7 @@ def loop_starts(loop):
         # uninstall() puts back the class's own, or removes ours from a
         # class that inherited it.
         before = cls.__dict__.get("call_exception_handler")
-        setattr(cls, "call_exception_handler", _trampoline(original, observe, True))
+        setattr(cls, "call_exception_handler", _trampoline(original, observe, True, False, True))
         _patched.append((cls, "call_exception_handler", before, getattr(cls, "call_exception_handler")))
         observed = True
     except Exception:

@@ -74,6 +74,11 @@ PyObject* PyApi::importedModule(const char* name) {
     return m;
 }
 
+PyObject* PyApi::none() {
+    static PyObject* value = buildValue("");  // a reference kept for the process
+    return value;
+}
+
 PyApi& python() {
     static PyApi api;
     return api;

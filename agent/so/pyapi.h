@@ -80,6 +80,8 @@ struct PyApi {
     // The module if already imported (never imports: importing asyncio from
     // the agent's thread would make it threading's "main thread" on 3.10-3.12).
     PyObject* importedModule(const char* name);
+    // None (borrowed; taken once, with the GIL).
+    PyObject* none();
 };
 
 PyApi& python();

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "context_run_hook.h"
 #include "observers.h"
 #include "pyapi.h"
 
@@ -187,10 +188,19 @@ bool StallHook::install(std::int64_t thresholdNs) {
     m_thresholdNs = thresholdNs;
     // enable() (trio) may have turned timing on already: Handle._run still
     // needs its wrapper.
-    if (m_installed && m_wrapped) return true;
+    if (m_installed && (m_wrapped || timingAsyncioCallbacks())) return true;
     PyApi& py = python();
     PyObject* handle = handleClass();
     if (!handle) return false;
+    // The cheap way: at Context.run, which Handle._run calls.
+    if (!m_wrapped && patchContextRun().empty()) {
+        py.decRef(handle);
+        forgetLoopThreads();
+        timeAsyncioCallbacks(true);
+        m_installedAtNs = monotonicNs();
+        m_installed = true;
+        return true;
+    }
     PyObject* current = py.getAttrString(handle, "_run");
     if (!current) {
         py.errClear();
@@ -243,6 +253,7 @@ void StallHook::enable(std::int64_t thresholdNs) {
 void StallHook::uninstall() {
     if (!m_installed) return;
     m_installed = false;
+    timeAsyncioCallbacks(false);
     if (!m_wrapped) return;
     m_wrapped = false;
     PyApi& py = python();
@@ -303,10 +314,11 @@ int StallHook::ownSlot() {
 // A slot's seq, depth and start are written by its own thread only: plain
 // stores (ordered on x86 and by `release` elsewhere) are enough for the
 // sampler's reads, and cost less than a locked read-modify-write each.
-int StallHook::enter() {
+int StallHook::enter(bool* outermost) {
     if (!m_installed.load(std::memory_order_relaxed) || ownSlot() < 0) return -1;
     LoopSlot& s = m_slots[t_slot];
     int depth = s.depth.load(std::memory_order_relaxed);
+    if (outermost) *outermost = depth == 0;
     if (depth == 0) {
         s.startNs.store(monotonicNs(), std::memory_order_relaxed);
         s.seq.store(s.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);

@@ -1,13 +1,16 @@
 // Times every event-loop callback. asyncio runs each callback and each task
-// step through asyncio.events.Handle._run; the agent wraps that method with a
-// C function that records, per thread, when the current callback started and
-// when it ended. The sampler thread reads these records without the GIL and
-// without calling into Python: a callback running longer than the threshold is
-// a stall, and its exact duration is known when it returns.
+// step through asyncio.events.Handle._run, which runs it with
+// self._context.run(...): the agent times that call (context_run_hook.h) or,
+// where CPython's Context.run is not the method it knows, wraps Handle._run
+// itself with a C function. Either records, per thread, when the current
+// callback started and when it ended. The sampler thread reads these records
+// without the GIL and without calling into Python: a callback running longer
+// than the threshold is a stall, and its exact duration is known when it
+// returns.
 //
-// The wrapper is installed once, with the GIL, only after the program itself
-// imported asyncio, and removed on detach (restoring the original method if
-// it is still the one in place).
+// The hook is installed, with the GIL, only after the program itself
+// imported asyncio; on detach timing stops (and a wrapper of Handle._run is
+// removed, restoring the original method if it is still the one in place).
 #pragma once
 
 #include <atomic>
@@ -85,8 +88,9 @@ public:
     // Handle._run frame is the parent's, not one to report as under way.
     bool insideForkedCallback(std::uint64_t tid);
 
-    // Called by the wrapper, GIL held, on the loop's thread.
-    int enter();
+    // Called by the wrapper, GIL held, on the loop's thread. `outermost`:
+    // whether this call started the callback (not nested in one).
+    int enter(bool* outermost = nullptr);
     void leave(int slot);
     // uvloop's handles nest: the loop runs its ready queue, its timers and
     // its queued writes from internal handles of its own, so every user

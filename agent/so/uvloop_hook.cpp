@@ -6,10 +6,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <mutex>
 
+#include "context_run_hook.h"
 #include "observers.h"
 #include "pyapi.h"
 #include "stall_hook.h"
@@ -25,97 +25,13 @@ using ContextFn = int (*)(PyObject*);
 std::atomic<ContextFn> g_enter{nullptr};
 std::atomic<ContextFn> g_exit{nullptr};
 
-// A thread that ran a uvloop callback: uvloop's loop runs there.
-thread_local bool t_uvloopThread = false;
-
 int contextEnter(PyObject* ctx) {
     int r = g_enter.load(std::memory_order_relaxed)(ctx);
     if (r == 0 && StallHook::instance().enterNested()) {
         UvloopHook::instance().markTimed();
-        t_uvloopThread = true;
+        markUvloopThread();
     }
     return r;
-}
-
-// -- Context.run: protocol callbacks ----------------------------------------
-// uvloop calls a protocol's methods (connection_made, data_received, ...)
-// from libuv's callbacks through context.run(method, ...) (run_in_context*
-// in its cbhandles.pyx), which enters the context inside CPython, past
-// uvloop's GOT. The "run" entry of CPython's own method table for Context
-// is pointed at a wrapper that times the call as a callback of its own, on
-// threads where uvloop's loop runs (elsewhere it only passes through: asyncio
-// and trio time their callbacks themselves).
-
-using FastKeywords = PyObject* (*)(PyObject*, PyObject* const*, std::ptrdiff_t, PyObject*);
-std::atomic<FastKeywords> g_contextRun{nullptr};
-
-PyObject* contextRun(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
-    bool timed = t_uvloopThread && StallHook::instance().enterNested();
-    PyObject* r = g_contextRun.load(std::memory_order_relaxed)(self, args, nargs, kwnames);
-    if (timed) StallHook::instance().leaveNested();
-    return r;
-}
-
-// The protection of the mapping holding `addr`, from /proc/self/maps; -1 if not found.
-int protectionOf(std::uintptr_t addr) {
-    FILE* maps = std::fopen("/proc/self/maps", "re");
-    if (!maps) return -1;
-    char line[512];
-    int prot = -1;
-    while (std::fgets(line, sizeof line, maps)) {
-        unsigned long start = 0, end = 0;
-        char perms[5] = {};
-        if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
-        if (addr < start || addr >= end) continue;
-        prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
-               (perms[2] == 'x' ? PROT_EXEC : 0);
-        break;
-    }
-    std::fclose(maps);
-    return prot;
-}
-
-// GIL held. "" once Context.run is ours, else why not.
-std::string patchContextRun() {
-    if (g_contextRun.load()) return "";
-    PyApi& py = python();
-    PyObject* module = py.importedModule("_contextvars");
-    PyObject* type = module ? py.getAttrString(module, "Context") : nullptr;
-    PyObject* descr = type ? py.getAttrString(type, "run") : nullptr;
-    if (!descr) py.errClear();
-    for (PyObject* o : {module, type}) {
-        if (o) py.decRef(o);
-    }
-    if (!descr) return "contextvars.Context.run was not found";
-    std::string why;
-    // PyMethodDescrObject: PyDescr_COMMON (object head, d_type, d_name,
-    // d_qualname), then d_method, the PyMethodDef {ml_name, ml_meth, ml_flags, ...}.
-    const void* type_ = *reinterpret_cast<void* const*>(reinterpret_cast<const char*>(descr) + 8);
-    const char* typeName = type_ ? *reinterpret_cast<const char* const*>(reinterpret_cast<const char*>(type_) + 24) : "";
-    auto* def = std::strcmp(typeName, "method_descriptor") == 0
-                    ? *reinterpret_cast<char**>(reinterpret_cast<char*>(descr) + 40)
-                    : nullptr;
-    const char* name = def ? *reinterpret_cast<const char**>(def) : nullptr;
-    int flags = def ? *reinterpret_cast<int*>(def + 16) : 0;
-    if (!def || !name || std::strcmp(name, "run") != 0 || flags != (kMethFastcall | kMethKeywords)) {
-        why = "contextvars.Context.run is not the method this agent knows";
-    } else {
-        auto** slot = reinterpret_cast<void**>(def + 8);
-        auto original = reinterpret_cast<FastKeywords>(*slot);
-        long page = sysconf(_SC_PAGESIZE);
-        auto pageStart = reinterpret_cast<std::uintptr_t>(slot) & ~static_cast<std::uintptr_t>(page - 1);
-        int prot = protectionOf(reinterpret_cast<std::uintptr_t>(slot));
-        bool writable = prot >= 0 && (prot & PROT_WRITE);
-        if (prot < 0 || (!writable && mprotect(reinterpret_cast<void*>(pageStart), page, prot | PROT_WRITE) != 0)) {
-            why = "CPython's method table for Context could not be written";
-        } else {
-            g_contextRun.store(original);
-            __atomic_store_n(slot, reinterpret_cast<void*>(&contextRun), __ATOMIC_RELEASE);
-            if (!writable) mprotect(reinterpret_cast<void*>(pageStart), page, prot);
-        }
-    }
-    py.decRef(descr);
-    return why;
 }
 
 int contextExit(PyObject* ctx) {
@@ -292,6 +208,7 @@ PyObject* setRunningLoop(PyObject* original, PyObject* loop) {
     PyObject* result = py.call(original, args, nullptr);
     py.decRef(args);
     if (!result) return nullptr;
+    markLoopThread(loop != py.none());
     // A loop starts (or stops: loop is None; cheap either way): one of a
     // kind not seen yet may be uvloop's, loaded since the last look.
     if (StallHook::instance().installed()) UvloopHook::instance().patchLoaded();

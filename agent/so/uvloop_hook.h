@@ -11,8 +11,8 @@
 //
 // Protocol callbacks that libuv invokes directly (data_received,
 // connection_made, ...) run through context.run, past uvloop's GOT: the
-// agent points the "run" entry of CPython's method table for Context at a
-// wrapper that times them the same way, on uvloop's thread only. Not timed:
+// agent's wrapper of Context.run (context_run_hook.h, which also times
+// asyncio's callbacks) times them the same way on uvloop's thread. Not timed:
 // the code of loop.run_until_complete itself, between callbacks.
 //
 // The GOT is patched with the GIL held, when a loop that is not asyncio's

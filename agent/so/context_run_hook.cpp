@@ -1,0 +1,165 @@
+#include "context_run_hook.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#include "observers.h"
+#include "stall_hook.h"
+
+namespace aioscope::agent {
+
+namespace {
+
+using FastKeywords = PyObject* (*)(PyObject*, PyObject* const*, std::ptrdiff_t, PyObject*);
+std::atomic<FastKeywords> g_contextRun{nullptr};  // CPython's, kept for the process
+std::atomic<bool> g_asyncio{false};
+// Bumped at each install: a thread's role learnt in an earlier one is stale.
+std::atomic<std::uint32_t> g_epoch{1};
+
+// One thread-local record (one lookup of the thread's TLS block per call).
+struct ThreadRole {
+    std::uint32_t epoch = 0;  // of the role below; another: not known yet
+    bool loop = false;        // an asyncio loop runs on this thread
+    bool uvloop = false;      // uvloop's handles ran on this thread
+};
+thread_local ThreadRole t_role;
+
+bool askRunningLoop() {
+    PyApi& py = python();
+    PyObject* events = py.importedModule("asyncio.events");
+    if (!events) return false;
+    PyObject* fn = py.getAttrString(events, "_get_running_loop");
+    py.decRef(events);
+    PyObject* noArgs = fn ? py.buildValue("()") : nullptr;
+    PyObject* loop = noArgs ? py.call(fn, noArgs, nullptr) : nullptr;
+    bool running = loop && loop != py.none();
+    for (PyObject* o : {fn, noArgs, loop}) {
+        if (o) py.decRef(o);
+    }
+    if (!loop) py.errClear();
+    return running;
+}
+
+PyObject* callOriginal(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
+    return g_contextRun.load(std::memory_order_relaxed)(self, args, nargs, kwnames);
+}
+
+// The wrapper in Context's method table.
+PyObject* contextRun(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
+    ThreadRole& role = t_role;
+    auto& hook = StallHook::instance();
+    if (role.uvloop) {
+        bool timed = hook.enterNested();
+        PyObject* r = callOriginal(self, args, nargs, kwnames);
+        if (timed) hook.leaveNested();
+        return r;
+    }
+    if (!g_asyncio.load(std::memory_order_relaxed) || !onLoopThread()) return callOriginal(self, args, nargs, kwnames);
+    bool outermost = false;
+    int slot = hook.enter(&outermost);
+    if (slot < 0) return callOriginal(self, args, nargs, kwnames);
+    hook.markHandleRun();
+    // A task step whose cancellation is to be traced: args are the step's
+    // callback and its first argument (the future that woke the task).
+    auto& observers = Observers::instance();
+    PyObject* cancelStep = outermost && observers.active() && nargs >= 1
+                               ? observers.stepBeginCall(args[0], nargs >= 2 ? args[1] : nullptr)
+                               : nullptr;
+    PyObject* result = callOriginal(self, args, nargs, kwnames);
+    hook.leave(slot);
+    if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
+    return result;
+}
+
+// The protection of the mapping holding `addr`, from /proc/self/maps; -1 if not found.
+int protectionOf(std::uintptr_t addr) {
+    FILE* maps = std::fopen("/proc/self/maps", "re");
+    if (!maps) return -1;
+    char line[512];
+    int prot = -1;
+    while (std::fgets(line, sizeof line, maps)) {
+        unsigned long start = 0, end = 0;
+        char perms[5] = {};
+        if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+        if (addr < start || addr >= end) continue;
+        prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+               (perms[2] == 'x' ? PROT_EXEC : 0);
+        break;
+    }
+    std::fclose(maps);
+    return prot;
+}
+
+}  // namespace
+
+std::string patchContextRun() {
+    if (g_contextRun.load()) return "";
+    PyApi& py = python();
+    PyObject* module = py.importedModule("_contextvars");
+    PyObject* type = module ? py.getAttrString(module, "Context") : nullptr;
+    PyObject* descr = type ? py.getAttrString(type, "run") : nullptr;
+    if (!descr) py.errClear();
+    for (PyObject* o : {module, type}) {
+        if (o) py.decRef(o);
+    }
+    if (!descr) return "contextvars.Context.run was not found";
+    std::string why;
+    // PyMethodDescrObject: PyDescr_COMMON (object head, d_type, d_name,
+    // d_qualname), then d_method, the PyMethodDef {ml_name, ml_meth, ml_flags, ...}.
+    const void* type_ = *reinterpret_cast<void* const*>(reinterpret_cast<const char*>(descr) + 8);
+    const char* typeName = type_ ? *reinterpret_cast<const char* const*>(reinterpret_cast<const char*>(type_) + 24) : "";
+    auto* def = std::strcmp(typeName, "method_descriptor") == 0
+                    ? *reinterpret_cast<char**>(reinterpret_cast<char*>(descr) + 40)
+                    : nullptr;
+    const char* name = def ? *reinterpret_cast<const char**>(def) : nullptr;
+    int flags = def ? *reinterpret_cast<int*>(def + 16) : 0;
+    if (!def || !name || std::strcmp(name, "run") != 0 || flags != (kMethFastcall | kMethKeywords)) {
+        why = "contextvars.Context.run is not the method this agent knows";
+    } else {
+        auto** slot = reinterpret_cast<void**>(def + 8);
+        auto original = reinterpret_cast<FastKeywords>(*slot);
+        long page = sysconf(_SC_PAGESIZE);
+        auto pageStart = reinterpret_cast<std::uintptr_t>(slot) & ~static_cast<std::uintptr_t>(page - 1);
+        int prot = protectionOf(reinterpret_cast<std::uintptr_t>(slot));
+        bool writable = prot >= 0 && (prot & PROT_WRITE);
+        if (prot < 0 || (!writable && mprotect(reinterpret_cast<void*>(pageStart), page, prot | PROT_WRITE) != 0)) {
+            why = "CPython's method table for Context could not be written";
+        } else {
+            g_contextRun.store(original);
+            __atomic_store_n(slot, reinterpret_cast<void*>(&contextRun), __ATOMIC_RELEASE);
+            if (!writable) mprotect(reinterpret_cast<void*>(pageStart), page, prot);
+        }
+    }
+    py.decRef(descr);
+    return why;
+}
+
+void timeAsyncioCallbacks(bool on) { g_asyncio.store(on); }
+bool timingAsyncioCallbacks() { return g_asyncio.load(); }
+
+void markLoopThread(bool running) {
+    ThreadRole& role = t_role;
+    role.epoch = g_epoch.load(std::memory_order_relaxed);
+    role.loop = running;
+}
+
+void forgetLoopThreads() { g_epoch.fetch_add(1); }
+
+bool onLoopThread() {
+    ThreadRole& role = t_role;
+    std::uint32_t epoch = g_epoch.load(std::memory_order_relaxed);
+    if (role.epoch != epoch) {
+        role.loop = askRunningLoop();
+        role.epoch = epoch;
+    }
+    return role.loop;
+}
+
+void markUvloopThread() { t_role.uvloop = true; }
+
+}  // namespace aioscope::agent
