@@ -11,6 +11,7 @@
 #include "context_run_hook.h"
 #include "observers.h"
 #include "pyapi.h"
+#include "uvloop_hook.h"
 
 namespace aioscope::agent {
 
@@ -192,8 +193,9 @@ bool StallHook::install(std::int64_t thresholdNs) {
     PyApi& py = python();
     PyObject* handle = handleClass();
     if (!handle) return false;
-    // The cheap way: at Context.run, which Handle._run calls.
-    if (!m_wrapped && patchContextRun().empty()) {
+    // The cheap way: at Context.run, which Handle._run calls, on the threads
+    // where a loop runs (which the wrapper of _set_running_loop tells).
+    if (!m_wrapped && UvloopHook::instance().watchRunningLoops() && patchContextRun().empty()) {
         py.decRef(handle);
         forgetLoopThreads();
         timeAsyncioCallbacks(true);
