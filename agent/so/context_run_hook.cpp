@@ -21,13 +21,6 @@ std::atomic<bool> g_asyncio{false};
 // Bumped at each install: a thread's role learnt in an earlier one is stale.
 std::atomic<std::uint32_t> g_epoch{1};
 
-// One thread-local record (one lookup of the thread's TLS block per call).
-struct ThreadRole {
-    std::uint32_t epoch = 0;  // of the role below; another: not known yet
-    bool loop = false;        // an asyncio loop runs on this thread
-    bool uvloop = false;      // uvloop's handles ran on this thread
-};
-thread_local ThreadRole t_role;
 
 bool askRunningLoop() {
     PyApi& py = python();
@@ -50,18 +43,29 @@ PyObject* callOriginal(PyObject* self, PyObject* const* args, std::ptrdiff_t nar
 }
 
 // The wrapper in Context's method table.
+bool isLoopThread(ThreadHooks& thread) {
+    std::uint32_t epoch = g_epoch.load(std::memory_order_relaxed);
+    if (thread.loopEpoch != epoch) {
+        thread.loop = askRunningLoop();
+        thread.loopEpoch = epoch;
+    }
+    return thread.loop;
+}
+
 PyObject* contextRun(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
-    ThreadRole& role = t_role;
+    ThreadHooks& thread = t_hooks;
     auto& hook = StallHook::instance();
-    if (role.uvloop) {
+    if (thread.uvloop) {
         bool timed = hook.enterNested();
         PyObject* r = callOriginal(self, args, nargs, kwnames);
         if (timed) hook.leaveNested();
         return r;
     }
-    if (!g_asyncio.load(std::memory_order_relaxed) || !onLoopThread()) return callOriginal(self, args, nargs, kwnames);
+    if (!g_asyncio.load(std::memory_order_relaxed) || !isLoopThread(thread)) {
+        return callOriginal(self, args, nargs, kwnames);
+    }
     bool outermost = false;
-    int slot = hook.enter(&outermost);
+    int slot = hook.enter(thread, &outermost);
     if (slot < 0) return callOriginal(self, args, nargs, kwnames);
     hook.markHandleRun();
     // A task step whose cancellation is to be traced: args are the step's
@@ -143,23 +147,15 @@ void timeAsyncioCallbacks(bool on) { g_asyncio.store(on); }
 bool timingAsyncioCallbacks() { return g_asyncio.load(); }
 
 void markLoopThread(bool running) {
-    ThreadRole& role = t_role;
-    role.epoch = g_epoch.load(std::memory_order_relaxed);
-    role.loop = running;
+    ThreadHooks& thread = t_hooks;
+    thread.loopEpoch = g_epoch.load(std::memory_order_relaxed);
+    thread.loop = running;
 }
 
 void forgetLoopThreads() { g_epoch.fetch_add(1); }
 
-bool onLoopThread() {
-    ThreadRole& role = t_role;
-    std::uint32_t epoch = g_epoch.load(std::memory_order_relaxed);
-    if (role.epoch != epoch) {
-        role.loop = askRunningLoop();
-        role.epoch = epoch;
-    }
-    return role.loop;
-}
+bool onLoopThread() { return isLoopThread(t_hooks); }
 
-void markUvloopThread() { t_role.uvloop = true; }
+void markUvloopThread() { t_hooks.uvloop = true; }
 
 }  // namespace aioscope::agent

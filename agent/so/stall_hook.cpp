@@ -30,7 +30,6 @@ PyObject* g_descriptorOriginal = nullptr;
 PyObject* g_descriptor = nullptr;  // ours, once made
 PyObject* g_wrapper = nullptr;     // ours now in place, as Handle._run returns it
 PyObject* g_wrapped = nullptr;     // what g_wrapper wrapped: put back on uninstall
-thread_local int t_slot = -2;      // -2: not looked up yet, -1: no slot free
 
 // The handle our wrapper runs innermost on this thread: ours called again
 // for it (through someone else's wrapper between two of ours) passes the
@@ -270,8 +269,9 @@ void StallHook::uninstall() {
 }
 
 void StallHook::afterForkInChild() {
+    int mine = t_hooks.slot;
     for (int i = 0; i < kSlots; ++i) {
-        if (i == t_slot) {
+        if (i == mine) {
             m_slots[i].nativeId = static_cast<std::int32_t>(syscall(SYS_gettid));
             // A callback that forked is the parent's: its rest in the child
             // is not timed (a pool worker forked there runs its whole life
@@ -297,28 +297,30 @@ bool StallHook::insideForkedCallback(std::uint64_t tid) {
     return false;
 }
 
-int StallHook::ownSlot() {
-    if (t_slot == -2) {
-        t_slot = -1;
+int StallHook::ownSlot(ThreadHooks& thread) {
+    int& mine = thread.slot;
+    if (mine == -2) {
+        mine = -1;
         auto self = static_cast<std::uint64_t>(pthread_self());
         for (int i = 0; i < kSlots; ++i) {
             std::uint64_t expected = 0;
             if (m_slots[i].threadId.compare_exchange_strong(expected, self)) {
                 m_slots[i].nativeId = static_cast<std::int32_t>(syscall(SYS_gettid));
-                t_slot = i;
+                mine = i;
                 break;
             }
         }
     }
-    return t_slot;
+    return mine;
 }
 
 // A slot's seq, depth and start are written by its own thread only: plain
 // stores (ordered on x86 and by `release` elsewhere) are enough for the
 // sampler's reads, and cost less than a locked read-modify-write each.
-int StallHook::enter(bool* outermost) {
-    if (!m_installed.load(std::memory_order_relaxed) || ownSlot() < 0) return -1;
-    LoopSlot& s = m_slots[t_slot];
+int StallHook::enter(ThreadHooks& thread, bool* outermost) {
+    if (!m_installed.load(std::memory_order_relaxed) || ownSlot(thread) < 0) return -1;
+    int mine = thread.slot;
+    LoopSlot& s = m_slots[mine];
     int depth = s.depth.load(std::memory_order_relaxed);
     if (outermost) *outermost = depth == 0;
     if (depth == 0) {
@@ -326,7 +328,7 @@ int StallHook::enter(bool* outermost) {
         s.seq.store(s.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     }
     s.depth.store(depth + 1, std::memory_order_release);
-    return t_slot;
+    return mine;
 }
 
 void StallHook::recordIfLong(int slot, std::int64_t start, std::int64_t end) {
@@ -352,10 +354,11 @@ void StallHook::leave(int slot) {
 }
 
 bool StallHook::enterNested() {
-    if (!m_installed || ownSlot() < 0) return false;
-    LoopSlot& s = m_slots[t_slot];
+    int& mine = t_hooks.slot;
+    if (!m_installed || ownSlot(t_hooks) < 0) return false;
+    LoopSlot& s = m_slots[mine];
     std::int64_t now = monotonicNs();
-    if (s.depth.load(std::memory_order_relaxed) > 0) recordIfLong(t_slot, s.startNs.load(std::memory_order_relaxed), now);
+    if (s.depth.load(std::memory_order_relaxed) > 0) recordIfLong(mine, s.startNs.load(std::memory_order_relaxed), now);
     s.startNs.store(now, std::memory_order_relaxed);
     s.subject.store(0, std::memory_order_relaxed);
     s.seq.fetch_add(1, std::memory_order_release);
@@ -364,15 +367,17 @@ bool StallHook::enterNested() {
 }
 
 void StallHook::setSubject(std::uint64_t subject) {
-    if (t_slot >= 0) m_slots[t_slot].subject.store(subject, std::memory_order_release);
+    int mine = t_hooks.slot;
+    if (mine >= 0) m_slots[mine].subject.store(subject, std::memory_order_release);
 }
 
 void StallHook::leaveNested() {
-    if (t_slot < 0) return;
-    LoopSlot& s = m_slots[t_slot];
+    int mine = t_hooks.slot;
+    if (mine < 0) return;
+    LoopSlot& s = m_slots[mine];
     if (s.depth.load(std::memory_order_relaxed) <= 0) return;
     std::int64_t now = monotonicNs();
-    recordIfLong(t_slot, s.startNs.load(std::memory_order_relaxed), now);
+    recordIfLong(mine, s.startNs.load(std::memory_order_relaxed), now);
     if (s.depth.load(std::memory_order_relaxed) > 1) {
         // Back in the handle around it: a new stretch, then one level less.
         s.startNs.store(now, std::memory_order_relaxed);

@@ -37,6 +37,17 @@ struct LoopSlot {
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8);
 static_assert(std::atomic<int>::is_always_lock_free && sizeof(std::atomic<int>) == sizeof(int));
 
+// What the hooks keep per thread, in one record: in a library loaded at run
+// time every lookup of a thread-local is a call (__tls_get_addr), and a
+// callback's path through the hooks makes one.
+struct ThreadHooks {
+    int slot = -2;                 // its LoopSlot: -2 not looked up yet, -1 none free
+    std::uint32_t loopEpoch = 0;   // when `loop` was learnt (context_run_hook)
+    bool loop = false;             // an asyncio loop runs on this thread
+    bool uvloop = false;           // uvloop's handles ran on this thread
+};
+inline thread_local ThreadHooks t_hooks;
+
 // A callback that ran longer than the threshold, recorded when it returned.
 struct LongCallback {
     int slot;
@@ -90,7 +101,8 @@ public:
 
     // Called by the wrapper, GIL held, on the loop's thread. `outermost`:
     // whether this call started the callback (not nested in one).
-    int enter(bool* outermost = nullptr);
+    int enter(bool* outermost = nullptr) { return enter(t_hooks, outermost); }
+    int enter(ThreadHooks& thread, bool* outermost);
     void leave(int slot);
     // uvloop's handles nest: the loop runs its ready queue, its timers and
     // its queued writes from internal handles of its own, so every user
@@ -107,7 +119,7 @@ public:
     void setSubject(std::uint64_t subject);
 
 private:
-    int ownSlot();
+    int ownSlot(ThreadHooks& thread);
     void recordIfLong(int slot, std::int64_t start, std::int64_t end);
 
     LoopSlot m_slots[kSlots];
