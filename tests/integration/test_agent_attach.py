@@ -5,7 +5,7 @@
 fixtures/agent_busy.py is a busy service: a ticker, self-checking work, a
 250 ms stall every second (block_for(): measured by the fixture, its stacks
 sampled from inside), and a heartbeat file saying how far it got, what went
-wrong, and whether asyncio's Handle._run is hooked. On SIGUSR1 it parks its
+wrong, and whether the agent's hooks are in. On SIGUSR1 it parks its
 tasks and publishes their ground truth for a dump.
 """
 import json
@@ -195,7 +195,7 @@ def test_target_runs_on_after_detach(session):
     assert session.alive_after_first and session.alive_after_second, session.stderr
     assert session.maps_before == set(), "the agent was loaded before the first attach"
     before, after, later = session.hb_before, session.hb_after_first, session.hb_later
-    assert not after["hooked"] and not later["hooked"], "Handle._run is still hooked after the detach"
+    assert not after["hooked"] and not later["hooked"], "the hooks are still in after the detach"
     assert later["ticks"] > after["ticks"] > before["ticks"], (short_heartbeat(after), short_heartbeat(later))
     assert later["work_done"] > after["work_done"] > before["work_done"]
     assert len(later["episodes"]) > len(before["episodes"]) or later["episodes"][-1] != before["episodes"][-1]
@@ -462,7 +462,7 @@ def test_attach_detach_cycles(cycle_interp):
         assert later["work_done"] > hb_before["work_done"]
         assert later["work_errors"] == [] and later["loop_errors"] == [], short_heartbeat(later)
         assert later["work_started"] - later["work_done"] <= 1
-        assert not later["hooked"], "Handle._run is still hooked after the last detach"
+        assert not later["hooked"], "the hooks are still in after the last detach"
         assert target.stderr() == ""
         print(f"{CYCLES} attach/detach cycles on {cycle_interp.name} in {elapsed:.1f} s")
     finally:

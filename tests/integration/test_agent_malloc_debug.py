@@ -13,7 +13,7 @@ the cheap, strong detector for the rest of that family.
 Each scenario exercises one part of the agent inside the program, under
 `aioscope run` or `aioscope attach` (installer thread, GIL gate, uninstall):
 the warning trampoline, origin tracking through a pending call, the
-Handle._run wrapper with cancellation tracing and _handling(), the
+Context.run hook with cancellation tracing and _handling(), the
 exception-handler trampoline at shutdown, stall sampling, a fork. The
 program must end with its own status and its own ground truth, and print
 nothing of the hooks. A canary (a write one byte past a block) proves the

@@ -5,7 +5,7 @@ The fixtures block their event loop on purpose in agent_common.block_for()
 and measure it themselves (time.monotonic() around time.sleep()); a sampler
 thread records, while the loop is blocked, what the interpreter itself says
 its stack and the running task's stack are (sys._current_frames()). They
-wait for the agent's hook on asyncio's Handle._run before stalling, so every
+wait for the agent's hooks (agent_common.hooked()) before stalling, so every
 deliberate stall is one the agent can see.
 
 `run` is tested with the host's interpreters (the chroot's cannot see the
@@ -84,7 +84,7 @@ def test_run_hello_and_exit(stall_run):
     assert hello["options"] == {"interval_ms": INTERVAL_MS, "stall_threshold_ms": THRESHOLD_MS,
                                 "snapshot_interval_ms": 0}
     assert hello["agent_version"]
-    assert truth["hooked_before_start"], "the agent never hooked asyncio's Handle._run"
+    assert truth["hooked_before_start"], "the agent's hooks never went in"
     first_stall = s.events.index(s.of("stall")[0]) if s.of("stall") else len(s.events)
     assert s.active_before("stall_detection", first_stall), \
         f"stall detection never reported active before the first stall:\n{s.summary()}"
@@ -239,7 +239,7 @@ def test_run_clean_program_has_no_stalls(interp):
     truth = read_json(truth_path)
     truth_path.unlink()
     stats = truth["stats"]
-    assert truth["hooked_before_start"] and truth["hooked_at_end"], "the agent never hooked Handle._run"
+    assert truth["hooked_before_start"] and truth["hooked_at_end"], "the agent's hooks never went in"
     assert stats["burst_total_max_ms"] > THRESHOLD_MS and stats["burst_callbacks"] == 3 * 8, stats
     assert s.one("hello")["pid"] == truth["pid"]
     # No stall at all, unless the machine itself made a callback overrun the
@@ -606,7 +606,7 @@ def test_run_pytest_asyncio_suite(launcher, tmp_path):
     truth = read_json(truth_path)
     assert "3 passed" in s.stdout, s.stdout + s.stderr
     assert '"schema"' not in s.stdout, "--quiet printed events"
-    assert truth["hooked"], "the agent never hooked Handle._run"
+    assert truth["hooked"], "the agent's hooks never went in"
     hello = s.one("hello")
     assert hello["pid"] == truth["pid"] and hello["python"]["version"] == truth["version"]
     pairs, lost, missed = match_stalls(s, truth["episodes"])

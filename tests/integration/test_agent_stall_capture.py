@@ -30,7 +30,7 @@ def test_run_stalls_just_over_the_threshold_all_have_stacks(interp):
                options=OPTS)
     truth = read_json(truth_path)
     truth_path.unlink()
-    assert truth["hooked"], "the agent never hooked Handle._run"
+    assert truth["hooked"], "the agent's hooks never went in"
     problems = judge_stalls(s, truth["slow_callbacks"])
     assert not problems, "\n".join(problems) + "\n" + s.summary()
     # Every episode (the fixture's own measure: at least 101 ms, inside the
@@ -95,3 +95,33 @@ def assert_stall_under_way_at_attach(interp, *args, env=None):
     assert "native_error" not in stall, stall["native_error"]
     assert native and (not native[0] or SLEEP_SYSCALL.search(native[0])), native[:5]
     assert len(s.of("stall")) == 1, s.summary()
+
+
+def test_run_context_run_outside_callbacks_and_handlers(interp):
+    """The agent times asyncio's callbacks at contextvars.Context.run: a
+    function run through ctx.run in a worker thread (asyncio.to_thread, a
+    plain thread) is no callback and no stall; a loop exception handler that
+    blocks, called after the failed callback's Context.run returned, is a
+    stall with the handler's stack; a callback's own ctx.run is part of it
+    (one stall of the whole callback, not three)."""
+    truth_path = out_path(interp, "agent_context_run")
+    s = run_in(interp, "agent_context_run.py", "--truth", interp.inside(truth_path), options=OPTS)
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert truth["hooked"], "the agent's hooks never went in"
+    stalls = s.of("stall")
+    others = [st for st in stalls if st["native_id"] != truth["loop_native_id"]]
+    assert not others, "a stall on a thread that runs no loop:\n" + "\n".join(map(describe_stall, others))
+    episodes = truth["episodes"]
+    assert [ep["kind"] for ep in episodes] == ["handler", "nested"], episodes
+    pairs, lost, missed = match_stalls(s, episodes)
+    assert not missed, f"episodes without a stall: {missed}\n{s.summary()}"
+    assert not lost, "stalls no episode explains:\n" + "\n".join(map(describe_stall, lost)) + "\n" + s.summary()
+    expect = {"handler": "slow_handler", "nested": "nested_callback"}
+    for st, end, ep in pairs:
+        assert end is not None and not st["at_least"], describe_stall(st)
+        # Timed around the fixture's own measure: never less, a little more
+        # (the handler's call, the callback's frame) unless the machine
+        # preempted the thread in between.
+        assert ep["measured_ms"] - 1 <= end["duration_ms"] <= ep["measured_ms"] + 25, (ep, end)
+        assert expect[ep["kind"]] in [f["function"] for f in st["stack"]], describe_stall(st)
