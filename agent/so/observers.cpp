@@ -90,8 +90,9 @@ PyObject* handlingFn(PyObject*, PyObject* args) {
 }
 
 // Calls observer(*args, **kwargs), then original(*args, **kwargs), or
-// original(*r, **kwargs) when the observer returned a tuple r; or, for an observer of results, original(*args)
-// first, then observer(result, *args). `self` is (original, observer, after).
+// original(*r, **kwargs) when the observer returned a tuple r; or, for an
+// observer of results, original(*args) first, then observer(result, *args).
+// `self` is (original, observer, after, timed).
 PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyApi& py = python();
     PyObject* original = pointerAt(self, g_layout->tuple.items);

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <new>
 
 namespace aioscope {
@@ -13,18 +14,20 @@ constexpr std::size_t kHugePage = 2u << 20;
 std::uint8_t* FrameBlock::reserve(std::size_t bytes, bool huge) {
     if (m_base && bytes <= m_bytes) return m_base;
     release();
-    // One huge page more than asked, so that the frames can start on a huge
-    // page boundary (the kernel only backs aligned 2 MiB ranges with one).
-    std::size_t mapBytes = bytes + kHugePage;
+    // For huge pages, one more than asked, so that the frames can start on a
+    // huge page boundary (the kernel only backs aligned 2 MiB ranges with one).
+    bool aligned = huge && bytes >= kHugePage;
+    std::size_t align = aligned ? kHugePage : 1;
+    std::size_t mapBytes = std::max<std::size_t>(bytes + (aligned ? kHugePage : 0), 4096);  // mmap of 0 fails
     void* map = mmap(nullptr, mapBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (map == MAP_FAILED) throw std::bad_alloc();
-    auto at = (reinterpret_cast<std::uintptr_t>(map) + kHugePage - 1) & ~(kHugePage - 1);
+    auto at = (reinterpret_cast<std::uintptr_t>(map) + align - 1) & ~(align - 1);
     m_map = map;
     m_mapBytes = mapBytes;
     m_base = reinterpret_cast<std::uint8_t*>(at);
     m_bytes = bytes;
     // Advice only: without transparent huge pages the frames are 4 KiB pages.
-    if (huge && bytes >= kHugePage) madvise(m_base, bytes & ~(kHugePage - 1), MADV_HUGEPAGE);
+    if (aligned) madvise(m_base, bytes & ~(kHugePage - 1), MADV_HUGEPAGE);
     return m_base;
 }
 
