@@ -16,6 +16,7 @@
 #include "commands/commands.h"
 #include "commands/durations.h"
 #include "commands/report_commands.h"
+#include "early_signals.h"
 #include "errors.h"
 #include "stream/peer_auth.h"
 
@@ -98,9 +99,8 @@ int finishStdout(int status) {
 
 int main(int argc, char** argv) {
     std::ios::sync_with_stdio(false);
-    // A closed output (`aioscope dump PID | head`) is an exit status (14),
-    // not a silent death by SIGPIPE. `run` gives its program the default back.
-    signal(SIGPIPE, SIG_IGN);
+    // `run` gives its program the default back.
+    catchPipeSignals();
     CLI::App app{"aioscope: see what every thread and asyncio task of a Python process is doing"};
     app.set_version_flag("--version", std::string("aioscope ") + AIOSCOPE_VERSION);
     app.require_subcommand(1);

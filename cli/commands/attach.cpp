@@ -15,6 +15,7 @@
 
 #include "commands/agent_session.h"
 #include "commands/commands.h"
+#include "early_signals.h"
 #include "errors.h"
 #include "inject/ptrace_injector.h"
 #include "inject/remote_exec.h"
@@ -44,6 +45,7 @@ void installStopSignals() {
     struct sigaction sa{};
     sa.sa_handler = onSignal;
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaction(sig, &sa, nullptr);
+    if (pipeSignalled()) onSignal(SIGPIPE);  // before ours was in
 }
 
 [[noreturn]] void throwInterrupted(const char* when) {

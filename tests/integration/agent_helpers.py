@@ -685,3 +685,10 @@ def diff_lists(got, want, key, label):
             fields = {f: (g[k].get(f), w[k].get(f)) for f in set(g[k]) | set(w[k]) if g[k].get(f) != w[k].get(f)}
             out.append(f"{label} {k} ({g[k].get('name')}): {fields}")
     return out
+
+
+def snapshot_read_after(t):
+    """A predicate for Live.wait_for: a snapshot whose read began after Unix
+    time t (its ts is when it was sent; on a loaded machine a read begun
+    before t may be sent after it, and shows the state before t)."""
+    return lambda e: e["type"] == "snapshot" and e["ts"] - e.get("duration_ms", 0) / 1000 > t

@@ -27,7 +27,7 @@ from aio import assert_awaited_by, assert_awaiting, assert_same_task_set, assert
 from agent_helpers import (EXIT_DEADLOCK, EXIT_STALL, EXIT_TIMEOUT, INTERVAL_MS, THRESHOLD_MS, Live, TaskView,
                            aioscope_run, by_id, describe_stall, detection_problems, diff_lists, frames, host_only,
                            judge_stalls, match_stalls,
-                           out_path, pid_gone, read_json, wait_file)
+                           out_path, pid_gone, read_json, snapshot_read_after, wait_file)
 from harness import AIOSCOPE, run_aioscope
 from zoo import ZOO
 
@@ -302,7 +302,7 @@ def test_run_snapshot_every_equals_dump_and_truth(interp):
         while Path(f"/proc/{pid}/task/{truth['observer_native_id']}").exists():
             time.sleep(0.01)
         settled = time.time()
-        snap = live.wait_for(lambda e: e["type"] == "snapshot" and e["ts"] > settled, 10, "snapshot after settling")
+        snap = live.wait_for(snapshot_read_after(settled), 10, "snapshot after settling")
         r = run_aioscope("dump", "--json", pid)
         assert r.returncode == 0, r.stderr
         dump = json.loads(r.stdout)

@@ -314,7 +314,7 @@ def test_anyio_on_asyncio_task_groups_are_a_tree(anyio_asyncio):
 def test_agent_snapshot_has_trio_tasks_and_deadlocks(interp):
     """`aioscope run --snapshot-every`: the agent reads its own process with the
     same reader, so its snapshots carry the trio tasks and findings too."""
-    from agent_helpers import Live, host_only, out_path, wait_file
+    from agent_helpers import Live, host_only, out_path, snapshot_read_after, wait_file
     from harness import AIOSCOPE
     host_only(interp)
     path, _ = library_env(interp, "trio")
@@ -329,7 +329,7 @@ def test_agent_snapshot_has_trio_tasks_and_deadlocks(interp):
         while Path(f"/proc/{pid}/task/{truth['observer_native_id']}").exists():
             time.sleep(0.01)
         settled = time.time()
-        snap = live.wait_for(lambda e: e["type"] == "snapshot" and e["ts"] > settled, 20, "snapshot after settling")
+        snap = live.wait_for(snapshot_read_after(settled), 20, "snapshot after settling")
     finally:
         live.stop()
         truth_path.unlink(missing_ok=True)
