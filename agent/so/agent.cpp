@@ -14,6 +14,7 @@
 #include "audit_hook.h"
 #include "capabilities.h"
 #include "channel.h"
+#include "context_run_hook.h"
 #include "early_install.h"
 #include "errors.h"
 #include "events.h"
@@ -23,6 +24,7 @@
 #include "observers.h"
 #include "pyapi.h"
 #include "pytest_env.h"
+#include "running_loop_watch.h"
 #include "self_runtime.h"
 #include "snapshot_reader.h"
 #include "stall_hook.h"
@@ -42,7 +44,8 @@ constexpr std::int64_t kHookRetryNs = 500'000'000;
 constexpr int kExitFlushMs = 2500;
 // How often the modules and loops are looked at (a few milliseconds of
 // reading each time), while the hook has timed no callback yet: once it has,
-// an asyncio loop runs and there is nothing more to learn.
+// an asyncio loop runs and there is nothing more to learn. And how often the
+// threads learn again whether a loop runs on them (context_run_hook.h).
 constexpr std::int64_t kLoopCheckNs = 1'000'000'000;
 // The slowest the agent's thread ticks with a shorter --interval, while no
 // callback comes near the threshold (the default interval's rate).
@@ -124,10 +127,12 @@ int installHere(const Config& cfg) {
     ProcessReader self(getpid());
     SnapshotReader reader(self, *runtime, PythonInfo{}, getpid(), kAgentCachePages);
     reader.loadAsyncioLayout();  // the observers need the Task offsets
-    if (!StallHook::instance().install(cfg.stallNs)) return 0;
+    // Loops are seen when they start: before the stall hook, which times
+    // callbacks at Context.run only where it learns of them.
+    bool loopsWatched = watchRunningLoops();
+    if (!StallHook::instance().install(cfg.stallNs, loopsWatched)) return 0;
     // uvloop's callbacks: timed once its loop module is loaded (now, at
     // attach; or when its loop starts running).
-    UvloopHook::instance().watchRunningLoops();
     UvloopHook::instance().patchLoaded();
     Observers::instance().install(reader.runtime().layout, cfg.trackOrigins);
     g_installed = true;
@@ -467,6 +472,8 @@ void Agent::run(std::shared_ptr<Session> s) {
     std::int64_t nextTick = monotonicNs() + cfg.intervalNs;
     std::int64_t lastTick = monotonicNs();
     std::int64_t nextLoopCheck = 0;
+    std::int64_t nextRecheck = 0;
+    std::uint32_t unseenWarned = unseenLoopStarts(nullptr);
     bool detached = false;
     // The loop ends because the program is exiting: the exit handler, which
     // set m_exiting before it waits for the session's lock, says goodbye.
@@ -523,6 +530,20 @@ void Agent::run(std::shared_ptr<Session> s) {
             loops.asyncioImported = true;
             loops.foreignLoop.clear();
             loops.uvloop = loops.uvloop || UvloopHook::instance().timedAny();
+        }
+        if (tick && now >= nextRecheck && timingAsyncioCallbacks()) {
+            recheckLoopThreads();
+            nextRecheck = now + kLoopCheckNs;
+            std::uint64_t thread = 0;
+            std::uint32_t unseen = unseenLoopStarts(&thread);
+            if (unseen != unseenWarned) {
+                unseenWarned = unseen;
+                s->send(gapEvent("stall_detection", thread,
+                                 "an event loop started on thread " + std::to_string(thread) +
+                                     " without asyncio.events._set_running_loop, which the agent watches (replaced "
+                                     "by something that does not call it): its callbacks went untimed until now, up "
+                                     "to a second"));
+            }
         }
         std::int64_t waitSince = s->gilWaitSince.load();
         {
@@ -597,7 +618,7 @@ void Agent::run(std::shared_ptr<Session> s) {
     if (installed && current(s->generation) && !m_exiting) {
         GilGate::instance().run([&] {
             hook.uninstall();
-            UvloopHook::instance().unwatchRunningLoops();
+            unwatchRunningLoops();
             Observers::instance().uninstall();
         });
     }

@@ -1,5 +1,6 @@
 #include "context_run_hook.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,9 +19,15 @@ namespace {
 using FastKeywords = PyObject* (*)(PyObject*, PyObject* const*, std::ptrdiff_t, PyObject*);
 std::atomic<FastKeywords> g_contextRun{nullptr};  // CPython's, kept for the process
 std::atomic<bool> g_asyncio{false};
-// Bumped at each install: a thread's role learnt in an earlier one is stale.
+// Bumped at each install (a thread's role learnt in an earlier session is
+// stale) and by every recheck: each thread asks again at its next call.
 std::atomic<std::uint32_t> g_epoch{1};
-
+// The epoch the current session began with.
+std::atomic<std::uint32_t> g_sessionEpoch{1};
+// Loops found running by a recheck on threads the wrapper of
+// _set_running_loop had not marked: how many, and the last thread's id.
+std::atomic<std::uint32_t> g_unseenStarts{0};
+std::atomic<std::uint64_t> g_unseenThread{0};
 
 bool askRunningLoop() {
     PyApi& py = python();
@@ -42,16 +49,25 @@ PyObject* callOriginal(PyObject* self, PyObject* const* args, std::ptrdiff_t nar
     return g_contextRun.load(std::memory_order_relaxed)(self, args, nargs, kwnames);
 }
 
-// The wrapper in Context's method table.
 bool isLoopThread(ThreadHooks& thread) {
     std::uint32_t epoch = g_epoch.load(std::memory_order_relaxed);
     if (thread.loopEpoch != epoch) {
+        bool was = thread.loop;
+        bool learntThisSession = thread.loopEpoch >= g_sessionEpoch.load(std::memory_order_relaxed);
         thread.loop = askRunningLoop();
         thread.loopEpoch = epoch;
+        if (thread.loop && !was && learntThisSession) {
+            // A loop started here without our wrapper of _set_running_loop
+            // (something replaced it, or called a reference taken before):
+            // its callbacks until now went untimed.
+            g_unseenThread.store(static_cast<std::uint64_t>(pthread_self()), std::memory_order_relaxed);
+            g_unseenStarts.fetch_add(1, std::memory_order_release);
+        }
     }
     return thread.loop;
 }
 
+// The wrapper in Context's method table.
 PyObject* contextRun(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
     ThreadHooks& thread = t_hooks;
     auto& hook = StallHook::instance();
@@ -152,7 +168,15 @@ void markLoopThread(bool running) {
     thread.loop = running;
 }
 
-void forgetLoopThreads() { g_epoch.fetch_add(1); }
+void forgetLoopThreads() { g_sessionEpoch.store(g_epoch.fetch_add(1) + 1); }
+
+void recheckLoopThreads() { g_epoch.fetch_add(1); }
+
+std::uint32_t unseenLoopStarts(std::uint64_t* lastThread) {
+    std::uint32_t n = g_unseenStarts.load(std::memory_order_acquire);
+    if (lastThread) *lastThread = g_unseenThread.load(std::memory_order_relaxed);
+    return n;
+}
 
 bool onLoopThread() { return isLoopThread(t_hooks); }
 

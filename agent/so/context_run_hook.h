@@ -10,11 +10,11 @@
 // Context.run is also called outside loops (asyncio.to_thread runs its
 // function through ctx.run in a worker thread; trio steps its tasks through
 // it): the wrapper times a call only on a thread where an asyncio loop is
-// running (asyncio.events._set_running_loop is wrapped and marks the thread;
-// a thread seen first after the hooks went in is asked once), and only the
-// outermost call there (a callback's own ctx.run calls are part of it). On a
-// thread where uvloop's handles ran, it times the call as a stretch of its
-// own, nested in the handle (uvloop_hook.h).
+// running (running_loop_watch.h marks the thread; a thread seen first after
+// the hooks went in asks, and every thread asks again once a second), and
+// only the outermost call there (a callback's own ctx.run calls are part of
+// it). On a thread where uvloop's handles ran, it times the call as a
+// stretch of its own, nested in the handle (uvloop_hook.h).
 //
 // The entry stays ours for the life of the process (a pass-through once the
 // stall hook is uninstalled): a call entered through ours returns through it.
@@ -40,6 +40,14 @@ void markLoopThread(bool running);
 // At each install: what the threads were is learnt again (a loop may have
 // started or stopped while the wrapper of _set_running_loop was out).
 void forgetLoopThreads();
+// Any thread, no GIL (the agent's, once a second): every thread asks again
+// at its next call. A loop started or stopped without the wrapper of
+// _set_running_loop (replaced by a library that does not call it) is known
+// a second later at most, and such a start is counted: the loop's callbacks
+// were untimed until then.
+void recheckLoopThreads();
+// How many such starts there were, and the last one's thread (pthread_self).
+std::uint32_t unseenLoopStarts(std::uint64_t* lastThread);
 // GIL held: whether an asyncio loop runs on the calling thread.
 bool onLoopThread();
 

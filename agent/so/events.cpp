@@ -159,4 +159,12 @@ std::string messageEvent(const char* type, const std::string& message) {
     return event(type, [&](JsonWriter& w) { w.key("message").value(message); });
 }
 
+std::string gapEvent(const char* capability, std::uint64_t threadId, const std::string& message) {
+    return event("warning", [&](JsonWriter& w) {
+        w.key("message").value(message);
+        w.key("capability_gap").value(capability);
+        w.key("thread_id").value(threadId);
+    });
+}
+
 }  // namespace aioscope::agent

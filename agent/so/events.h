@@ -53,5 +53,8 @@ struct TestRef {
 };
 std::string withTest(const std::string& line, const TestRef& test);
 std::string messageEvent(const char* type, const std::string& message);
+// A warning that a check, active, missed part of the run on one thread
+// (--fail-on fails for it as for a check that was not active).
+std::string gapEvent(const char* capability, std::uint64_t threadId, const std::string& message);
 
 }  // namespace aioscope::agent

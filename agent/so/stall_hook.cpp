@@ -11,7 +11,6 @@
 #include "context_run_hook.h"
 #include "observers.h"
 #include "pyapi.h"
-#include "uvloop_hook.h"
 
 namespace aioscope::agent {
 
@@ -184,7 +183,7 @@ StallHook& StallHook::instance() {
     return *hook;
 }
 
-bool StallHook::install(std::int64_t thresholdNs) {
+bool StallHook::install(std::int64_t thresholdNs, bool loopsWatched) {
     m_thresholdNs = thresholdNs;
     // enable() (trio) may have turned timing on already: Handle._run still
     // needs its wrapper.
@@ -194,7 +193,7 @@ bool StallHook::install(std::int64_t thresholdNs) {
     if (!handle) return false;
     // The cheap way: at Context.run, which Handle._run calls, on the threads
     // where a loop runs (which the wrapper of _set_running_loop tells).
-    if (!m_wrapped && UvloopHook::instance().watchRunningLoops() && patchContextRun().empty()) {
+    if (!m_wrapped && loopsWatched && patchContextRun().empty()) {
         py.decRef(handle);
         forgetLoopThreads();
         timeAsyncioCallbacks(true);
@@ -318,8 +317,9 @@ int StallHook::ownSlot(ThreadHooks& thread) {
 // stores (ordered on x86 and by `release` elsewhere) are enough for the
 // sampler's reads, and cost less than a locked read-modify-write each.
 int StallHook::enter(ThreadHooks& thread, bool* outermost) {
-    if (!m_installed.load(std::memory_order_relaxed) || ownSlot(thread) < 0) return -1;
-    int mine = thread.slot;
+    if (!m_installed.load(std::memory_order_relaxed)) return -1;
+    int mine = ownSlot(thread);
+    if (mine < 0) return -1;
     LoopSlot& s = m_slots[mine];
     int depth = s.depth.load(std::memory_order_relaxed);
     if (outermost) *outermost = depth == 0;
@@ -354,8 +354,9 @@ void StallHook::leave(int slot) {
 }
 
 bool StallHook::enterNested() {
-    int& mine = t_hooks.slot;
-    if (!m_installed || ownSlot(t_hooks) < 0) return false;
+    if (!m_installed.load(std::memory_order_relaxed)) return false;
+    int mine = ownSlot(t_hooks);
+    if (mine < 0) return false;
     LoopSlot& s = m_slots[mine];
     std::int64_t now = monotonicNs();
     if (s.depth.load(std::memory_order_relaxed) > 0) recordIfLong(mine, s.startNs.load(std::memory_order_relaxed), now);

@@ -63,7 +63,9 @@ public:
     static StallHook& instance();
 
     // With the GIL held. Returns false while asyncio is not imported yet.
-    bool install(std::int64_t thresholdNs);
+    // `loopsWatched`: loops starting are seen (running_loop_watch.h), which
+    // timing at Context.run needs; else Handle._run is wrapped.
+    bool install(std::int64_t thresholdNs, bool loopsWatched);
     // Timing without asyncio's Handle._run (a trio program): the slots are
     // used by the trio hook only.
     void enable(std::int64_t thresholdNs);

@@ -16,8 +16,8 @@
 // the code of loop.run_until_complete itself, between callbacks.
 //
 // The GOT is patched with the GIL held, when a loop that is not asyncio's
-// starts running (asyncio.events._set_running_loop, which uvloop calls from
-// run_forever, is wrapped) or when the hooks go in and uvloop is already
+// starts running (running_loop_watch.h: uvloop calls asyncio's
+// _set_running_loop from run_forever) or when the hooks go in and uvloop is already
 // loaded (attach). The wrappers stay for the life of the process (pass-
 // throughs once the stall hook is uninstalled): a callback that entered
 // through ours leaves through ours.
@@ -45,12 +45,6 @@ public:
     std::string protocolFailure() const;
     // Whether a callback went through the wrappers.
     bool timedAny() const { return m_timed.load(std::memory_order_relaxed); }
-
-    // GIL held: wraps asyncio._set_running_loop (and asyncio.events'), so
-    // that a loop of another kind is seen when it starts, before its first
-    // callback. False while asyncio is not imported.
-    bool watchRunningLoops();
-    void unwatchRunningLoops();
 
     // Called by the wrappers.
     void markTimed() {

@@ -25,12 +25,16 @@ class Capabilities {
 public:
     // hello, capabilities and (older agents) info events.
     void observe(pid_t pid, const nlohmann::json& event);
-    // Processes in which `name` is not active now: "pid N (reason)".
+    // Processes in which `name` is not active now, or was not for part of
+    // the run (a `capability_gap` warning): "pid N (reason)".
     std::vector<std::string> notActive(const std::string& name) const;
     bool any() const { return !m_byPid.empty(); }
 
 private:
+    const std::string* gapOf(pid_t pid, const std::string& name) const;
+
     std::map<pid_t, std::map<std::string, CapabilityState>> m_byPid;
+    std::map<pid_t, std::map<std::string, std::string>> m_gaps;  // the first gap's message
 };
 
 // The capability a --fail-on condition needs ("stall" -> "stall_detection").

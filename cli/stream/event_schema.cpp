@@ -115,6 +115,7 @@ void checkType(const std::string& type, const json& e) {
         capabilities(*get(e, "capabilities", Object, true, w));
     } else if (type == "info" || type == "warning" || type == "error" || type == "goodbye" || type == "detached") {
         need(e, {{"message", String}}, w);
+        maybe(e, {{"capability_gap", String}, {"thread_id", Integer}}, w);
     } else if (type == "dropped") {
         need(e, {{"count", Integer}, {"since", Number}}, w);
         if (e["count"].get<std::int64_t>() < 0) reject("dropped.count is negative");

@@ -15,6 +15,7 @@ from agent_helpers import (INTERVAL_MS, THRESHOLD_MS, Live, Target, describe_sta
 from harness import AIOSCOPE
 
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
+EXIT_NOT_ACTIVE = 13
 SLEEP_SYSCALL = re.compile(r"(clock_nanosleep|nanosleep|select)\b")
 EPISODES = 8
 
@@ -125,3 +126,51 @@ def test_run_context_run_outside_callbacks_and_handlers(interp):
         # preempted the thread in between.
         assert ep["measured_ms"] - 1 <= end["duration_ms"] <= ep["measured_ms"] + 25, (ep, end)
         assert expect[ep["kind"]] in [f["function"] for f in st["stack"]], describe_stall(st)
+
+
+def test_run_loop_started_unseen_is_timed_within_a_second_and_said(interp):
+    """A loop started after something replaced asyncio's _set_running_loop
+    without calling the agent's wrapper, on a thread the agent had learnt runs
+    no loop: its callbacks are timed from the agent's next check of the
+    threads (a 300 ms stall 2.5 s after the start is reported, with its exact
+    duration), and a warning names the thread whose callbacks went untimed
+    until then. A stall before that check is either timed or covered by the
+    warning, never silently missing."""
+    truth_path = out_path(interp, "agent_unseen_loop")
+    s = run_in(interp, "agent_unseen_loop.py", "--truth", interp.inside(truth_path), options=OPTS)
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert truth["hooked"], "the agent's hooks never went in"
+    episodes = truth["episodes"]
+    assert [ep["kind"] for ep in episodes] == ["early", "late"], episodes
+    pairs, lost, missed = match_stalls(s, episodes)
+    assert not lost, "stalls no episode explains:\n" + "\n".join(map(describe_stall, lost)) + "\n" + s.summary()
+    assert "late" not in [ep["kind"] for ep in missed], f"the stall after the check is missing\n{s.summary()}"
+    for st, end, ep in pairs:
+        assert st["native_id"] == truth["loop_native_id"], describe_stall(st)
+        assert end is not None and ep["measured_ms"] - 1 <= end["duration_ms"] <= ep["measured_ms"] + 25, (ep, end)
+    warnings = [e for e in s.of("warning") if "without asyncio.events._set_running_loop" in e["message"]]
+    if missed:
+        assert warnings, f"the early stall went untimed and nothing said so\n{s.summary()}"
+    for w in warnings:
+        assert f"thread {truth['thread_id']} " in w["message"], w
+    for w in warnings:
+        assert w["capability_gap"] == "stall_detection" and w["thread_id"] == truth["thread_id"], w
+    print(f"{interp.name}: early stall {'missed, warned' if missed else 'timed'}; {len(warnings)} warning(s)")
+
+
+def test_run_fail_on_stall_fails_for_a_loop_started_unseen(interp):
+    """No stall at all, but a loop whose first callbacks went untimed (the
+    agent said so): `--fail-on stall` cannot pass, it fails as for a check
+    that was not active (exit 13), saying why."""
+    truth_path = out_path(interp, "agent_unseen_loop")
+    s = run_in(interp, "agent_unseen_loop.py", "--truth", interp.inside(truth_path), "--block-ms", "0",
+               options=[*OPTS, "--fail-on", "stall"])
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert truth["hooked"], "the agent's hooks never went in"
+    gaps = [e for e in s.of("warning") if e.get("capability_gap") == "stall_detection"]
+    assert not s.of("stall"), s.summary()
+    assert gaps, f"the loop's start went unseen and nothing said so\n{s.summary()}"
+    assert s.rc == EXIT_NOT_ACTIVE, f"exit {s.rc}\n{s.stderr}"
+    assert "--fail-on stall could not be checked" in s.stderr and "not for part of the run" in s.stderr, s.stderr

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "error_code.h"
 #include "errors.h"
+#include "stream/capabilities.h"
 #include "stream/event_schema.h"
 
 using namespace aioscope;
@@ -156,4 +157,31 @@ TEST_CASE("parsing a hostile line is bounded") {
     CHECK(c.shortened == 1);
     const std::string msg = (*c.event)["message"];
     CHECK(msg == std::string(cli::kMaxString - 1, 'x') + "…");
+}
+
+TEST_CASE("a check that missed part of the run fails --fail-on as one that was not active") {
+    json hello = event("hello");
+    hello.update({{"agent_version", "x"}, {"mode", "run"}, {"python", {{"version", "3.12.1"}}},
+                  {"capabilities", {{"stall_detection", {{"state", "active"}}}, {"snapshots", {{"state", "active"}}}}}});
+    json gap = event("warning");
+    gap.update({{"message", "an event loop started on thread 9 ..."}, {"capability_gap", "stall_detection"},
+                {"thread_id", 9}});
+    CHECK(why(gap.dump()).empty());
+    json bad = gap;
+    bad["capability_gap"] = 1;
+    CHECK(why(bad.dump()) == "warning.capability_gap has the wrong type");
+
+    cli::Capabilities caps;
+    caps.observe(7, gap);  // before the hello: nothing reported yet, ignored
+    caps.observe(7, hello);
+    CHECK(caps.notActive("stall_detection").empty());
+    json plain = event("warning");
+    plain["message"] = "a plain warning";
+    caps.observe(7, plain);
+    CHECK(caps.notActive("stall_detection").empty());
+    caps.observe(7, gap);
+    auto missing = caps.notActive("stall_detection");
+    REQUIRE(missing.size() == 1);
+    CHECK(missing[0] == "pid 7 (active, but not for part of the run: an event loop started on thread 9 ...)");
+    CHECK(caps.notActive("snapshots").empty());
 }
