@@ -226,6 +226,22 @@ struct Agent::Session {
     void forwardObserved() {
         for (const auto& line : Observers::instance().drain()) channel.send(line);
     }
+
+    // Any thread (the session's at each tick, the exit handler's last): a
+    // warning for each loop the Context.run hook found started unseen
+    // since the last one said (context_run_hook.h), sent once.
+    std::atomic<std::uint32_t> unseenSaid{unseenLoopStarts(nullptr)};
+    void sayUnseenLoops() {
+        std::uint64_t thread = 0;
+        std::uint32_t unseen = unseenLoopStarts(&thread);
+        std::uint32_t said = unseenSaid.load();
+        if (unseen == said || !unseenSaid.compare_exchange_strong(said, unseen)) return;
+        send(gapEvent("stall_detection", thread,
+                      "an event loop started on thread " + std::to_string(thread) +
+                          " without asyncio.events._set_running_loop, which the agent watches (replaced by "
+                          "something that does not call it): its callbacks went untimed until the agent's next "
+                          "check, up to a second later"));
+    }
 };
 
 Agent& Agent::instance() {
@@ -264,6 +280,7 @@ void Agent::lastWords(const char* goodbye) {
         // the last capabilities are not re-assessed.
         if (!s->helloSent || !s->channel.connected()) return;
         s->forwardObserved();
+        s->sayUnseenLoops();
         s->channel.send(messageEvent("goodbye", std::string(goodbye) +
                                                     " (the agent's own thread was kept off the CPU: its last capabilities were not re-checked)"));
         s->channel.flush(kExitFlushMs);
@@ -278,6 +295,7 @@ void Agent::lastWords(const char* goodbye) {
     // Announced before the events of a check that just became active.
     s->sendIf(s->announcement());
     s->forwardObserved();
+    s->sayUnseenLoops();
     s->channel.send(messageEvent("goodbye", goodbye));
     // The process ends after this: what is still queued goes now, for a
     // bounded time (a stopped CLI must not hold the program).
@@ -473,7 +491,6 @@ void Agent::run(std::shared_ptr<Session> s) {
     std::int64_t lastTick = monotonicNs();
     std::int64_t nextLoopCheck = 0;
     std::int64_t nextRecheck = 0;
-    std::uint32_t unseenWarned = unseenLoopStarts(nullptr);
     bool detached = false;
     // The loop ends because the program is exiting: the exit handler, which
     // set m_exiting before it waits for the session's lock, says goodbye.
@@ -534,17 +551,8 @@ void Agent::run(std::shared_ptr<Session> s) {
         if (tick && now >= nextRecheck && timingAsyncioCallbacks()) {
             recheckLoopThreads();
             nextRecheck = now + kLoopCheckNs;
-            std::uint64_t thread = 0;
-            std::uint32_t unseen = unseenLoopStarts(&thread);
-            if (unseen != unseenWarned) {
-                unseenWarned = unseen;
-                s->send(gapEvent("stall_detection", thread,
-                                 "an event loop started on thread " + std::to_string(thread) +
-                                     " without asyncio.events._set_running_loop, which the agent watches (replaced "
-                                     "by something that does not call it): its callbacks went untimed until now, up "
-                                     "to a second"));
-            }
         }
+        if (tick) s->sayUnseenLoops();
         std::int64_t waitSince = s->gilWaitSince.load();
         {
             // Announced before the events of a check that just became active.
@@ -622,7 +630,10 @@ void Agent::run(std::shared_ptr<Session> s) {
             Observers::instance().uninstall();
         });
     }
-    if (!exitHandlerSpeaks) s->forwardObserved();
+    if (!exitHandlerSpeaks) {
+        s->forwardObserved();
+        s->sayUnseenLoops();
+    }
     if (detached) {
         s->channel.send(messageEvent("detached", "the agent is idle"));
         // The CLI waits for the connection to end; the session itself stays

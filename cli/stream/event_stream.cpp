@@ -190,7 +190,7 @@ void EventStream::emit(const json& e) {
     const std::string type = e.value("type", std::string());
     long pid = e.value("pid", 0L);
     if (type == "hello" && e.contains("python")) m_python[pid] = e["python"];
-    if (type == "hello" || type == "capabilities" || type == "info") m_caps.observe(static_cast<pid_t>(pid), e);
+    if (type == "hello" || type == "capabilities" || type == "info" || type == "warning") m_caps.observe(static_cast<pid_t>(pid), e);
     if (type == "stall") ++m_stalls;
     if (isBugEvent(type)) ++m_bugs[type];
     if (type == "snapshot" && e.contains("findings") && e["findings"].is_array()) {
