@@ -17,8 +17,8 @@
 //
 // The GOT is patched with the GIL held, when a loop that is not asyncio's
 // starts running (running_loop_watch.h: uvloop calls asyncio's
-// _set_running_loop from run_forever) or when the hooks go in and uvloop is already
-// loaded (attach). The wrappers stay for the life of the process (pass-
+// _set_running_loop from run_forever) or when the hooks go in and uvloop is
+// already loaded (attach). The wrappers stay for the life of the process (pass-
 // throughs once the stall hook is uninstalled): a callback that entered
 // through ours leaves through ours.
 #pragma once

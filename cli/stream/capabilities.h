@@ -1,6 +1,7 @@
 // What each observed process could check, from its hello and later
 // `capabilities` events: `--fail-on X` passes only if X was active, at the
-// end, in every process that reported (docs/guide.md#ci-mode-run).
+// end, in every process that reported, and no warning of that process said
+// that X missed part of the run (docs/guide.md#ci-mode-run).
 //
 // Agents that predate the capabilities object send only "stall_detection":
 // anything but "active" means not active, and the observers of the silent
@@ -23,7 +24,8 @@ struct CapabilityState {
 
 class Capabilities {
 public:
-    // hello, capabilities and (older agents) info events.
+    // hello, capabilities, (older agents) info events, and warnings that
+    // carry a capability_gap.
     void observe(pid_t pid, const nlohmann::json& event);
     // Processes in which `name` is not active now, or was not for part of
     // the run (a `capability_gap` warning): "pid N (reason)".
