@@ -193,3 +193,18 @@ test("overview: deadlocks first, then checks that were not active, then stalls a
   assert.match(list[1].text, /uvloop/);
   assert.equal(list[0].href, "#tasks?snap=0&finding=0");
 });
+
+test("overview: a check that missed part of the run is no clean pass", () => {
+  require("../../viewer/js/views/overview.js");
+  const m = A.model.build([{ name: "s", kind: "events", events: [
+    ev("hello", 1, { capabilities: { stall_detection: { state: "active" } } }),
+    ev("warning", 2, { message: "an event loop started on thread 7 ...", capability_gap: "stall_detection", thread_id: 7 }),
+    ev("warning", 3, { message: "a plain warning" }),
+  ] }]);
+  assert.equal(m.processes[0].gaps.stall_detection.message, "an event loop started on thread 7 ...");
+  const app = { href: (view, params) => "#" + view + (params ? "?" + new URLSearchParams(params) : "") };
+  const list = A.views.overview.problems(m, app);
+  assert.deepEqual(list.map((p) => p.label), ["Not checked for part of the run \u00b7 " + A.model.capabilityLabel("stall_detection"), "Warnings \u00b7 2"]);
+  assert.match(list[0].text, /thread 7/);
+  assert.equal(m.messages.length, 2);  // both warnings stay in the events view
+});

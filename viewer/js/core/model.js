@@ -47,6 +47,7 @@
       agentVersion: null,
       options: null,
       capabilities: {}, // name -> {state, reason, ts}
+      gaps: {}, // name -> the first warning that the check, active, missed part of the run
       exit: null,
       first: null,
       last: null,
@@ -179,6 +180,9 @@
           p.dropped += num(e.count) || 0;
           p.messages.push(message(e, ts));
         } else {
+          if (type === "warning" && typeof e.capability_gap === "string" && !p.gaps[e.capability_gap]) {
+            p.gaps[e.capability_gap] = { message: str(e.message), ts: ts };
+          }
           p.messages.push(message(e, ts));
         }
       });

@@ -21,7 +21,20 @@
     m.processes.forEach(function (p) {
       Object.keys(p.capabilities).forEach(function (name) {
         var c = p.capabilities[name];
-        if (c.state === "active") return;
+        if (c.state === "active") {
+          var gap = p.gaps[name];
+          if (gap) {
+            out.push({
+              severity: 1,
+              cls: "warn",
+              label: "Not checked for part of the run \u00b7 " + M.capabilityLabel(name),
+              text: (gap.message || "the check missed part of the run") + " \u2014 nothing reported then does not mean nothing happened",
+              where: "pid " + p.pid,
+              href: app.href("events", { other: 1 }),
+            });
+          }
+          return;
+        }
         out.push({
           severity: 1,
           cls: "warn",

@@ -13,8 +13,11 @@
   function render(container, m, params, app) {
     if (!m.stalls.length) {
       var active = m.processes.some(function (p) { return p.capabilities.stall_detection && p.capabilities.stall_detection.state === "active"; });
+      var gap = m.processes.some(function (p) { return p.gaps.stall_detection; });
       container.appendChild(h("p", { className: "empty" }, m.processes.some(function (p) { return p.hellos.length; })
-        ? (active ? "No stall: the event loop never ran one callback longer than the threshold." : "No stall reported, but stall detection was not active (see Overview).")
+        ? (active && !gap ? "No stall: the event loop never ran one callback longer than the threshold."
+          : active ? "No stall reported, but stall detection missed part of the run (see Overview)."
+            : "No stall reported, but stall detection was not active (see Overview).")
         : "No event stream loaded: stalls are reported by `aioscope run` and `aioscope attach`."));
       return;
     }
