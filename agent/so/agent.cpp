@@ -185,6 +185,8 @@ struct Agent::Session {
     bool over = false;                         // under installMutex: install nothing any more
     std::atomic<std::int64_t> gilWaitSince{0};  // the installer waits for the GIL since then
     std::string installFailure;                // under installMutex
+    // Loops found started unseen that were said (sayUnseenLoops).
+    std::atomic<std::uint32_t> unseenSaid{unseenLoopStarts(0, nullptr)};
 
     // Any thread, never under `mutex` (the sampler sends while the exit
     // handler may hold it): the event, with the running pytest test.
@@ -228,19 +230,27 @@ struct Agent::Session {
     }
 
     // Any thread (the session's at each tick, the exit handler's last): a
-    // warning for each loop the Context.run hook found started unseen
-    // since the last one said (context_run_hook.h), sent once.
-    std::atomic<std::uint32_t> unseenSaid{unseenLoopStarts(nullptr)};
+    // warning for each loop the Context.run hook found started unseen since
+    // the last ones said (context_run_hook.h), sent once.
     void sayUnseenLoops() {
-        std::uint64_t thread = 0;
-        std::uint32_t unseen = unseenLoopStarts(&thread);
         std::uint32_t said = unseenSaid.load();
-        if (unseen == said || !unseenSaid.compare_exchange_strong(said, unseen)) return;
-        send(gapEvent("stall_detection", thread,
-                      "an event loop started on thread " + std::to_string(thread) +
-                          " without asyncio.events._set_running_loop, which the agent watches (replaced by "
-                          "something that does not call it): its callbacks went untimed until the agent's next "
-                          "check, up to a second later"));
+        if (unseenLoopStarts(0, nullptr) == said) return;
+        std::vector<std::uint64_t> threads;
+        std::uint32_t unseen = unseenLoopStarts(said, &threads);
+        if (!unseenSaid.compare_exchange_strong(said, unseen)) return;  // another thread says them
+        std::uint32_t unnamed = unseen - said - static_cast<std::uint32_t>(threads.size());
+        for (std::uint64_t thread : threads) {
+            std::string more = unnamed ? " (and " + std::to_string(unnamed) +
+                                             " more loops started unseen on threads no longer known)"
+                                       : "";
+            unnamed = 0;
+            send(gapEvent("stall_detection", thread,
+                          "an event loop started on thread " + std::to_string(thread) +
+                              " without asyncio.events._set_running_loop, which the agent watches (replaced by "
+                              "something that does not call it): its callbacks went untimed until the agent's "
+                              "next check, up to a second later" +
+                              more));
+        }
     }
 };
 

@@ -25,9 +25,11 @@ std::atomic<std::uint32_t> g_epoch{1};
 // The epoch the current session began with.
 std::atomic<std::uint32_t> g_sessionEpoch{1};
 // Loops found running by a recheck on threads the wrapper of
-// _set_running_loop had not marked: how many, and the last thread's id.
+// _set_running_loop had not marked: how many, and the threads of the last
+// kUnseenKept (start n in slot n % kUnseenKept). Written under the GIL only,
+// so one writer at a time; the count is stored after its slot.
 std::atomic<std::uint32_t> g_unseenStarts{0};
-std::atomic<std::uint64_t> g_unseenThread{0};
+std::atomic<std::uint64_t> g_unseenThreads[kUnseenKept];
 
 bool askRunningLoop() {
     PyApi& py = python();
@@ -60,8 +62,10 @@ bool isLoopThread(ThreadHooks& thread) {
             // A loop started here without our wrapper of _set_running_loop
             // (something replaced it, or called a reference taken before):
             // its callbacks until now went untimed.
-            g_unseenThread.store(static_cast<std::uint64_t>(pthread_self()), std::memory_order_relaxed);
-            g_unseenStarts.fetch_add(1, std::memory_order_release);
+            std::uint32_t n = g_unseenStarts.load(std::memory_order_relaxed);
+            g_unseenThreads[n % kUnseenKept].store(static_cast<std::uint64_t>(pthread_self()),
+                                                   std::memory_order_relaxed);
+            g_unseenStarts.store(n + 1, std::memory_order_release);
         }
     }
     return thread.loop;
@@ -172,9 +176,15 @@ void forgetLoopThreads() { g_sessionEpoch.store(g_epoch.fetch_add(1) + 1); }
 
 void recheckLoopThreads() { g_epoch.fetch_add(1); }
 
-std::uint32_t unseenLoopStarts(std::uint64_t* lastThread) {
+std::uint32_t unseenLoopStarts(std::uint32_t since, std::vector<std::uint64_t>* threads) {
     std::uint32_t n = g_unseenStarts.load(std::memory_order_acquire);
-    if (lastThread) *lastThread = g_unseenThread.load(std::memory_order_relaxed);
+    if (threads) {
+        // Unsigned differences: the count may wrap.
+        std::uint32_t first = n - since > kUnseenKept ? n - kUnseenKept : since;
+        for (std::uint32_t i = first; i != n; ++i) {
+            threads->push_back(g_unseenThreads[i % kUnseenKept].load(std::memory_order_relaxed));
+        }
+    }
     return n;
 }
 

@@ -20,7 +20,9 @@
 // stall hook is uninstalled): a call entered through ours returns through it.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pyapi.h"
 
@@ -46,8 +48,12 @@ void forgetLoopThreads();
 // a second later at most, and such a start is counted: the loop's callbacks
 // were untimed until then.
 void recheckLoopThreads();
-// How many such starts there were, and the last one's thread (pthread_self).
-std::uint32_t unseenLoopStarts(std::uint64_t* lastThread);
+// How many such starts there were, and in `threads` the thread
+// (pthread_self) of each one after the first `since`: the last kUnseenKept
+// of them at most (the agent asks every tick; more starts than that within
+// one tick are counted, not named).
+constexpr std::uint32_t kUnseenKept = 8;
+std::uint32_t unseenLoopStarts(std::uint32_t since, std::vector<std::uint64_t>* threads);
 // GIL held: whether an asyncio loop runs on the calling thread.
 bool onLoopThread();
 

@@ -159,6 +159,23 @@ def test_run_loop_started_unseen_is_timed_within_a_second_and_said(interp):
     print(f"{interp.name}: early stall {'missed, warned' if missed else 'timed'}; {len(warnings)} warning(s)")
 
 
+def test_run_loops_started_unseen_at_once_are_each_named(interp):
+    """Three loops started unseen at the same moment, on three threads: the
+    agent finds them at the same check and names each thread in a warning of
+    its own (not only the last one found)."""
+    truth_path = out_path(interp, "agent_unseen_loop")
+    s = run_in(interp, "agent_unseen_loop.py", "--truth", interp.inside(truth_path), "--block-ms", "0",
+               "--threads", "3", options=OPTS)
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert truth["hooked"], "the agent's hooks never went in"
+    gaps = [e for e in s.of("warning") if e.get("capability_gap") == "stall_detection"]
+    named = sorted(w["thread_id"] for w in gaps)
+    assert named == sorted(truth["thread_ids"]), f"threads {truth['thread_ids']}, warnings for {named}\n{s.summary()}"
+    for w in gaps:
+        assert f"thread {w['thread_id']} " in w["message"], w
+
+
 def test_run_fail_on_stall_fails_for_a_loop_started_unseen(interp):
     """No stall at all, but a loop whose first callbacks went untimed (the
     agent said so): `--fail-on stall` cannot pass, it fails as for a check
