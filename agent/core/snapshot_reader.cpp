@@ -47,6 +47,7 @@ SnapshotReader::SnapshotReader(MemoryReader& memory, ResolvedRuntime runtime, Py
 void SnapshotReader::forget() {
     m_cache.clear();
     m_codes->clear();
+    m_objects->forget();
 }
 
 Snapshot SnapshotReader::read(int maxAttempts) {

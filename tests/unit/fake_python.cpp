@@ -90,21 +90,26 @@ Addr FakePython::list(const std::vector<Addr>& items) {
 }
 
 Addr FakePython::dictKeys(const std::vector<Entry>& entries, bool unicodeKind) {
-    constexpr std::uint64_t kSlots = 8;
+    // 8 slots, or as many as CPython would give (two thirds usable), up to
+    // 128: one byte per index.
+    std::uint8_t log2Slots = 3;
+    while ((std::size_t{1} << log2Slots) * 2 / 3 < entries.size() && log2Slots < 7) ++log2Slots;
+    std::uint64_t slots = std::uint64_t{1} << log2Slots;
+    std::int64_t usable = static_cast<std::int64_t>(slots * 2 / 3) - static_cast<std::int64_t>(entries.size());
     std::size_t entrySize = unicodeKind ? 16 : 24;
     std::size_t header = m_L.dictKeys == DictKeysModel::v310 ? 40 : 32;
-    std::size_t indices = kSlots;  // one byte per slot for a table this small
-    Addr k = m_mem.alloc(header + indices + kSlots * entrySize);
+    std::size_t indices = slots;
+    Addr k = m_mem.alloc(header + indices + slots * entrySize);
     m_mem.put<std::int64_t>(k, 1);  // dk_refcnt
     if (m_L.dictKeys == DictKeysModel::v310) {
-        m_mem.put<std::int64_t>(k + 8, kSlots);                                 // dk_size
-        m_mem.put<std::int64_t>(k + 24, 5 - static_cast<std::int64_t>(entries.size()));  // dk_usable
+        m_mem.put<std::int64_t>(k + 8, static_cast<std::int64_t>(slots));                // dk_size
+        m_mem.put<std::int64_t>(k + 24, usable);                                          // dk_usable
         m_mem.put<std::int64_t>(k + 32, static_cast<std::int64_t>(entries.size()));      // dk_nentries
     } else {
-        m_mem.put<std::uint8_t>(k + 8, 3);                     // dk_log2_size
-        m_mem.put<std::uint8_t>(k + 9, 3);                     // dk_log2_index_bytes
+        m_mem.put<std::uint8_t>(k + 8, log2Slots);             // dk_log2_size
+        m_mem.put<std::uint8_t>(k + 9, log2Slots);             // dk_log2_index_bytes
         m_mem.put<std::uint8_t>(k + 10, unicodeKind ? 1 : 0);  // dk_kind
-        m_mem.put<std::int64_t>(k + 16, 5 - static_cast<std::int64_t>(entries.size()));
+        m_mem.put<std::int64_t>(k + 16, usable);
         m_mem.put<std::int64_t>(k + 24, static_cast<std::int64_t>(entries.size()));
     }
     Addr e = k + header + indices;

@@ -46,7 +46,8 @@ public:
         Addr value;
         std::int64_t hash = 0x1234;
     };
-    // A PyDictKeysObject in the layout's format with 8 slots. unicodeKind:
+    // A PyDictKeysObject in the layout's format with 8 slots (more for more
+    // than 5 entries, up to 128). unicodeKind:
     // 16-byte entries without hash (3.11+ DICT_KEYS_UNICODE/SPLIT).
     Addr dictKeys(const std::vector<Entry>& entries, bool unicodeKind = false);
     Addr dict(Addr keys, Addr values = 0);

@@ -365,6 +365,36 @@ TEST_CASE("dict with 3.11+ keys", "[objects][dict]") {
     }
 }
 
+TEST_CASE("a large table's key lengths are read once per read", "[objects][dict]") {
+    World w(staticLayout(12).value());
+    std::vector<FakePython::Entry> entries;
+    std::vector<Addr> values;
+    for (int i = 0; i < 40; ++i) {
+        values.push_back(w.py.str("v" + std::to_string(i)));
+        entries.push_back({w.py.str("module" + std::to_string(i)), values.back()});
+    }
+    Addr d = w.py.dict(w.py.dictKeys(entries, true));
+    w.mem.resetCounts();
+    CHECK(w.objects.dictGet(d, "module7") == values[7]);
+    CHECK(w.objects.dictGet(d, "module33") == values[33]);
+    CHECK(w.objects.dictGet(d, "nope") == std::nullopt);
+    CHECK(w.mem.readManyCalls() == 1);
+
+    // A new table in which one key changed: the lengths are read again, and
+    // the new key, of another length, is found.
+    Addr x = w.py.str("x");
+    entries[5].key = x;
+    w.mem.put<Addr>(d + static_cast<Addr>(w.L.dict.keys), w.py.dictKeys(entries, true));
+    CHECK(w.objects.dictGet(d, "x") == values[5]);
+    CHECK(w.objects.dictGet(d, "module5") == std::nullopt);
+    CHECK(w.mem.readManyCalls() == 2);
+
+    // A new read learns them again.
+    w.objects.forget();
+    CHECK(w.objects.dictGet(d, "module6") == values[6]);
+    CHECK(w.mem.readManyCalls() == 3);
+}
+
 TEST_CASE("dict split values behind the 3.13 PyDictValues header", "[objects][dict]") {
     World w(recordedLayout(13));
     Addr alpha = w.py.str("alpha"), beta = w.py.str("beta"), v1 = w.py.str("v1"), v2 = w.py.str("v2");

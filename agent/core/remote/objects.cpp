@@ -1,7 +1,8 @@
 #include "remote/objects.h"
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
+#include <limits>
 
 #include "remote/limits.h"
 
@@ -320,35 +321,64 @@ std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
 }
 
 // Which keys can equal `length` characters: their length fields, read in
-// one batch past the page cache. A lookup in sys.modules compares a hundred
-// keys, each on its own page; read through the cache that is a hundred
+// one batch past the page cache. A lookup in sys.modules compares hundreds of
+// keys, each on its own page; read through the cache that is hundreds of
 // pages. Only the keys of the right length (one or two) are then read as
 // strings: a key of another length, or not a str, cannot match either way.
-std::vector<bool> Objects::keysOfLength(const std::vector<std::pair<Addr, Addr>>& entries, std::size_t length) {
+// The lengths of a large table are kept for the next lookup in it.
+std::vector<bool> Objects::keysOfLength(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
+                                        std::size_t length) {
+    constexpr std::int64_t kUnknownLength = std::numeric_limits<std::int64_t>::min();
+    constexpr std::size_t kKeptFrom = 32;  // smaller tables: one small batch, not worth a copy
     std::vector<bool> maybe(entries.size(), true);
     if (entries.size() < 4) return maybe;
-    std::vector<std::int64_t> lengths(entries.size(), -1);
-    std::vector<MemoryReader::Request> requests;
-    std::vector<std::size_t> which;
-    requests.reserve(entries.size());
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-        if (!entries[i].first) continue;
-        requests.push_back({entries[i].first + static_cast<Addr>(m_layout.unicode.length), &lengths[i], 8});
-        which.push_back(i);
+    auto sameKeys = [&](const KeyLengths& k) {
+        if (k.keys.size() != entries.size()) return false;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            if (k.keys[i] != entries[i].first) return false;
+        }
+        return true;
+    };
+    auto kept = m_keyLengths.find(table);
+    if (kept == m_keyLengths.end() || !sameKeys(kept->second)) {
+        KeyLengths fresh;
+        fresh.lengths.assign(entries.size(), kUnknownLength);
+        std::vector<std::int64_t> read(entries.size(), -1);
+        std::vector<MemoryReader::Request> requests;
+        std::vector<std::size_t> which;
+        requests.reserve(entries.size());
+        fresh.keys.reserve(entries.size());
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            fresh.keys.push_back(entries[i].first);
+            if (!entries[i].first) continue;
+            requests.push_back({entries[i].first + static_cast<Addr>(m_layout.unicode.length), &read[i], 8});
+            which.push_back(i);
+        }
+        m_mem.reader().readManyPast(requests);
+        for (std::size_t k = 0; k < requests.size(); ++k) {
+            const auto& r = requests[k];
+            if (r.result == ReadResult::gone || r.result == ReadResult::denied) Remote::raiseFatal(r.result, r.addr);
+            // Unreadable: left to the ordinary read, which says so.
+            if (r.result == ReadResult::ok) fresh.lengths[which[k]] = read[which[k]];
+        }
+        if (entries.size() < kKeptFrom) {
+            for (std::size_t i = 0; i < entries.size(); ++i) {
+                if (fresh.lengths[i] != kUnknownLength) maybe[i] = fresh.lengths[i] == static_cast<std::int64_t>(length);
+            }
+            return maybe;
+        }
+        kept = m_keyLengths.insert_or_assign(table, std::move(fresh)).first;
     }
-    m_mem.reader().readManyPast(requests);
-    for (std::size_t k = 0; k < requests.size(); ++k) {
-        const auto& r = requests[k];
-        if (r.result == ReadResult::gone || r.result == ReadResult::denied) Remote::raiseFatal(r.result, r.addr);
-        // Unreadable: left to the ordinary read, which says so.
-        if (r.result == ReadResult::ok) maybe[which[k]] = lengths[which[k]] == static_cast<std::int64_t>(length);
+    const auto& lengths = kept->second.lengths;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (lengths[i] != kUnknownLength) maybe[i] = lengths[i] == static_cast<std::int64_t>(length);
     }
     return maybe;
 }
 
 std::optional<Addr> Objects::dictGet(Addr dict, std::string_view key) {
     auto items = dictItems(dict);
-    auto maybe = keysOfLength(items, key.size());
+    auto maybe = keysOfLength(dict, items, key.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (!maybe[i]) continue;
         if (auto s = str(items[i].first, key.size() + 1); s && *s == key) return items[i].second;
@@ -385,7 +415,7 @@ std::optional<Addr> Objects::lookupInKeys(Addr keys, Addr values, std::string_vi
     std::uint8_t capacity = 0xff;
     if (header > 0 && !m_mem.tryRead(values, &capacity, 1)) return std::nullopt;
     auto entries = keysEntries(keys);
-    auto maybe = keysOfLength(entries, name.size());
+    auto maybe = keysOfLength(keys, entries, name.size());
     for (std::size_t i = 0; i < entries.size() && i < capacity; ++i) {
         if (!entries[i].first || !maybe[i]) continue;
         auto s = str(entries[i].first, name.size() + 1);

@@ -69,10 +69,14 @@ public:
     // values), not descriptors or class attributes.
     std::optional<Addr> attr(Addr obj, std::string_view name);
 
+    // A new read begins: what was learnt of dicts' keys may be stale.
+    void forget() { m_keyLengths.clear(); }
+
 private:
     std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
     std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
-    std::vector<bool> keysOfLength(const std::vector<std::pair<Addr, Addr>>& entries, std::size_t length);
+    std::vector<bool> keysOfLength(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
+                                   std::size_t length);
 
     Remote& m_mem;
     const Layout& m_layout;
@@ -100,6 +104,15 @@ private:
     std::array<RecentAnswer, kRecentAnswers> m_recent{};
     Addr m_strType = 0;
     Addr m_intType = 0;
+    // The key lengths of large tables, per table, for the rest of the read:
+    // sys.modules is looked up a dozen times per read (hundreds of keys,
+    // each length on its own page). Kept with the key addresses they were
+    // read for: a str's length never changes while a table holds it.
+    struct KeyLengths {
+        std::vector<Addr> keys;
+        std::vector<std::int64_t> lengths;  // kUnknownLength: unreadable
+    };
+    std::unordered_map<Addr, KeyLengths> m_keyLengths;
 };
 
 // Python's tp_flags bits used to recognise built-in types and their subclasses.
