@@ -365,7 +365,7 @@ TEST_CASE("dict with 3.11+ keys", "[objects][dict]") {
     }
 }
 
-TEST_CASE("a large table's key lengths are read once per read", "[objects][dict]") {
+TEST_CASE("key lengths are read once per table and read", "[objects][dict]") {
     World w(staticLayout(12).value());
     std::vector<FakePython::Entry> entries;
     std::vector<Addr> values;
@@ -393,6 +393,15 @@ TEST_CASE("a large table's key lengths are read once per read", "[objects][dict]
     w.objects.forget();
     CHECK(w.objects.dictGet(d, "module6") == values[6]);
     CHECK(w.mem.readManyCalls() == 3);
+
+    // A smaller table (a module's globals) is kept from its second lookup.
+    entries.resize(10);
+    Addr small = w.py.dict(w.py.dictKeys(entries, true));
+    CHECK(w.objects.dictGet(small, "module2") == values[2]);
+    CHECK(w.objects.dictGet(small, "module3") == values[3]);
+    CHECK(w.objects.dictGet(small, "module4") == values[4]);
+    CHECK(w.objects.dictGet(small, "x") == values[5]);
+    CHECK(w.mem.readManyCalls() == 5);
 }
 
 TEST_CASE("dict split values behind the 3.13 PyDictValues header", "[objects][dict]") {

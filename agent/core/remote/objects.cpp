@@ -320,58 +320,65 @@ std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
     return entries;
 }
 
-// Which keys can equal `length` characters: their length fields, read in
-// one batch past the page cache. A lookup in sys.modules compares hundreds of
-// keys, each on its own page; read through the cache that is hundreds of
-// pages. Only the keys of the right length (one or two) are then read as
-// strings: a key of another length, or not a str, cannot match either way.
-// The lengths of a large table are kept for the next lookup in it.
+namespace {
+constexpr std::int64_t kUnknownLength = std::numeric_limits<std::int64_t>::min();
+constexpr std::size_t kKeptFrom = 32;          // kept from the first lookup
+constexpr std::size_t kLookedUpCap = 1 << 14;  // tables remembered as looked up once
+}  // namespace
+
+// The length fields of the keys, read in one batch past the page cache: a
+// lookup in sys.modules compares hundreds of keys, each on its own page,
+// which read through the cache would be hundreds of pages.
+Objects::KeyLengths Objects::readKeyLengths(const std::vector<std::pair<Addr, Addr>>& entries) {
+    KeyLengths out;
+    out.keys.reserve(entries.size());
+    out.lengths.assign(entries.size(), kUnknownLength);
+    std::vector<std::int64_t> read(entries.size(), -1);
+    std::vector<MemoryReader::Request> requests;
+    std::vector<std::size_t> which;
+    requests.reserve(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        out.keys.push_back(entries[i].first);
+        if (!entries[i].first) continue;
+        requests.push_back({entries[i].first + static_cast<Addr>(m_layout.unicode.length), &read[i], 8});
+        which.push_back(i);
+    }
+    m_mem.reader().readManyPast(requests);
+    for (std::size_t k = 0; k < requests.size(); ++k) {
+        const auto& r = requests[k];
+        if (r.result == ReadResult::gone || r.result == ReadResult::denied) Remote::raiseFatal(r.result, r.addr);
+        // Unreadable: left to the ordinary read, which says so.
+        if (r.result == ReadResult::ok) out.lengths[which[k]] = read[which[k]];
+    }
+    return out;
+}
+
+// Which keys can equal `length` characters. Only the keys of the right
+// length (one or two) are then read as strings: a key of another length,
+// or not a str, cannot match either way.
 std::vector<bool> Objects::keysOfLength(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
                                         std::size_t length) {
-    constexpr std::int64_t kUnknownLength = std::numeric_limits<std::int64_t>::min();
-    constexpr std::size_t kKeptFrom = 32;  // smaller tables: one small batch, not worth a copy
     std::vector<bool> maybe(entries.size(), true);
     if (entries.size() < 4) return maybe;
-    auto sameKeys = [&](const KeyLengths& k) {
-        if (k.keys.size() != entries.size()) return false;
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            if (k.keys[i] != entries[i].first) return false;
-        }
-        return true;
-    };
-    auto kept = m_keyLengths.find(table);
-    if (kept == m_keyLengths.end() || !sameKeys(kept->second)) {
-        KeyLengths fresh;
-        fresh.lengths.assign(entries.size(), kUnknownLength);
-        std::vector<std::int64_t> read(entries.size(), -1);
-        std::vector<MemoryReader::Request> requests;
-        std::vector<std::size_t> which;
-        requests.reserve(entries.size());
-        fresh.keys.reserve(entries.size());
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            fresh.keys.push_back(entries[i].first);
-            if (!entries[i].first) continue;
-            requests.push_back({entries[i].first + static_cast<Addr>(m_layout.unicode.length), &read[i], 8});
-            which.push_back(i);
-        }
-        m_mem.reader().readManyPast(requests);
-        for (std::size_t k = 0; k < requests.size(); ++k) {
-            const auto& r = requests[k];
-            if (r.result == ReadResult::gone || r.result == ReadResult::denied) Remote::raiseFatal(r.result, r.addr);
-            // Unreadable: left to the ordinary read, which says so.
-            if (r.result == ReadResult::ok) fresh.lengths[which[k]] = read[which[k]];
-        }
-        if (entries.size() < kKeptFrom) {
-            for (std::size_t i = 0; i < entries.size(); ++i) {
-                if (fresh.lengths[i] != kUnknownLength) maybe[i] = fresh.lengths[i] == static_cast<std::int64_t>(length);
-            }
-            return maybe;
-        }
-        kept = m_keyLengths.insert_or_assign(table, std::move(fresh)).first;
+    const KeyLengths* known = nullptr;
+    if (auto kept = m_keyLengths.find(table); kept != m_keyLengths.end()) {
+        const auto& keys = kept->second.keys;
+        bool same = keys.size() == entries.size() &&
+                    std::equal(keys.begin(), keys.end(), entries.begin(), [](Addr k, const auto& e) { return k == e.first; });
+        if (same) known = &kept->second;
     }
-    const auto& lengths = kept->second.lengths;
+    KeyLengths fresh;
+    if (!known) {
+        fresh = readKeyLengths(entries);
+        known = &fresh;
+        if (entries.size() >= kKeptFrom || m_lookedUp.count(table)) {
+            known = &(m_keyLengths[table] = std::move(fresh));
+        } else if (m_lookedUp.size() < kLookedUpCap) {
+            m_lookedUp.insert(table);
+        }
+    }
     for (std::size_t i = 0; i < entries.size(); ++i) {
-        if (lengths[i] != kUnknownLength) maybe[i] = lengths[i] == static_cast<std::int64_t>(length);
+        if (known->lengths[i] != kUnknownLength) maybe[i] = known->lengths[i] == static_cast<std::int64_t>(length);
     }
     return maybe;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -70,11 +71,16 @@ public:
     std::optional<Addr> attr(Addr obj, std::string_view name);
 
     // A new read begins: what was learnt of dicts' keys may be stale.
-    void forget() { m_keyLengths.clear(); }
+    void forget() {
+        m_keyLengths.clear();
+        m_lookedUp.clear();
+    }
 
 private:
     std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
     std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
+    struct KeyLengths;
+    KeyLengths readKeyLengths(const std::vector<std::pair<Addr, Addr>>& entries);
     std::vector<bool> keysOfLength(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
                                    std::size_t length);
 
@@ -104,15 +110,19 @@ private:
     std::array<RecentAnswer, kRecentAnswers> m_recent{};
     Addr m_strType = 0;
     Addr m_intType = 0;
-    // The key lengths of large tables, per table, for the rest of the read:
-    // sys.modules is looked up a dozen times per read (hundreds of keys,
-    // each length on its own page). Kept with the key addresses they were
-    // read for: a str's length never changes while a table holds it.
+    // The key lengths of tables looked up more than once, per table, for the
+    // rest of the read: sys.modules is looked up a dozen times per read
+    // (hundreds of keys, each length on its own page), a module's globals
+    // once per name a blocked frame's code uses. Kept with the key addresses
+    // they were read for: a str's length never changes while a table holds
+    // it. Large tables are kept from their first lookup; others from their
+    // second (most, a task's attributes, are looked up once).
     struct KeyLengths {
         std::vector<Addr> keys;
         std::vector<std::int64_t> lengths;  // kUnknownLength: unreadable
     };
     std::unordered_map<Addr, KeyLengths> m_keyLengths;
+    std::unordered_set<Addr> m_lookedUp;  // tables looked up once, up to kLookedUpCap
 };
 
 // Python's tp_flags bits used to recognise built-in types and their subclasses.
