@@ -3,8 +3,10 @@
 vs CPython's own `_remote_debugging.RemoteUnwinder` on the same 3.14 (and
 3.15) process.
 
-Starts fixtures/threads_known.py (3 threads, no asyncio) in the sid chroot
-and, interleaved, --runs times each (default 30):
+Starts fixtures/threads_known.py (3 threads, no asyncio) in the sid chroot,
+once as it is and once with a web service's imports (`--imports`: several
+hundred modules, which aioscope looks through and the peer does not) and,
+interleaved, --runs times each (default 30):
   - `aioscope dump --json PID`: its read time (`duration_ms`, one cold read:
     locating nothing, reading interpreters, threads, frames, names, with
     the second looks) and the wall time of the whole command;
@@ -41,9 +43,10 @@ print((t1 - t0) * 1000, (t2 - t1) * 1000)
 """
 
 
-def bench(interp, runs):
+def bench(interp, runs, imports):
     ours, ours_wall, one, every, peer_wall = [], [], [], [], []
-    with Fixture(interp, "threads_known.py") as fx:
+    with Fixture(interp, "threads_known.py", *(["--imports"] if imports else [])) as fx:
+        modules = fx.truth["modules"]
         pid = str(fx.pid)
         for _ in range(runs):
             r = measured([str(AIOSCOPE), "dump", "--json", pid])
@@ -59,7 +62,7 @@ def bench(interp, runs):
             one.append(a)
             every.append(b)
             peer_wall.append(p.wall * 1000)
-    return median(ours), median(ours_wall), median(one), median(every), median(peer_wall)
+    return modules, median(ours), median(ours_wall), median(one), median(every), median(peer_wall)
 
 
 def main():
@@ -67,17 +70,19 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--python", default="3.14,3.15")
     args = ap.parse_args()
-    print(f"{'python':<7} {'aioscope read ms':>16} {'peer ms':>8} {'ratio':>6} {'peer all_threads ms':>19}"
+    print(f"{'python':<7} {'modules':>7} {'aioscope read ms':>16} {'peer ms':>8} {'ratio':>6} {'peer all_threads ms':>19}"
           f" {'ratio':>6} {'aioscope wall ms':>16} {'peer wall ms':>12} {'ratio':>6}")
     for interp in prepared(args.python, width=7):
-        got = bench(interp, args.runs)
-        if got is None:
-            print(f"{interp.name:<7} peer failed")
-            continue
-        ours, ours_wall, one, every, peer_wall = got
-        print(f"{interp.name:<7} {ours:16.2f} {one:8.2f} {one / ours:5.2f}x {every:19.2f} {every / ours:5.2f}x"
-              f" {ours_wall:16.1f} {peer_wall:12.1f} {peer_wall / ours_wall:5.2f}x")
-    print(f"Medians of --runs ({args.runs}), interleaved, same process (3 threads, no asyncio). read = "
+        for imports in (False, True):
+            got = bench(interp, args.runs, imports)
+            if got is None:
+                print(f"{interp.name:<7} peer failed")
+                continue
+            modules, ours, ours_wall, one, every, peer_wall = got
+            print(f"{interp.name:<7} {modules:7} {ours:16.2f} {one:8.2f} {one / ours:5.2f}x {every:19.2f} {every / ours:5.2f}x"
+                  f" {ours_wall:16.1f} {peer_wall:12.1f} {peer_wall / ours_wall:5.2f}x")
+    print(f"Medians of --runs ({args.runs}), interleaved, same process (3 threads, no asyncio; modules = "
+          "len(sys.modules), the second row with a service's imports). read = "
           "aioscope's duration_ms (a cold read, second looks included); peer = RemoteUnwinder(pid) + "
           "get_stack_trace() timed inside a fresh interpreter (first thread only), all_threads = every "
           "thread, as aioscope reads. wall = the whole command, process start included. ratio = peer / "
