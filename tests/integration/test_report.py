@@ -486,6 +486,29 @@ def test_attach_report(interp, browser, tmp_path):
     assert "MainThread" in browser.text("#threads")
 
 
+def test_run_report_says_stall_detection_missed_part_of_the_run(interp, browser, tmp_path):
+    """A loop the agent could not see start (fixtures/agent_unseen_loop.py,
+    no stall): the report does not pass it as clean. The Overview lists the
+    gap as a problem and the Stalls view says that stall detection missed part
+    of the run, not that no callback was ever slow."""
+    host_only(interp)
+    out = tmp_path / "gap.html"
+    truth = out_path(interp, "agent_unseen_loop")
+    r = subprocess.run([str(AIOSCOPE), "run", "--json", "--report", str(out), "--",
+                        *interp.argv("agent_unseen_loop.py", "--block-ms", "0", "--truth", str(truth))],
+                       capture_output=True, text=True, timeout=120)
+    truth.unlink(missing_ok=True)
+    assert r.returncode == 0, r.stderr
+    gaps = [json.loads(l) for l in r.stderr.splitlines() if '"capability_gap"' in l]
+    assert gaps, r.stderr[-2000:]
+    overview = open_view(browser, out, "overview")
+    assert "Not checked for part of the run" in overview, overview
+    assert gaps[0]["message"] in overview
+    stalls = open_view(browser, out, "stalls")
+    assert "stall detection missed part of the run" in stalls, stalls
+    assert "No stall: the event loop never ran" not in stalls, stalls
+
+
 def test_run_report_text_summary_names_it(interp, tmp_path):
     """On a terminal, the summary names the report (script(1) gives a tty)."""
     host_only(interp)
