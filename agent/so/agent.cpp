@@ -44,9 +44,13 @@ constexpr std::int64_t kHookRetryNs = 500'000'000;
 constexpr int kExitFlushMs = 2500;
 // How often the modules and loops are looked at (a few milliseconds of
 // reading each time), while the hook has timed no callback yet: once it has,
-// an asyncio loop runs and there is nothing more to learn. And how often the
-// threads learn again whether a loop runs on them (context_run_hook.h).
+// an asyncio loop runs and there is nothing more to learn.
 constexpr std::int64_t kLoopCheckNs = 1'000'000'000;
+// How often the threads learn again whether a loop runs on them
+// (context_run_hook.h): one call to _get_running_loop() per thread each
+// time, at its next callback, about a microsecond; it bounds how long a loop
+// started where the agent could not see it goes untimed.
+constexpr std::int64_t kThreadRecheckNs = 100'000'000;
 // The slowest the agent's thread ticks with a shorter --interval, while no
 // callback comes near the threshold (the default interval's rate).
 constexpr std::int64_t kQuietTickNs = 10'000'000;
@@ -248,7 +252,7 @@ struct Agent::Session {
                           "an event loop started on thread " + std::to_string(thread) +
                               " without asyncio.events._set_running_loop, which the agent watches (replaced by "
                               "something that does not call it): its callbacks went untimed until the agent's "
-                              "next check, up to a second later" +
+                              "next check, up to a tenth of a second later" +
                               more));
         }
     }
@@ -560,7 +564,7 @@ void Agent::run(std::shared_ptr<Session> s) {
         }
         if (tick && now >= nextRecheck && timingAsyncioCallbacks()) {
             recheckLoopThreads();
-            nextRecheck = now + kLoopCheckNs;
+            nextRecheck = now + kThreadRecheckNs;
         }
         if (tick) s->sayUnseenLoops();
         std::int64_t waitSince = s->gilWaitSince.load();

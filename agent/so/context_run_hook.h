@@ -11,7 +11,7 @@
 // function through ctx.run in a worker thread; trio steps its tasks through
 // it): the wrapper times a call only on a thread where an asyncio loop is
 // running (running_loop_watch.h marks the thread; a thread seen first after
-// the hooks went in asks, and every thread asks again once a second), and
+// the hooks went in asks, and every thread asks again every 100 ms), and
 // only the outermost call there (a callback's own ctx.run calls are part of
 // it). On a thread where uvloop's handles ran, it times the call as a
 // stretch of its own, nested in the handle (uvloop_hook.h).
@@ -42,11 +42,11 @@ void markLoopThread(bool running);
 // At each install: what the threads were is learnt again (a loop may have
 // started or stopped while the wrapper of _set_running_loop was out).
 void forgetLoopThreads();
-// Any thread, no GIL (the agent's, once a second): every thread asks again
+// Any thread, no GIL (the agent's, every 100 ms): every thread asks again
 // at its next call. A loop started or stopped without the wrapper of
 // _set_running_loop (replaced by a library that does not call it) is known
-// a second later at most, and such a start is counted: the loop's callbacks
-// were untimed until then.
+// a tenth of a second later at most, and such a start is counted: the
+// loop's callbacks were untimed until then.
 void recheckLoopThreads();
 // How many such starts there were, and in `threads` the thread
 // (pthread_self) of each one after the first `since`: the last kUnseenKept
