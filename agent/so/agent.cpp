@@ -238,9 +238,9 @@ struct Agent::Session {
     // the last ones said (context_run_hook.h), sent once.
     void sayUnseenLoops() {
         std::uint32_t said = unseenSaid.load();
-        if (unseenLoopStarts(0, nullptr) == said) return;
-        std::vector<std::uint64_t> threads;
+        std::vector<std::uint64_t> threads;  // allocates only for a start to say
         std::uint32_t unseen = unseenLoopStarts(said, &threads);
+        if (unseen == said) return;
         if (!unseenSaid.compare_exchange_strong(said, unseen)) return;  // another thread says them
         std::uint32_t unnamed = unseen - said - static_cast<std::uint32_t>(threads.size());
         for (std::uint64_t thread : threads) {

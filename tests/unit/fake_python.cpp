@@ -1,5 +1,7 @@
 #include "fake_python.h"
 
+#include <stdexcept>
+
 namespace aioscope::test {
 
 namespace {
@@ -91,7 +93,8 @@ Addr FakePython::list(const std::vector<Addr>& items) {
 
 Addr FakePython::dictKeys(const std::vector<Entry>& entries, bool unicodeKind) {
     // 8 slots, or as many as CPython would give (two thirds usable), up to
-    // 128: one byte per index.
+    // 128: one byte per index, so a larger table would be built wrong.
+    if (entries.size() > 128 * 2 / 3) throw std::length_error("FakePython::dictKeys: more than 85 entries");
     std::uint8_t log2Slots = 3;
     while ((std::size_t{1} << log2Slots) * 2 / 3 < entries.size() && log2Slots < 7) ++log2Slots;
     std::uint64_t slots = std::uint64_t{1} << log2Slots;
