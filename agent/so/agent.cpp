@@ -194,14 +194,14 @@ struct Agent::Session {
 
     // Any thread, never under `mutex` (the sampler sends while the exit
     // handler may hold it): the event, with the running pytest test.
-    void send(const std::string& line) {
+    void send(std::string line) {
         if (runtime) {
             if (auto test = readCurrentTest(*runtime)) {
-                channel.send(withTest(line, *test));
+                channel.send(withTest(std::move(line), *test));
                 return;
             }
         }
-        channel.send(line);
+        channel.send(std::move(line));
     }
 
     // Under `mutex`: connected and hello sent, connecting once if needed.
@@ -224,6 +224,13 @@ struct Agent::Session {
         if (!helloSent || (announced && *announced == caps)) return {};
         announced = caps;
         return capabilitiesEvent(caps);
+    }
+    // The model is freed before the line is queued: the program holds one
+    // of the two at a time, besides the moment the line is written.
+    void sendSnapshot(SnapshotReader& reader) {
+        std::string line = snapshotEvent(withoutAgentThreads(reader.readConfirmed()));
+        send(std::move(line));
+        returnFreedMemory();
     }
     void sendIf(const std::string& line) {
         if (!line.empty()) send(line);
@@ -370,7 +377,12 @@ int Agent::start(const std::string& configText) {
         m_session = s;
     }
     m_sessionActive = true;  // until it fails to connect or ends
-    std::thread(&Agent::run, this, s).detach();
+    std::thread([this, s] {
+        run(s);
+        // The session's reader, sampler and buffers are gone: what they
+        // freed goes back to the system, not kept by the program.
+        returnFreedMemory();
+    }).detach();
     return 0;
 }
 
@@ -529,8 +541,7 @@ void Agent::run(std::shared_ptr<Session> s) {
         for (const auto& c : commands) {
             if (c.find("\"detach\"") != std::string::npos) detached = true;
             if (c.find("\"snapshot\"") != std::string::npos) {
-                s->send(snapshotEvent(withoutAgentThreads(reader.readConfirmed())));
-                returnFreedMemory();
+                s->sendSnapshot(reader);
             }
         }
         commands.clear();
@@ -609,8 +620,7 @@ void Agent::run(std::shared_ptr<Session> s) {
         sampler.tick(now, {hook.installed(), hook.installedAtNs(), waitSince});
         if (!tick) continue;
         if (now >= nextSnapshot) {
-            s->send(snapshotEvent(withoutAgentThreads(reader.readConfirmed())));
-            returnFreedMemory();
+            s->sendSnapshot(reader);
             nextSnapshot = now + cfg.snapshotEveryNs;
         }
     }

@@ -132,12 +132,12 @@ void Channel::reportDropsLocked() {
     if (queueLocked(std::move(line))) m_dropped = 0;
 }
 
-bool Channel::send(const std::string& line) {
+bool Channel::send(std::string line) {
     std::lock_guard lock(m_mutex);
     if (m_fd < 0 || m_broken) return false;
     drainLocked();
     reportDropsLocked();
-    if (m_dropped || !queueLocked(line)) {
+    if (m_dropped || !queueLocked(std::move(line))) {
         if (!m_dropped++) m_droppedSince = nowUnix();
     }
     drainLocked();

@@ -39,7 +39,8 @@ public:
     bool connected() const;
     // Queues one whole line ("...\n") and writes what the socket takes now;
     // never blocks. False once the CLI is gone. Any thread.
-    bool send(const std::string& line);
+    // Taken by value: a snapshot's line (megabytes) is moved in, not copied.
+    bool send(std::string line);
     // Command lines received, waiting at most timeoutMs (and writing queued
     // lines meanwhile); false once closed. Owner thread only.
     bool receive(std::vector<std::string>& lines, int timeoutMs);

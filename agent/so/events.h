@@ -51,7 +51,7 @@ struct TestRef {
     std::string id;     // the node id
     std::string phase;  // setup, call, teardown
 };
-std::string withTest(const std::string& line, const TestRef& test);
+std::string withTest(std::string line, const TestRef& test);
 std::string messageEvent(const char* type, const std::string& message);
 // A warning that a check, active, missed part of the run on one thread
 // (--fail-on fails for it as for a check that was not active).
