@@ -225,11 +225,19 @@ struct Agent::Session {
         announced = caps;
         return capabilitiesEvent(caps);
     }
-    // The model is freed before the line is queued: the program holds one
-    // of the two at a time, besides the moment the line is written.
+    // The line (about 1 KB per task) goes to the CLI in parts as it is
+    // written: the program holds the model and the parts the CLI has not
+    // read yet, not the whole line besides the model.
     void sendSnapshot(SnapshotReader& reader) {
-        std::string line = snapshotEvent(withoutAgentThreads(reader.readConfirmed()));
-        send(std::move(line));
+        Snapshot snap = withoutAgentThreads(reader.readConfirmed());
+        std::optional<TestRef> test = runtime ? readCurrentTest(*runtime) : std::nullopt;
+        if (channel.beginLine()) {
+            LineParts parts(channel);
+            std::ostream out(&parts);
+            writeSnapshotEvent(out, snap, test ? &*test : nullptr);
+            parts.finish();
+        }
+        snap = Snapshot();
         returnFreedMemory();
     }
     void sendIf(const std::string& line) {

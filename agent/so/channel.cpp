@@ -123,7 +123,8 @@ bool Channel::queueLocked(std::string line) {
 void Channel::reportDropsLocked() {
     // Once dropping, go on until the CLI has read half the queue: the gap is
     // one `dropped` event, not a trickle of them between the lines that fit.
-    if (!m_dropped || m_queuedBytes > kMaxQueuedBytes / 2 || m_queue.size() > kMaxQueuedLines / 2) return;
+    // Never in the middle of a line written in parts.
+    if (!m_dropped || m_inLine || m_queuedBytes > kMaxQueuedBytes / 2 || m_queue.size() > kMaxQueuedLines / 2) return;
     std::string line = eventHead("dropped") + ", \"count\": " + std::to_string(m_dropped) + ", \"since\": ";
     char since[32];
     std::snprintf(since, sizeof since, "%.6f", m_droppedSince);
@@ -136,12 +137,61 @@ bool Channel::send(std::string line) {
     std::lock_guard lock(m_mutex);
     if (m_fd < 0 || m_broken) return false;
     drainLocked();
+    if (m_inLine) {
+        // After the line in parts, in order; bounded as the queue is.
+        if (m_held.size() < kMaxQueuedLines) {
+            m_held.push_back(std::move(line));
+        } else if (!m_dropped++) {
+            m_droppedSince = nowUnix();
+        }
+        return true;
+    }
     reportDropsLocked();
     if (m_dropped || !queueLocked(std::move(line))) {
         if (!m_dropped++) m_droppedSince = nowUnix();
     }
     drainLocked();
     return !m_broken;
+}
+
+bool Channel::beginLine() {
+    std::lock_guard lock(m_mutex);
+    if (m_fd < 0 || m_broken || m_inLine) return false;
+    drainLocked();
+    // Its size is not known yet: it goes only where a line of half the
+    // queue's limit would.
+    if (m_dropped || m_queuedBytes > kMaxQueuedBytes / 2 || m_queue.size() >= kMaxQueuedLines / 2) {
+        if (!m_dropped++) m_droppedSince = nowUnix();
+        return false;
+    }
+    m_inLine = true;
+    return true;
+}
+
+void Channel::linePart(std::string part) {
+    std::lock_guard lock(m_mutex);
+    if (!m_inLine || m_broken || part.empty()) return;
+    // Whatever the queue holds: a line begun is never cut.
+    m_queuedBytes += part.size();
+    m_queue.push_back(std::move(part));
+    drainLocked();
+}
+
+void Channel::endLine() {
+    std::lock_guard lock(m_mutex);
+    if (!m_inLine) return;
+    m_inLine = false;
+    reportDropsLocked();
+    while (!m_held.empty()) {
+        if (!m_broken && !m_dropped && queueLocked(std::move(m_held.front()))) {
+            m_held.pop_front();
+            continue;
+        }
+        if (!m_dropped) m_droppedSince = nowUnix();
+        m_dropped += m_held.size();
+        m_held.clear();
+    }
+    drainLocked();
 }
 
 void Channel::drainLocked() {
@@ -197,6 +247,7 @@ void Channel::failLocked() {
     m_queue.clear();
     m_queuedBytes = 0;
     m_headSent = 0;
+    m_held.clear();
 }
 
 bool Channel::receive(std::vector<std::string>& lines, int timeoutMs) {
@@ -256,8 +307,39 @@ void Channel::close() {
     m_queuedBytes = 0;
     m_headSent = 0;
     m_dropped = 0;
+    m_inLine = false;
+    m_held.clear();
     m_partial.clear();
     m_inbox.clear();
+}
+
+void LineParts::hand(bool always) {
+    if (m_part.size() < kPart && !always) return;
+    if (!m_part.empty()) m_newline = m_part.back() == '\n';
+    m_channel.linePart(std::move(m_part));
+    m_part = std::string();
+}
+
+LineParts::int_type LineParts::overflow(int_type c) {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+        m_part.push_back(traits_type::to_char_type(c));
+        hand(false);
+    }
+    return traits_type::not_eof(c);
+}
+
+std::streamsize LineParts::xsputn(const char* s, std::streamsize n) {
+    m_part.append(s, static_cast<std::size_t>(n));
+    hand(false);
+    return n;
+}
+
+void LineParts::finish() {
+    if (m_done) return;
+    m_done = true;
+    if (!(m_part.empty() ? m_newline : m_part.back() == '\n')) m_part.push_back('\n');
+    hand(true);
+    m_channel.endLine();
 }
 
 }  // namespace aioscope::agent

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <streambuf>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,16 @@ public:
     // never blocks. False once the CLI is gone. Any thread.
     // Taken by value: a snapshot's line (megabytes) is moved in, not copied.
     bool send(std::string line);
+    // A line too large to be held whole (a snapshot of many tasks:
+    // megabytes), queued and written in parts as it is made: beginLine(),
+    // then linePart() for each part, the last one ending with "\n", then
+    // endLine(). Lines sent meanwhile by other threads are held until it
+    // ends. beginLine() is false when nothing is to be written: the CLI is
+    // gone, or the queue is behind (the line is dropped and counted, as
+    // send() does). One such line at a time, from the owner thread.
+    bool beginLine();
+    void linePart(std::string part);
+    void endLine();
     // Command lines received, waiting at most timeoutMs (and writing queued
     // lines meanwhile); false once closed. Owner thread only.
     bool receive(std::vector<std::string>& lines, int timeoutMs);
@@ -61,7 +72,7 @@ private:
     void failLocked();
     bool queueLocked(std::string line);
     void reportDropsLocked();
-    bool idleLocked() const { return m_queue.empty() && m_dropped == 0; }
+    bool idleLocked() const { return m_queue.empty() && m_dropped == 0 && !m_inLine && m_held.empty(); }
 
     mutable std::mutex m_mutex;  // everything below
     int m_fd = -1;
@@ -71,9 +82,34 @@ private:
     std::size_t m_queuedBytes = 0;
     std::size_t m_headSent = 0;   // bytes of m_queue.front() already written
     std::uint64_t m_dropped = 0;  // dropped since the last `dropped` event
+    bool m_inLine = false;        // between beginLine() and endLine()
+    std::deque<std::string> m_held;  // lines sent meanwhile
     double m_droppedSince = 0;
     std::string m_partial;        // incoming bytes without a newline yet
     std::vector<std::string> m_inbox;
+};
+
+// A stream over Channel::linePart(): what is written goes to the channel
+// in parts of about kPart bytes; finish() sends the rest and ends the line,
+// with a "\n" if the writer left it unterminated (an exception): the CLI
+// gets one line it cannot parse, never two lines run together.
+class LineParts : public std::streambuf {
+public:
+    static constexpr std::size_t kPart = 64 * 1024;
+    explicit LineParts(Channel& channel) : m_channel(channel) {}
+    ~LineParts() override { finish(); }
+    void finish();
+
+protected:
+    int_type overflow(int_type c) override;
+    std::streamsize xsputn(const char* s, std::streamsize n) override;
+
+private:
+    void hand(bool always);
+    Channel& m_channel;
+    std::string m_part;
+    bool m_newline = false;  // what was handed ends a line
+    bool m_done = false;
 };
 
 }  // namespace aioscope::agent

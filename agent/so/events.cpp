@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <sstream>
 
@@ -19,15 +18,10 @@ double nowUnix() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Events are single lines: no indentation. A snapshot's line is megabytes
-// long (10,000 tasks: about 8 MB): written into one string reserved to
-// `expected` bytes and handed over as it is, never copied (each copy, or a
-// doubling of the buffer, is that much more resident memory in the program).
+// Events are single lines: no indentation. The test fields go last, as
+// withTest() adds them.
 template <class Body>
-std::string event(const char* type, Body&& body, std::size_t expected = 0) {
-    std::string buffer;
-    buffer.reserve(expected);
-    std::ostringstream out(std::move(buffer));
+void writeEvent(std::ostream& out, const char* type, Body&& body, const TestRef* test = nullptr) {
     {
         JsonWriter w(out, 0);
         w.beginObject();
@@ -36,10 +30,20 @@ std::string event(const char* type, Body&& body, std::size_t expected = 0) {
         w.key("ts").value(nowUnix());
         w.key("pid").value(static_cast<std::int64_t>(getpid()));
         body(w);
+        if (test && !test->id.empty()) {
+            w.key("test").value(test->id);
+            w.key("test_phase").value(test->phase);
+        }
         w.endObject();
     }
     out << '\n';
-    return std::move(out).str();
+}
+
+template <class Body>
+std::string event(const char* type, Body&& body) {
+    std::ostringstream out;
+    writeEvent(out, type, std::forward<Body>(body));
+    return std::move(out).str();  // the buffer itself, not a copy
 }
 
 }  // namespace
@@ -70,12 +74,8 @@ std::string capabilitiesEvent(const Capabilities& caps) {
     });
 }
 
-std::string snapshotEvent(const Snapshot& snap) {
-    // The last snapshot's size, and a little more: snapshots of a program
-    // change little from one to the next.
-    static std::atomic<std::size_t> lastBytes{0};
-    std::size_t expected = lastBytes.load();
-    std::string line = event("snapshot", [&](JsonWriter& w) {
+void writeSnapshotEvent(std::ostream& out, const Snapshot& snap, const TestRef* test) {
+    writeEvent(out, "snapshot", [&](JsonWriter& w) {
         w.key("duration_ms").value(snap.durationMs);
         w.key("attempts").value(snap.attempts);
         w.key("threads");
@@ -87,9 +87,7 @@ std::string snapshotEvent(const Snapshot& snap) {
         w.key("warnings").beginArray();
         for (const auto& x : snap.warnings) w.value(x);
         w.endArray();
-    }, expected + expected / 8);
-    lastBytes.store(line.size());
-    return line;
+    }, test);
 }
 
 std::string stallEvent(const StallReport& st) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
 
@@ -19,7 +20,10 @@ class Capabilities;
 std::string helloEvent(const Config& cfg, const PythonInfo& python, const Capabilities& caps);
 // A change of capabilities after the hello (docs/json-schema.md#capabilities).
 std::string capabilitiesEvent(const Capabilities& caps);
-std::string snapshotEvent(const Snapshot& snap);
+struct TestRef;
+// Written to `out` as it is made (a snapshot of 10,000 tasks is about
+// 10 MB of JSON): one line, "\n" included, with the running pytest test.
+void writeSnapshotEvent(std::ostream& out, const Snapshot& snap, const TestRef* test);
 // Where the CLI can check, while it has the loop thread stopped for its
 // native stack, that the same callback still runs (internal: "_slot").
 struct StallSlotRef {

@@ -467,3 +467,42 @@ def test_attach_detach_cycles(cycle_interp):
         print(f"{CYCLES} attach/detach cycles on {cycle_interp.name} in {elapsed:.1f} s")
     finally:
         target.close()
+
+
+def probes_of(path, want, proc, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= want:
+            return [json.loads(x) for x in lines]
+        assert proc.poll() is None, f"the program ended ({proc.returncode}) before its probe {want}"
+        time.sleep(0.05)
+    raise AssertionError(f"the program answered {len(lines)} probes of {want} within {timeout}s")
+
+
+def test_attach_leaves_the_programs_allocator_as_it_was(interp):
+    """Snapshots of 10,000 tasks are megabytes of model and JSON. glibc maps
+    a block that large itself and, when it is freed, raises the process's
+    mmap threshold (and its trim threshold with it): an agent that mallocs
+    its snapshots changes where the program's own large allocations come
+    from, and leaves the free top of its thread's arena resident (about
+    10 MB). The fixture probes a malloc of 4 MiB on its loop before the
+    attach and one of 5 MiB after the detach (its first probe raised the
+    threshold a little past 4 MiB): glibc must still map it, and the
+    program's anonymous memory must be about what it was."""
+    probes = out_path(interp, "malloc-probes")
+    with Target(interp, "agent_malloc_probe.py", "--probes", interp.inside(probes), files=(probes,)) as target:
+        before = probes_of(probes, 1, target.proc)[0]
+        if not before["mapped"]:
+            pytest.fail(f"{interp.name}: a malloc of 4 MiB is not mapped before the attach (the interpreter raised "
+                        "glibc's threshold itself): the probe cannot judge the agent")
+        s = aioscope_attach(target.pid, "--snapshot-every", "500ms", "--duration", "3s")
+        assert s.rc == 0, s.summary()
+        snapshots = s.of("snapshot")
+        assert snapshots and all(len(x["tasks"]) >= target.truth["tasks"] for x in snapshots), s.summary()
+        target.proc.send_signal(signal.SIGUSR1)
+        after = probes_of(probes, 2, target.proc)[1]
+        assert after["mapped"], (f"after {len(snapshots)} snapshots of {target.truth['tasks']} tasks, "
+                                 "a malloc of 5 MiB is not mapped: the agent raised glibc's mmap threshold")
+        grown = (after["rss_anon_kb"] - before["rss_anon_kb"]) / 1024
+        assert grown < 4, f"the program's anonymous memory grew by {grown:.1f} MB over the attach"

@@ -33,7 +33,8 @@ def pytest_run(tmp_path_factory):
     env = dict(os.environ, AGENT_PYTEST_TRUTH=str(truth_path))
     s = aioscope_run([DEBIAN_PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", FIXTURES,
                       "-W", "ignore::pytest.PytestUnraisableExceptionWarning", FIXTURES / "agent_pytest_attr.py"],
-                     *OPTS, "--quiet", "--output", events, env=env, json_=False, timeout=120)
+                     *OPTS, "--snapshot-every", "50ms", "--quiet", "--output", events, env=env, json_=False,
+                     timeout=120)
     s.events = [json.loads(line) for line in events.read_text().splitlines()]
     truth = read_json(truth_path)
     assert "6 passed" in s.stdout, s.stdout + s.stderr
@@ -88,3 +89,14 @@ def test_run_pytest_events_outside_tests_name_none(pytest_run):
     assert "test" not in hello
     named = {e["test"] for e in s.events if "test" in e}
     assert named <= set(truth["tests"].values()), named - set(truth["tests"].values())
+
+
+def test_run_pytest_snapshots_name_their_test(pytest_run):
+    """A snapshot's line is written in parts as it is made (the test fields
+    last): the ones taken while test_stalls runs (half a second) name it."""
+    s, truth = pytest_run
+    tests = truth["tests"]
+    snapshots = s.of("snapshot", truth["pid"])
+    named = [x for x in snapshots if x.get("test") == tests["test_stalls"]]
+    assert named, f"{len(snapshots)} snapshots, none names test_stalls:\n{s.summary()}"
+    assert all(x["test_phase"] in ("setup", "call", "teardown") for x in named), named
