@@ -18,6 +18,11 @@ double nowUnix() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+void writeTestFields(JsonWriter& w, const TestRef& test) {
+    w.key("test").value(test.id);
+    w.key("test_phase").value(test.phase);
+}
+
 // Events are single lines: no indentation. The test fields go last, as
 // withTest() adds them.
 template <class Body>
@@ -30,10 +35,7 @@ void writeEvent(std::ostream& out, const char* type, Body&& body, const TestRef*
         w.key("ts").value(nowUnix());
         w.key("pid").value(static_cast<std::int64_t>(getpid()));
         body(w);
-        if (test && !test->id.empty()) {
-            w.key("test").value(test->id);
-            w.key("test_phase").value(test->phase);
-        }
+        if (test && !test->id.empty()) writeTestFields(w, *test);
         w.endObject();
     }
     out << '\n';
@@ -157,8 +159,7 @@ std::string withTest(std::string line, const TestRef& test) {
     {
         JsonWriter w(fields, 0);
         w.beginObject();
-        w.key("test").value(test.id);
-        w.key("test_phase").value(test.phase);
+        writeTestFields(w, test);
         w.endObject();
     }
     std::string inner = fields.str();  // {"test": ..., "test_phase": ...}
