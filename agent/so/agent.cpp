@@ -240,8 +240,8 @@ struct Agent::Session {
         snap = Snapshot();
         returnFreedMemory();
     }
-    void sendIf(const std::string& line) {
-        if (!line.empty()) send(line);
+    void sendIf(std::string line) {
+        if (!line.empty()) send(std::move(line));
     }
 
     void forwardObserved() {
@@ -475,7 +475,7 @@ void Agent::run(std::shared_ptr<Session> s) {
                 s->facts.runtimeFailure = failure;
                 std::string line = s->announcement();
                 lock.unlock();
-                s->sendIf(line);
+                s->sendIf(std::move(line));
                 m_sessionActive = false;
                 return;
             }
@@ -500,7 +500,7 @@ void Agent::run(std::shared_ptr<Session> s) {
         s->facts.runtimeReady = true;
         std::string line = s->announcement();
         lock.unlock();
-        s->sendIf(line);
+        s->sendIf(std::move(line));
     }
 
     StallHook& hook = StallHook::instance();
@@ -607,7 +607,7 @@ void Agent::run(std::shared_ptr<Session> s) {
             if (s->goodbyeSent) break;  // the exit handler has spoken
             std::string line = s->announcement();
             lock.unlock();
-            s->sendIf(line);
+            s->sendIf(std::move(line));
         }
         s->forwardObserved();
         if (tick && loops.trio && !trioInstalling && !TrioHook::instance().begun() &&

@@ -120,6 +120,11 @@ bool Channel::queueLocked(std::string line) {
     return true;
 }
 
+void Channel::countDropsLocked(std::size_t lines) {
+    if (!m_dropped) m_droppedSince = nowUnix();
+    m_dropped += lines;
+}
+
 void Channel::reportDropsLocked() {
     // Once dropping, go on until the CLI has read half the queue: the gap is
     // one `dropped` event, not a trickle of them between the lines that fit.
@@ -141,15 +146,13 @@ bool Channel::send(std::string line) {
         // After the line in parts, in order; bounded as the queue is.
         if (m_held.size() < kMaxQueuedLines) {
             m_held.push_back(std::move(line));
-        } else if (!m_dropped++) {
-            m_droppedSince = nowUnix();
+        } else {
+            countDropsLocked(1);
         }
         return true;
     }
     reportDropsLocked();
-    if (m_dropped || !queueLocked(std::move(line))) {
-        if (!m_dropped++) m_droppedSince = nowUnix();
-    }
+    if (m_dropped || !queueLocked(std::move(line))) countDropsLocked(1);
     drainLocked();
     return !m_broken;
 }
@@ -161,7 +164,7 @@ bool Channel::beginLine() {
     // Its size is not known yet: it goes only where a line of half the
     // queue's limit would.
     if (m_dropped || m_queuedBytes > kMaxQueuedBytes / 2 || m_queue.size() >= kMaxQueuedLines / 2) {
-        if (!m_dropped++) m_droppedSince = nowUnix();
+        countDropsLocked(1);
         return false;
     }
     m_inLine = true;
@@ -177,6 +180,22 @@ void Channel::linePart(std::string part) {
     drainLocked();
 }
 
+std::string Channel::partBuffer() {
+    std::lock_guard lock(m_mutex);
+    if (m_spareParts.empty()) return std::string();
+    std::string part = std::move(m_spareParts.back());
+    m_spareParts.pop_back();
+    return part;
+}
+
+void Channel::keepPartLocked(std::string written) {
+    // Only a part's buffer: a whole line's (megabytes) is given back.
+    if (written.capacity() < kPartBytes || written.capacity() > 2 * kPartBytes || m_spareParts.size() >= kSpareParts)
+        return;
+    written.clear();
+    m_spareParts.push_back(std::move(written));
+}
+
 void Channel::endLine() {
     std::lock_guard lock(m_mutex);
     if (!m_inLine) return;
@@ -187,8 +206,7 @@ void Channel::endLine() {
             m_held.pop_front();
             continue;
         }
-        if (!m_dropped) m_droppedSince = nowUnix();
-        m_dropped += m_held.size();
+        countDropsLocked(m_held.size());
         m_held.clear();
     }
     drainLocked();
@@ -206,6 +224,7 @@ void Channel::drainLocked() {
         m_headSent += static_cast<std::size_t>(n);
         if (m_headSent == head.size()) {
             m_queuedBytes -= head.size();
+            keepPartLocked(std::move(m_queue.front()));
             m_queue.pop_front();
             m_headSent = 0;
         }
@@ -309,35 +328,40 @@ void Channel::close() {
     m_dropped = 0;
     m_inLine = false;
     m_held.clear();
+    m_spareParts.clear();
     m_partial.clear();
     m_inbox.clear();
 }
 
-void LineParts::hand(bool always) {
-    if (m_part.size() < kPart && !always) return;
+void LineParts::start() {
+    m_part = m_channel.partBuffer();
+    m_part.resize(kPart);
+    setp(m_part.data(), m_part.data() + m_part.size());
+}
+
+void LineParts::hand(bool last) {
+    m_part.resize(static_cast<std::size_t>(pptr() - pbase()));
     if (!m_part.empty()) m_newline = m_part.back() == '\n';
+    setp(nullptr, nullptr);
     m_channel.linePart(std::move(m_part));
     m_part = std::string();
+    if (!last) start();
 }
 
 LineParts::int_type LineParts::overflow(int_type c) {
+    hand(false);
     if (!traits_type::eq_int_type(c, traits_type::eof())) {
-        m_part.push_back(traits_type::to_char_type(c));
-        hand(false);
+        *pptr() = traits_type::to_char_type(c);
+        pbump(1);
     }
     return traits_type::not_eof(c);
-}
-
-std::streamsize LineParts::xsputn(const char* s, std::streamsize n) {
-    m_part.append(s, static_cast<std::size_t>(n));
-    hand(false);
-    return n;
 }
 
 void LineParts::finish() {
     if (m_done) return;
     m_done = true;
-    if (!(m_part.empty() ? m_newline : m_part.back() == '\n')) m_part.push_back('\n');
+    bool ended = pptr() > pbase() ? pptr()[-1] == '\n' : m_newline;
+    if (!ended) sputc('\n');
     hand(true);
     m_channel.endLine();
 }

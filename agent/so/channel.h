@@ -52,6 +52,12 @@ public:
     bool beginLine();
     void linePart(std::string part);
     void endLine();
+    // An empty string to write the next part into: a part the socket has
+    // written, kept for this (its capacity stays), or a new one. A part is a
+    // mapping of its own (agent_heap.cpp); reusing one saves a mmap, a munmap
+    // and its pages' first faults. Any thread.
+    std::string partBuffer();
+    static constexpr std::size_t kPartBytes = 64 * 1024;
     // Command lines received, waiting at most timeoutMs (and writing queued
     // lines meanwhile); false once closed. Owner thread only.
     bool receive(std::vector<std::string>& lines, int timeoutMs);
@@ -71,6 +77,8 @@ private:
     void readLocked();
     void failLocked();
     bool queueLocked(std::string line);
+    void countDropsLocked(std::size_t lines);
+    void keepPartLocked(std::string written);
     void reportDropsLocked();
     bool idleLocked() const { return m_queue.empty() && m_dropped == 0 && !m_inLine && m_held.empty(); }
 
@@ -85,27 +93,31 @@ private:
     bool m_inLine = false;        // between beginLine() and endLine()
     std::deque<std::string> m_held;  // lines sent meanwhile
     double m_droppedSince = 0;
+    std::vector<std::string> m_spareParts;  // written parts, for partBuffer()
+    static constexpr std::size_t kSpareParts = 4;
     std::string m_partial;        // incoming bytes without a newline yet
     std::vector<std::string> m_inbox;
 };
 
 // A stream over Channel::linePart(): what is written goes to the channel
-// in parts of about kPart bytes; finish() sends the rest and ends the line,
-// with a "\n" if the writer left it unterminated (an exception): the CLI
-// gets one line it cannot parse, never two lines run together.
+// in parts of kPart bytes, written straight into the part's buffer (one of
+// the channel's spare parts when it has one); finish() sends the rest and
+// ends the line, with a "\n" if the writer left it unterminated (an
+// exception): the CLI gets one line it cannot parse, never two lines run
+// together.
 class LineParts : public std::streambuf {
 public:
-    static constexpr std::size_t kPart = 64 * 1024;
-    explicit LineParts(Channel& channel) : m_channel(channel) {}
+    static constexpr std::size_t kPart = Channel::kPartBytes;
+    explicit LineParts(Channel& channel) : m_channel(channel) { start(); }
     ~LineParts() override { finish(); }
     void finish();
 
 protected:
     int_type overflow(int_type c) override;
-    std::streamsize xsputn(const char* s, std::streamsize n) override;
 
 private:
-    void hand(bool always);
+    void start();
+    void hand(bool last);
     Channel& m_channel;
     std::string m_part;
     bool m_newline = false;  // what was handed ends a line

@@ -65,7 +65,8 @@ struct Cli {
     std::vector<std::string> lines(Channel& ch, std::size_t want) {
         std::vector<std::string> out;
         std::string buf;
-        for (int rounds = 0; out.size() < want + 1 && rounds < 2000; ++rounds) {
+        std::size_t connect = connectRead ? 0 : 1;
+        for (int rounds = 0; out.size() < want + connect && rounds < 2000; ++rounds) {
             ch.flush(1);
             pollfd p{conn, POLLIN, 0};
             if (::poll(&p, 1, 10) <= 0) continue;
@@ -79,18 +80,31 @@ struct Cli {
                 buf.erase(0, nl + 1);
             }
         }
-        if (!out.empty()) out.erase(out.begin());  // connect
+        if (connect && !out.empty()) {
+            out.erase(out.begin());
+            connectRead = true;
+        }
         return out;
+    }
+    bool connectRead = false;
+};
+
+// A channel connected to it and accepted. The channel goes first.
+struct Connected {
+    Cli cli;
+    Channel ch;
+    Connected() {
+        REQUIRE(ch.connect(cli.cfg));
+        cli.accept();
     }
 };
 
 }  // namespace
 
 TEST_CASE("a line written in parts goes out whole, before the lines sent meanwhile", "[channel]") {
-    Cli cli;
-    Channel ch;
-    REQUIRE(ch.connect(cli.cfg));
-    cli.accept();
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
     REQUIRE(ch.beginLine());
     CHECK_FALSE(ch.beginLine());  // one at a time
     ch.linePart("{\"part\": ");
@@ -108,10 +122,9 @@ TEST_CASE("a line written in parts goes out whole, before the lines sent meanwhi
 }
 
 TEST_CASE("a line in parts is not begun while the queue is behind, and the drop is said", "[channel]") {
-    Cli cli;
-    Channel ch;
-    REQUIRE(ch.connect(cli.cfg));
-    cli.accept();
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
     // Nobody reads: the socket's buffer fills and the rest waits queued.
     std::string big = "{\"big\": \"" + std::string(Channel::kMaxQueuedBytes / 2 + 1, 'x') + "\"}\n";
     REQUIRE(ch.send(big));
@@ -124,10 +137,9 @@ TEST_CASE("a line in parts is not begun while the queue is behind, and the drop 
 }
 
 TEST_CASE("a line left unterminated by its writer is ended: never two lines run together", "[channel]") {
-    Cli cli;
-    Channel ch;
-    REQUIRE(ch.connect(cli.cfg));
-    cli.accept();
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
     REQUIRE(ch.beginLine());
     try {
         LineParts parts(ch);
@@ -144,10 +156,9 @@ TEST_CASE("a line left unterminated by its writer is ended: never two lines run 
 }
 
 TEST_CASE("a line written through LineParts arrives in one piece, whatever its size", "[channel]") {
-    Cli cli;
-    Channel ch;
-    REQUIRE(ch.connect(cli.cfg));
-    cli.accept();
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
     REQUIRE(ch.beginLine());
     std::string body;
     for (int i = 0; i < 50'000; ++i) body += std::to_string(i) + ",";
@@ -160,4 +171,27 @@ TEST_CASE("a line written through LineParts arrives in one piece, whatever its s
     auto got = cli.lines(ch, 1);
     REQUIRE(got.size() == 1);
     CHECK(got[0] == "[" + body + "0]");
+}
+
+TEST_CASE("the buffers of written parts are reused, a whole line's are not", "[channel]") {
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
+    CHECK(ch.partBuffer().capacity() < Channel::kPartBytes);  // none written yet
+    REQUIRE(ch.beginLine());
+    {
+        LineParts parts(ch);
+        std::ostream out(&parts);
+        out << std::string(3 * LineParts::kPart, 'p') << "\n";
+        parts.finish();
+    }
+    REQUIRE(cli.lines(ch, 1).size() == 1);
+    std::string reused = ch.partBuffer();
+    CHECK(reused.empty());
+    CHECK(reused.capacity() >= Channel::kPartBytes);
+    while (ch.partBuffer().capacity() >= Channel::kPartBytes) {
+    }
+    REQUIRE(ch.send(std::string(4 * Channel::kPartBytes, 'w') + "\n"));
+    REQUIRE(cli.lines(ch, 1).size() == 1);
+    CHECK(ch.partBuffer().capacity() < Channel::kPartBytes);
 }
