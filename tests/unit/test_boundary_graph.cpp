@@ -95,6 +95,36 @@ TEST_CASE("a cycle through tasks and threads is one cross-deadlock, step by step
     }
 }
 
+TEST_CASE("a cycle through a thread is found however far it goes, among tasks no thread waits for", "[boundary]") {
+    // reload awaits a chain of 5,000 tasks whose last awaits the handler; 20,000
+    // other tasks await each other in a cycle no thread is part of (findings.h's
+    // await-cycle, not this graph's).
+    Snapshot s = crossDeadlock();
+    std::uint64_t next = 0x100;
+    for (std::uint64_t i = 0; i < 5000; ++i) {
+        Task link = task(0x10000 + i * 0x100, "link");
+        Awaiting aw;
+        aw.kind = "task";
+        aw.address = aw.task.emplace(next);
+        link.awaiting = aw;
+        next = link.id;
+        s.tasks.push_back(link);
+    }
+    s.tasks[1].awaiting->address = *(s.tasks[1].awaiting->task = next);  // reload
+    for (std::uint64_t i = 0; i < 20000; ++i) {
+        Task other = task(0x10000000 + i * 0x100, "other");
+        Awaiting aw;
+        aw.kind = "task";
+        aw.address = aw.task.emplace(0x10000000 + ((i + 1) % 20000) * 0x100);
+        other.awaiting = aw;
+        s.tasks.push_back(other);
+    }
+    auto found = ofKind(analyze(s), "cross-deadlock");
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].tasks.size() == 5002);
+    CHECK(std::set<std::uint64_t>(found[0].threads.begin(), found[0].threads.end()) == std::set<std::uint64_t>{7, 8});
+}
+
 TEST_CASE("no cross-deadlock when a link is missing or unreliable", "[boundary]") {
     SECTION("the lock's holder is unknown") {
         Snapshot s = crossDeadlock();

@@ -37,12 +37,50 @@ std::string where(const Stack& frames) {
            (f.line ? std::to_string(*f.line) : "?") + ")";
 }
 
+struct NodeHash {
+    std::size_t operator()(const Node& n) const {
+        std::uint64_t h = n.id * 0x9E3779B97F4A7C15ull ^ (n.thread ? 1 : 0);
+        return static_cast<std::size_t>(h ^ (h >> 29));
+    }
+};
+
 class Graph {
 public:
+    // Every deadlock reported here is a cycle through a thread, and whether
+    // a node is stuck depends only on what it waits for, directly or not: the
+    // graph holds the waiting threads and what they reach, nothing else. A
+    // dump of 100,000 tasks where no thread waits builds no graph at all.
     explicit Graph(const Snapshot& snap) : m_snap(snap) {
         for (const auto& t : snap.tasks) m_tasks[t.id] = &t;
         for (const auto& t : snap.threads) m_threads[t.threadId] = &t;
-        build();
+        std::vector<Node> todo;
+        for (const auto& t : snap.threads) {
+            if (t.loop && t.waiting && !t.error) m_blockedLoops[*t.loop] = t.threadId;
+            if (t.waiting && !t.error) todo.push_back({true, t.threadId});
+        }
+        if (todo.empty()) return;
+        for (const auto& t : snap.tasks) {
+            if (!t.error) for (auto lock : t.holds) m_holders[lock].push_back(t.id);
+        }
+        std::unordered_set<Node, NodeHash> seen(todo.begin(), todo.end());
+        auto reach = [&](const Node& n) {
+            if (seen.insert(n).second) todo.push_back(n);
+        };
+        while (!todo.empty()) {
+            Node n = todo.back();
+            todo.pop_back();
+            if (n.thread) {
+                edgesOfThread(n.id);
+            } else {
+                edgesOfTask(n.id);
+            }
+            if (auto e = m_edges.find(n); e != m_edges.end()) {
+                for (const Edge& x : e->second) reach(x.to);
+            }
+            if (auto a = m_any.find(n); a != m_any.end()) {
+                for (const Node& x : a->second.first) reach(x);
+            }
+        }
     }
 
     std::string label(const Node& n) const {
@@ -80,72 +118,67 @@ private:
         m_edges[from].push_back({to, std::move(how), object});
     }
 
-    void build() {
-        // Loop threads blocked in a synchronous wait: their loop runs nothing.
-        std::map<std::uint64_t, std::uint64_t> blockedLoops;  // loop -> thread
-        for (const auto& t : m_snap.threads) {
-            if (t.loop && t.waiting && !t.error) blockedLoops[*t.loop] = t.threadId;
-        }
-        std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> holders;
-        for (const auto& t : m_snap.tasks) {
-            if (!t.error) for (auto lock : t.holds) holders[lock].push_back(t.id);
-        }
-        for (const auto& t : m_snap.tasks) {
-            if (!usableTask(t.id) || t.runtime != "asyncio") continue;
-            Node from{false, t.id};
-            const Awaiting* a = t.awaiting ? &*t.awaiting : nullptr;
-            if (a && a->task && usableTask(*a->task)) add(from, {false, *a->task}, "awaits");
-            if (a && (a->kind == "gather" || a->kind == "taskgroup")) {
-                for (auto c : a->children) {
-                    if (usableTask(c)) add(from, {false, c}, "awaits");
-                }
-            }
-            if (a && (a->kind == "lock" || a->kind == "semaphore") && a->object) {
-                auto h = holders.find(*a->object);
-                if (h != holders.end() && h->second.size() == 1 && usableTask(h->second.front())) {
-                    add(from, {false, h->second.front()}, "waits for asyncio lock " + hex(*a->object) + " held by",
-                        *a->object);
-                }
-            }
-            if (a && a->kind == "executor" && a->thread && usableThread(*a->thread)) {
-                add(from, {true, *a->thread}, "awaits executor work (future " + hex(a->concurrentFuture.value_or(0)) +
-                                                  ") running in", a->concurrentFuture);
-            }
-            // Only these tasks and threads reference what it waits on: one of
-            // them must complete it.
-            if (a && a->referencedBy && a->kind != "executor") {
-                std::vector<Node> setters;
-                for (auto id : a->referencedBy->tasks) setters.push_back({false, id});
-                for (auto id : a->referencedBy->threads) setters.push_back({true, id});
-                bool known = !setters.empty() && std::all_of(setters.begin(), setters.end(), [&](const Node& n) {
-                    return n.thread ? usableThread(n.id) : m_tasks.count(n.id) != 0;
-                });
-                std::string what = a->object ? a->objectType + " " + hex(*a->object) : a->type + " " + hex(a->address);
-                if (known) m_any[from] = {setters, "waits on " + what + ", which only these reference:"};
-            }
-            if (auto b = blockedLoops.find(t.loop); b != blockedLoops.end() && usableThread(b->second)) {
-                add(from, {true, b->second}, "needs its event loop, whose thread is blocked:");
+    void edgesOfTask(std::uint64_t id) {
+        if (!usableTask(id)) return;
+        const Task& t = *m_tasks.at(id);
+        if (t.runtime != "asyncio") return;
+        Node from{false, t.id};
+        const Awaiting* a = t.awaiting ? &*t.awaiting : nullptr;
+        if (a && a->task && usableTask(*a->task)) add(from, {false, *a->task}, "awaits");
+        if (a && (a->kind == "gather" || a->kind == "taskgroup")) {
+            for (auto c : a->children) {
+                if (usableTask(c)) add(from, {false, c}, "awaits");
             }
         }
-        for (const auto& t : m_snap.threads) {
-            if (!t.waiting || t.error) continue;
-            const ThreadWait& w = *t.waiting;
-            Node from{true, t.threadId};
-            std::string what = w.objectType + " " + hex(w.object);
-            if ((w.kind == "lock" || w.kind == "rlock") && w.owner && *w.owner != t.threadId && usableThread(*w.owner)) {
-                add(from, {true, *w.owner}, "waits for " + what + " held by", w.object);
-            } else if (w.kind == "join" && w.thread && usableThread(*w.thread)) {
-                add(from, {true, *w.thread}, "waits in join() for");
-            } else if (w.kind == "future-result" && w.task && usableTask(*w.task)) {
-                add(from, {false, *w.task}, "waits in Future.result() (" + hex(w.object) + ") for", w.object);
-            } else if (w.kind == "future-result" && w.queued && w.loop) {
-                for (const auto& l : m_snap.threads) {
-                    if (l.loop == w.loop && !l.error) {
-                        add(from, {true, l.threadId},
-                            "waits in Future.result() (" + hex(w.object) +
-                                ") for a coroutine whose start is queued on the event loop of",
-                            w.object);
-                    }
+        if (a && (a->kind == "lock" || a->kind == "semaphore") && a->object) {
+            auto h = m_holders.find(*a->object);
+            if (h != m_holders.end() && h->second.size() == 1 && usableTask(h->second.front())) {
+                add(from, {false, h->second.front()}, "waits for asyncio lock " + hex(*a->object) + " held by",
+                    *a->object);
+            }
+        }
+        if (a && a->kind == "executor" && a->thread && usableThread(*a->thread)) {
+            add(from, {true, *a->thread}, "awaits executor work (future " + hex(a->concurrentFuture.value_or(0)) +
+                                              ") running in", a->concurrentFuture);
+        }
+        // Only these tasks and threads reference what it waits on: one of
+        // them must complete it.
+        if (a && a->referencedBy && a->kind != "executor") {
+            std::vector<Node> setters;
+            for (auto by : a->referencedBy->tasks) setters.push_back({false, by});
+            for (auto by : a->referencedBy->threads) setters.push_back({true, by});
+            bool known = !setters.empty() && std::all_of(setters.begin(), setters.end(), [&](const Node& n) {
+                return n.thread ? usableThread(n.id) : m_tasks.count(n.id) != 0;
+            });
+            std::string what = a->object ? a->objectType + " " + hex(*a->object) : a->type + " " + hex(a->address);
+            if (known) m_any[from] = {setters, "waits on " + what + ", which only these reference:"};
+        }
+        if (auto b = m_blockedLoops.find(t.loop); b != m_blockedLoops.end() && usableThread(b->second)) {
+            add(from, {true, b->second}, "needs its event loop, whose thread is blocked:");
+        }
+    }
+
+    void edgesOfThread(std::uint64_t id) {
+        auto it = m_threads.find(id);
+        if (it == m_threads.end()) return;
+        const Thread& t = *it->second;
+        if (!t.waiting || t.error) return;
+        const ThreadWait& w = *t.waiting;
+        Node from{true, t.threadId};
+        std::string what = w.objectType + " " + hex(w.object);
+        if ((w.kind == "lock" || w.kind == "rlock") && w.owner && *w.owner != t.threadId && usableThread(*w.owner)) {
+            add(from, {true, *w.owner}, "waits for " + what + " held by", w.object);
+        } else if (w.kind == "join" && w.thread && usableThread(*w.thread)) {
+            add(from, {true, *w.thread}, "waits in join() for");
+        } else if (w.kind == "future-result" && w.task && usableTask(*w.task)) {
+            add(from, {false, *w.task}, "waits in Future.result() (" + hex(w.object) + ") for", w.object);
+        } else if (w.kind == "future-result" && w.queued && w.loop) {
+            for (const auto& l : m_snap.threads) {
+                if (l.loop == w.loop && !l.error) {
+                    add(from, {true, l.threadId},
+                        "waits in Future.result() (" + hex(w.object) +
+                            ") for a coroutine whose start is queued on the event loop of",
+                        w.object);
                 }
             }
         }
@@ -167,6 +200,8 @@ private:
     std::unordered_set<EdgeKey, EdgeKeyHash> m_linked;
     std::unordered_map<std::uint64_t, const Task*> m_tasks;
     std::unordered_map<std::uint64_t, const Thread*> m_threads;
+    std::map<std::uint64_t, std::uint64_t> m_blockedLoops;  // loop -> its thread, blocked in a synchronous wait
+    std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> m_holders;  // asyncio lock -> tasks holding it
     std::map<Node, std::vector<Edge>> m_edges;
     std::map<Node, std::pair<std::vector<Node>, std::string>> m_any;
 };
