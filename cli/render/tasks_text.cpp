@@ -93,14 +93,15 @@ std::string waitText(const Index& idx, const Task& t) {
     if (k == "taskgroup") return "awaits TaskGroup of " + std::to_string(a.children.size()) + " tasks";
     if (k == "sleep") return "sleeping";
     if (k == "nursery") return "awaits nursery of " + std::to_string(a.children.size()) + " tasks";
-    if ((k == "wait-readable" || k == "wait-writable") && a.fd) {
-        return "waits until fd " + std::to_string(*a.fd) + (k == "wait-readable" ? " is readable" : " is writable");
+    const Awaiting::Detail& d = a.detail();
+    if ((k == "wait-readable" || k == "wait-writable") && d.fd) {
+        return "waits until fd " + std::to_string(*d.fd) + (k == "wait-readable" ? " is readable" : " is writable");
     }
     if (k == "to-thread") return "waits for its worker thread";
-    if (k == "executor" && (a.concurrentFuture || a.thread)) {
-        std::string text = "awaits executor work (future " + hex(a.concurrentFuture.value_or(a.address)) + ")";
-        if (!a.thread) return text + ", not started: queued behind the pool's busy workers";
-        return text + " running in thread " + std::to_string(*a.thread) + idx.threadName(*a.thread);
+    if (k == "executor" && (d.concurrentFuture || d.thread)) {
+        std::string text = "awaits executor work (future " + hex(d.concurrentFuture.value_or(a.address)) + ")";
+        if (!d.thread) return text + ", not started: queued behind the pool's busy workers";
+        return text + " running in thread " + std::to_string(*d.thread) + idx.threadName(*d.thread);
     }
     std::string text = "waits on " + (a.object    ? safe(a.objectType) + " " + hex(*a.object)
                                       : a.address ? safe(k) + " " + hex(a.address)
@@ -339,8 +340,8 @@ private:
         }
         m_out << "  " << waitText(m_idx, t) << "\n";
         renderFrames(m_out, t.frames(), cont + "    ", m_st);
-        if (t.awaiting && t.awaiting->kind == "executor" && t.awaiting->thread) {
-            if (const Thread* th = m_idx.thread(*t.awaiting->thread)) {
+        if (t.awaiting && t.awaiting->kind == "executor" && t.awaiting->detail().thread) {
+            if (const Thread* th = m_idx.thread(*t.awaiting->detail().thread)) {
                 m_out << cont << "    "
                       << m_st.dim("\u21b3 in thread " + std::to_string(th->threadId) + m_idx.threadName(th->threadId) + ":")
                       << "\n";

@@ -49,8 +49,8 @@ Snapshot crossDeadlock() {
     Awaiting ex;
     ex.kind = "executor";
     ex.address = 0x300;
-    ex.concurrentFuture = 0x310;
-    ex.thread = 7;
+    ex.editDetail().concurrentFuture = 0x310;
+    ex.editDetail().thread = 7;
     handler.awaiting = ex;
     Awaiting aw;
     aw.kind = "task";
@@ -151,14 +151,14 @@ TEST_CASE("an Event only the cycle references closes it; one referenced elsewher
     ev.object = 0x710;
     ev.objectType = "Event";
     ev.externalRefs = 2;
-    ev.referencedBy = Awaiting::ReferencedBy{{0x100}, {8}};
+    ev.editDetail().referencedBy = Awaiting::ReferencedBy{{0x100}, {8}};
     s.tasks[1].awaiting = ev;
     CHECK(ofKind(analyze(s), "cross-deadlock").size() == 1);
     // The MainThread (not blocked) references it too: it could set it.
-    s.tasks[1].awaiting->referencedBy->threads.push_back(9);
+    s.tasks[1].awaiting->editDetail().referencedBy->threads.push_back(9);
     CHECK(ofKind(analyze(s), "cross-deadlock").empty());
     // Unknown referrers: no edge at all.
-    s.tasks[1].awaiting->referencedBy.reset();
+    s.tasks[1].awaiting->editDetail().referencedBy.reset();
     CHECK(ofKind(analyze(s), "cross-deadlock").empty());
 }
 
@@ -207,8 +207,8 @@ TEST_CASE("a pool whose workers are all blocked, with work queued behind them", 
     Awaiting ex;
     ex.kind = "executor";
     ex.address = 0x300;
-    ex.concurrentFuture = 0x310;
-    ex.executor = 0x500;
+    ex.editDetail().concurrentFuture = 0x310;
+    ex.editDetail().executor = 0x500;
     q.awaiting = ex;
     s.tasks = {q};
     auto found = ofKind(analyze(s), "executor-starved");
@@ -227,8 +227,8 @@ TEST_CASE("a pool whose workers are all blocked, with work queued behind them", 
 TEST_CASE("the new fields survive a JSON round trip", "[boundary]") {
     Snapshot s = crossDeadlock();
     s.python.version = "3.12.1";
-    s.tasks[0].awaiting->referencedBy = Awaiting::ReferencedBy{{0x200}, {8}};
-    s.tasks[0].awaiting->executor = 0x500;
+    s.tasks[0].awaiting->editDetail().referencedBy = Awaiting::ReferencedBy{{0x200}, {8}};
+    s.tasks[0].awaiting->editDetail().executor = 0x500;
     s.findings = analyze(s);
     std::ostringstream out;
     writeJson(s, out);

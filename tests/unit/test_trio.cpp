@@ -310,19 +310,20 @@ TEST_CASE("runtime and fd survive JSON; old snapshots read as asyncio", "[trio][
     s.pid = 1;
     s.python.version = "3.11.2";
     Task t = trioTask(0x7f00, "reader");
-    t.awaiting = Awaiting{.kind = "wait-readable", .address = 0x7f10, .type = "socket", .fd = 7};
+    t.awaiting = Awaiting{.kind = "wait-readable", .address = 0x7f10, .type = "socket"};
+    t.awaiting->editDetail().fd = 7;
     s.tasks = {t};
     auto doc = toJson(s);
     CHECK(doc["tasks"][0]["runtime"] == "trio");
     CHECK(doc["tasks"][0]["awaiting"]["fd"] == 7);
     Snapshot back = snapshotFromJson(doc);
     CHECK(back.tasks[0].runtime == "trio");
-    CHECK(back.tasks[0].awaiting->fd == 7);
+    CHECK(back.tasks[0].awaiting->detail().fd == 7);
     doc["tasks"][0].erase("runtime");
     doc["tasks"][0]["awaiting"].erase("fd");
     Snapshot old = snapshotFromJson(doc);
     CHECK(old.tasks[0].runtime == "asyncio");
-    CHECK_FALSE(old.tasks[0].awaiting->fd);
+    CHECK_FALSE(old.tasks[0].awaiting->detail().fd);
 }
 
 TEST_CASE("layout facts the trio reader needs, as measured on the zoo", "[trio][layout]") {

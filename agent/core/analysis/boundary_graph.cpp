@@ -137,16 +137,17 @@ private:
                     *a->object);
             }
         }
-        if (a && a->kind == "executor" && a->thread && usableThread(*a->thread)) {
-            add(from, {true, *a->thread}, "awaits executor work (future " + hex(a->concurrentFuture.value_or(0)) +
-                                              ") running in", a->concurrentFuture);
+        const Awaiting::Detail* d = a ? &a->detail() : nullptr;
+        if (a && a->kind == "executor" && d->thread && usableThread(*d->thread)) {
+            add(from, {true, *d->thread}, "awaits executor work (future " + hex(d->concurrentFuture.value_or(0)) +
+                                              ") running in", d->concurrentFuture);
         }
         // Only these tasks and threads reference what it waits on: one of
         // them must complete it.
-        if (a && a->referencedBy && a->kind != "executor") {
+        if (a && d->referencedBy && a->kind != "executor") {
             std::vector<Node> setters;
-            for (auto by : a->referencedBy->tasks) setters.push_back({false, by});
-            for (auto by : a->referencedBy->threads) setters.push_back({true, by});
+            for (auto by : d->referencedBy->tasks) setters.push_back({false, by});
+            for (auto by : d->referencedBy->threads) setters.push_back({true, by});
             bool known = !setters.empty() && std::all_of(setters.begin(), setters.end(), [&](const Node& n) {
                 return n.thread ? usableThread(n.id) : m_tasks.count(n.id) != 0;
             });
@@ -391,7 +392,7 @@ std::vector<Finding> analyzeBoundary(const Snapshot& snap) {
         std::string queued;
         for (const auto& t : snap.tasks) {
             const Awaiting* a = t.awaiting ? &*t.awaiting : nullptr;
-            if (t.state != TaskState::pending || t.error || !a || a->done || a->executor != executor) continue;
+            if (t.state != TaskState::pending || t.error || !a || a->done || a->detail().executor != executor) continue;
             f.tasks.push_back(t.id);
             queued += (queued.empty() ? "'" : ", '") + t.name + "'";
         }

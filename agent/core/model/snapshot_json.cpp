@@ -206,19 +206,20 @@ void writeAwaiting(JsonWriter& w, const std::optional<Awaiting>& a) {
     w.key("children");
     writeIds(w, a->children);
     w.key("external_refs").value(a->externalRefs);
-    w.key("fd").value(a->fd);
+    const Awaiting::Detail& d = a->detail();
+    w.key("fd").value(d.fd);
     w.key("concurrent_future");
-    writeOptHex(w, a->concurrentFuture);
-    w.key("thread").value(a->thread);
+    writeOptHex(w, d.concurrentFuture);
+    w.key("thread").value(d.thread);
     w.key("executor");
-    writeOptHex(w, a->executor);
+    writeOptHex(w, d.executor);
     w.key("referenced_by");
-    if (a->referencedBy) {
+    if (d.referencedBy) {
         w.beginObject();
         w.key("tasks");
-        writeHexList(w, a->referencedBy->tasks);
+        writeHexList(w, d.referencedBy->tasks);
         w.key("threads").beginArray();
-        for (auto id : a->referencedBy->threads) w.value(id);
+        for (auto id : d.referencedBy->threads) w.value(id);
         w.endArray();
         w.endObject();
     } else {
@@ -401,10 +402,11 @@ Task taskFromJson(const json& j) {
         w.task = optHex(*a, "task", "awaiting");
         w.children = hexIds(*a, "children", "awaiting");
         w.externalRefs = optNum<std::int64_t>(*a, "external_refs", "awaiting");
-        w.fd = optNum<std::int64_t>(*a, "fd", "awaiting");
-        w.concurrentFuture = optHex(*a, "concurrent_future", "awaiting");
-        w.thread = optNum<std::uint64_t>(*a, "thread", "awaiting");
-        w.executor = optHex(*a, "executor", "awaiting");
+        Awaiting::Detail d;
+        d.fd = optNum<std::int64_t>(*a, "fd", "awaiting");
+        d.concurrentFuture = optHex(*a, "concurrent_future", "awaiting");
+        d.thread = optNum<std::uint64_t>(*a, "thread", "awaiting");
+        d.executor = optHex(*a, "executor", "awaiting");
         if (auto r = a->find("referenced_by"); r != a->end() && !r->is_null()) {
             if (!r->is_object()) bad("awaiting.referenced_by is not an object");
             Awaiting::ReferencedBy by;
@@ -415,8 +417,9 @@ Task taskFromJson(const json& j) {
                     by.threads.push_back(v.get<std::uint64_t>());
                 }
             }
-            w.referencedBy = std::move(by);
+            d.referencedBy = std::move(by);
         }
+        if (!(d == Awaiting::Detail{})) w.editDetail() = std::move(d);
         w.done = flag(*a, "done");
         t.awaiting = std::move(w);
     }

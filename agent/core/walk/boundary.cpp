@@ -456,7 +456,7 @@ void BoundaryReader::referencedBy(std::vector<Thread*>& threads, std::vector<Tas
                 sum += n;
                 (who.thread ? by.threads : by.tasks).push_back(who.id);
             }
-            if (sum == *t->awaiting->externalRefs) t->awaiting->referencedBy = std::move(by);
+            if (sum == *t->awaiting->externalRefs) t->awaiting->editDetail().referencedBy = std::move(by);
         }
     }
 }
@@ -532,23 +532,23 @@ void BoundaryReader::read(const InterpreterState& interp, const std::unordered_m
         for (Thread* t : threads) {
             if (t->worker && t->worker->workItem && t->worker->future == a.address) {
                 a.kind = "executor";
-                a.thread = t->threadId;
+                a.editDetail().thread = t->threadId;
                 t->worker->awaitedBy.push_back(task->id);
             }
         }
-        if (a.thread) continue;
+        if (a.detail().thread) continue;
         try {
             auto cf = concurrentOf(a.address);
             if (!cf) continue;
-            a.concurrentFuture = *cf;
+            a.editDetail().concurrentFuture = *cf;
             a.kind = "executor";
             for (Thread* t : threads) {
                 if (t->worker && t->worker->future == *cf) {
-                    a.thread = t->threadId;
+                    a.editDetail().thread = t->threadId;
                     t->worker->awaitedBy.push_back(task->id);
                 }
             }
-            if (auto q = queuedIn.find(*cf); q != queuedIn.end() && !a.thread) a.executor = q->second;
+            if (auto q = queuedIn.find(*cf); q != queuedIn.end() && !a.detail().thread) a.editDetail().executor = q->second;
         } catch (const BadRead& e) {
             warnings.push_back("task " + hexAddr(task->id) + ": its executor future could not be read: " + e.what());
         }
@@ -561,7 +561,7 @@ void BoundaryReader::read(const InterpreterState& interp, const std::unordered_m
         referencedBy(threads, tasks);
     } catch (const BadRead& e) {
         for (Task* t : tasks) {
-            if (t->awaiting) t->awaiting->referencedBy.reset();
+            if (t->awaiting && t->awaiting->detail().referencedBy) t->awaiting->editDetail().referencedBy.reset();
         }
         warnings.push_back(std::string("who references what tasks wait on could not be read: ") + e.what());
     }

@@ -53,7 +53,7 @@ void TrioReader::describeWait(Task& t, const Facts& facts) {
         a.object = object;
         a.objectType = m_objects.typeNameOf(object);
     }
-    if (target) a.fd = target->fd;
+    if (target) a.editDetail().fd = target->fd;
     if (a.kind == "nursery" && object) {
         if (auto children = field(object, m_layout.nurseryChildren)) {
             for (Addr c : tasksIn(*children)) a.children.push_back(c);
