@@ -303,3 +303,37 @@ TEST_CASE("a stack shared by tasks is written as each task's own copy would be",
     CHECK(c.str() == d.str());
     CHECK(json::parse(c.str())["outer"]["tasks"][1]["stack"][0] == json::parse(a.str())["tasks"][1]["stack"][0]);
 }
+
+TEST_CASE("an awaiting's out-of-line detail is copied whole, compared by value, and made only when set", "[snapshot_json]") {
+    Awaiting plain{.kind = "sleep"};
+    CHECK_FALSE(plain.detail().thread);
+    CHECK_FALSE(plain.detail().referencedBy);
+    Awaiting ex{.kind = "executor", .address = 0x300};
+    ex.editDetail().thread = 7;
+    ex.editDetail().referencedBy = Awaiting::ReferencedBy{{0x100}, {7}};
+    Awaiting copy = ex;
+    copy.editDetail().referencedBy->tasks.push_back(0x200);  // the copy's own
+    CHECK(ex.detail().referencedBy->tasks == std::vector<std::uint64_t>{0x100});
+    CHECK(copy.detail().thread == 7);
+    CHECK_FALSE(copy == ex);
+    copy = ex;
+    CHECK(copy == ex);
+    // Set and cleared again: equal to one never set.
+    Awaiting cleared{.kind = "sleep"};
+    cleared.editDetail().fd = 3;
+    cleared.editDetail().fd.reset();
+    CHECK(cleared == plain);
+    // Read from JSON without any of its fields: none made.
+    Snapshot s;
+    s.python.version = "3.12.1";
+    Task t;
+    t.id = 0x10;
+    t.name = "t";
+    t.stack = std::make_shared<Stack>();
+    t.awaiting = plain;
+    s.tasks = {t};
+    Snapshot back = snapshotFromJson(toJson(s));
+    CHECK_FALSE(back.tasks.at(0).awaiting->detailStore.made());
+    CHECK_FALSE(plain.detailStore.made());
+    CHECK(ex.detailStore.made());
+}

@@ -96,6 +96,7 @@ public:
         return *m_p;
     }
     bool operator==(const OutOfLine& o) const { return get() == o.get(); }
+    bool made() const { return m_p != nullptr; }
 
 private:
     std::unique_ptr<T> m_p;
