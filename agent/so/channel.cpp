@@ -333,23 +333,39 @@ void Channel::close() {
     m_inbox.clear();
 }
 
-void LineParts::start() {
-    m_part = m_channel.partBuffer();
-    m_part.resize(kPart);
+// Nothing here may throw: finish() runs from the destructor, and an
+// exception there would end the program. Without memory for a part the
+// stream fails (the writer's output stops) and the line is still ended.
+void LineParts::start() noexcept {
+    try {
+        m_part = m_channel.partBuffer();
+        m_part.resize(kPart);
+    } catch (...) {
+        m_part = std::string();
+        setp(nullptr, nullptr);
+        return;
+    }
     setp(m_part.data(), m_part.data() + m_part.size());
 }
 
-void LineParts::hand(bool last) {
-    m_part.resize(static_cast<std::size_t>(pptr() - pbase()));
-    if (!m_part.empty()) m_newline = m_part.back() == '\n';
-    setp(nullptr, nullptr);
-    m_channel.linePart(std::move(m_part));
-    m_part = std::string();
+void LineParts::hand(bool last) noexcept {
+    if (pptr()) {
+        m_part.resize(static_cast<std::size_t>(pptr() - pbase()));  // shrinks: no allocation
+        if (!m_part.empty()) m_newline = m_part.back() == '\n';
+        setp(nullptr, nullptr);
+        try {
+            m_channel.linePart(std::move(m_part));
+        } catch (...) {
+            // The part is lost: the CLI gets a line it cannot parse.
+        }
+        m_part = std::string();
+    }
     if (!last) start();
 }
 
 LineParts::int_type LineParts::overflow(int_type c) {
     hand(false);
+    if (!pptr()) return traits_type::eof();
     if (!traits_type::eq_int_type(c, traits_type::eof())) {
         *pptr() = traits_type::to_char_type(c);
         pbump(1);
@@ -357,13 +373,22 @@ LineParts::int_type LineParts::overflow(int_type c) {
     return traits_type::not_eof(c);
 }
 
-void LineParts::finish() {
+void LineParts::finish() noexcept {
     if (m_done) return;
     m_done = true;
     bool ended = pptr() > pbase() ? pptr()[-1] == '\n' : m_newline;
-    if (!ended) sputc('\n');
+    if (!ended && pptr() && pptr() < epptr()) {
+        *pptr() = '\n';
+        pbump(1);
+        ended = true;
+    }
     hand(true);
-    m_channel.endLine();
+    try {
+        if (!ended) m_channel.linePart(std::string(1, '\n'));
+        m_channel.endLine();
+    } catch (...) {
+        // endLine() ends the line before anything in it can throw.
+    }
 }
 
 }  // namespace aioscope::agent

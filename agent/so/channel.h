@@ -110,14 +110,14 @@ public:
     static constexpr std::size_t kPart = Channel::kPartBytes;
     explicit LineParts(Channel& channel) : m_channel(channel) { start(); }
     ~LineParts() override { finish(); }
-    void finish();
+    void finish() noexcept;
 
 protected:
     int_type overflow(int_type c) override;
 
 private:
-    void start();
-    void hand(bool last);
+    void start() noexcept;
+    void hand(bool last) noexcept;
     Channel& m_channel;
     std::string m_part;
     bool m_newline = false;  // what was handed ends a line
