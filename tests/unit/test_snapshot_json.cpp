@@ -336,4 +336,14 @@ TEST_CASE("an awaiting's out-of-line detail is copied whole, compared by value, 
     CHECK_FALSE(back.tasks.at(0).awaiting->detailStore.made());
     CHECK_FALSE(plain.detailStore.made());
     CHECK(ex.detailStore.made());
+    // Set to a default value: nothing made (and one made before is let go).
+    Awaiting set{.kind = "sleep"};
+    set.setDetail({});
+    CHECK_FALSE(set.detailStore.made());
+    set.setDetail({.fd = 4});
+    CHECK(set.detailStore.made());
+    CHECK(set.detail().fd == 4);
+    set.setDetail({});
+    CHECK_FALSE(set.detailStore.made());
+    CHECK(set == plain);
 }

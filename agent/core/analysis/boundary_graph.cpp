@@ -51,7 +51,6 @@ public:
     // graph holds the waiting threads and what they reach, nothing else. A
     // dump of 100,000 tasks where no thread waits builds no graph at all.
     explicit Graph(const Snapshot& snap) : m_snap(snap) {
-        for (const auto& t : snap.tasks) m_tasks[t.id] = &t;
         for (const auto& t : snap.threads) m_threads[t.threadId] = &t;
         std::vector<Node> todo;
         for (const auto& t : snap.threads) {
@@ -60,6 +59,7 @@ public:
         }
         if (todo.empty()) return;
         for (const auto& t : snap.tasks) {
+            m_tasks[t.id] = &t;
             if (!t.error) for (auto lock : t.holds) m_holders[lock].push_back(t.id);
         }
         std::unordered_set<Node, NodeHash> seen(todo.begin(), todo.end());

@@ -95,6 +95,11 @@ public:
         if (!m_p) m_p = std::make_unique<T>();
         return *m_p;
     }
+    // A default value is what an unset one reads: nothing is made for it.
+    void set(T v) {
+        if (v == T{}) m_p.reset();
+        else edit() = std::move(v);
+    }
     bool operator==(const OutOfLine& o) const { return get() == o.get(); }
     bool made() const { return m_p != nullptr; }
 
@@ -126,7 +131,7 @@ struct Awaiting {
     std::optional<std::int64_t> externalRefs;
     // What few waits have, out of line: the record of every task stays small
     // (112 bytes less each, 552 -> 440: 11 MB at 100,000 tasks). detail()
-    // reads (empty when none was set), editDetail() writes.
+    // reads (empty when none was set), editDetail() and setDetail() write.
     struct Detail {
         std::optional<std::int64_t> fd;          // trio wait-readable/wait-writable: the file descriptor
         // kind "executor": the concurrent.futures.Future the awaited future is
@@ -142,6 +147,7 @@ struct Awaiting {
     };
     const Detail& detail() const { return detailStore.get(); }
     Detail& editDetail() { return detailStore.edit(); }
+    void setDetail(Detail d) { detailStore.set(std::move(d)); }
     // The awaited future has completed: the task resumes at its next step.
     bool done = false;
 

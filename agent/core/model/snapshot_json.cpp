@@ -419,7 +419,7 @@ Task taskFromJson(const json& j) {
             }
             d.referencedBy = std::move(by);
         }
-        if (!(d == Awaiting::Detail{})) w.editDetail() = std::move(d);
+        w.setDetail(std::move(d));
         w.done = flag(*a, "done");
         t.awaiting = std::move(w);
     }
