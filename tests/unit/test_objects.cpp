@@ -404,6 +404,49 @@ TEST_CASE("key lengths are read once per table and read", "[objects][dict]") {
     CHECK(w.mem.readManyCalls() == 5);
 }
 
+TEST_CASE("short ASCII keys are compared as read in the batch; others are read as str", "[objects][dict]") {
+    World w(staticLayout(12).value());
+    std::vector<FakePython::Entry> entries;
+    std::vector<Addr> values;
+    auto add = [&](Addr key) {
+        values.push_back(w.py.str("v" + std::to_string(values.size())));
+        entries.push_back({key, values.back()});
+    };
+    for (int i = 0; i < 40; ++i) add(w.py.str("module" + std::to_string(i)));
+    const std::string longName(50, 'x');
+    add(w.py.str(longName));                              // 40: longer than what the batch reads
+    add(w.py.unicode(1, {'c', 'a', 'f', 0xe9}, true));    // 41: latin-1, 4 characters in 5 UTF-8 bytes
+    // 42: a short key whose header ends its mapping (the batch's read of it
+    // fails; the str alone reads).
+    Addr page = w.mem.alloc(4096);
+    Addr edge = page + 4096 - static_cast<Addr>(w.L.unicode.asciiData) - 4;
+    w.mem.put<Addr>(edge + static_cast<Addr>(w.L.object.type), w.py.strType);
+    w.mem.put<std::int64_t>(edge, 1);  // ob_refcnt
+    w.mem.put<std::int64_t>(edge + static_cast<Addr>(w.L.unicode.length), 3);
+    w.mem.put<std::uint32_t>(edge + static_cast<Addr>(w.L.unicode.state), test::unicodeState(1, true, true, 0));
+    w.mem.putString(edge + static_cast<Addr>(w.L.unicode.asciiData), "end");
+    add(edge);
+    Addr d = w.py.dict(w.py.dictKeys(entries, true));
+
+    CHECK(w.objects.dictGet(d, "module7") == values[7]);  // learns the keys
+    w.mem.resetCounts();
+    auto keyReads = [&](Addr key) {
+        return std::count_if(w.mem.reads().begin(), w.mem.reads().end(),
+                             [&](const auto& r) { return key <= r.first && r.first < key + 128; });
+    };
+    CHECK(w.objects.dictGet(d, "module33") == values[33]);
+    CHECK(w.objects.dictGet(d, "module3") == values[3]);
+    CHECK(w.objects.dictGet(d, "moduleX") == std::nullopt);
+    for (int i = 0; i < 40; ++i) CHECK(keyReads(entries[i].key) == 0);
+    CHECK(w.mem.readManyCalls() == 0);
+
+    CHECK(w.objects.dictGet(d, longName) == values[40]);
+    CHECK(keyReads(entries[40].key) > 0);
+    CHECK(w.objects.dictGet(d, "caf\xC3\xA9") == values[41]);
+    CHECK(w.objects.dictGet(d, "end") == values[42]);
+    CHECK(w.objects.dictGet(d, "xyz") == std::nullopt);
+}
+
 TEST_CASE("dict split values behind the 3.13 PyDictValues header", "[objects][dict]") {
     World w(recordedLayout(13));
     Addr alpha = w.py.str("alpha"), beta = w.py.str("beta"), v1 = w.py.str("v1"), v2 = w.py.str("v2");

@@ -322,74 +322,101 @@ std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
 
 namespace {
 constexpr std::int64_t kUnknownLength = std::numeric_limits<std::int64_t>::min();
+constexpr std::uint32_t kNoText = std::numeric_limits<std::uint32_t>::max();
+constexpr std::size_t kKeyChars = 40;          // a key this short is read with its length
 constexpr std::size_t kKeptFrom = 32;          // kept from the first lookup
 constexpr std::size_t kLookedUpCap = 1 << 14;  // tables remembered as looked up once
 }  // namespace
 
-// The length fields of the keys, read in one batch past the page cache: a
-// lookup in sys.modules compares hundreds of keys, each on its own page,
-// which read through the cache would be hundreds of pages.
-Objects::KeyLengths Objects::readKeyLengths(const std::vector<std::pair<Addr, Addr>>& entries) {
-    KeyLengths out;
+// The keys' headers, and the characters of short ASCII ones, read in one
+// batch past the page cache: a lookup in sys.modules compares hundreds of
+// keys, each on its own page, which read through the cache would be a page
+// per key of the right length. A key read only in part (the end of a
+// mapping) is left to the ordinary read.
+Objects::Keys Objects::readKeys(const std::vector<std::pair<Addr, Addr>>& entries) {
+    const auto& U = m_layout.unicode;
+    const std::size_t header = static_cast<std::size_t>(U.asciiData);
+    const std::size_t size = header + kKeyChars;
+    Keys out;
     out.keys.reserve(entries.size());
     out.lengths.assign(entries.size(), kUnknownLength);
-    std::vector<std::int64_t> read(entries.size(), -1);
+    out.textAt.assign(entries.size(), kNoText);
+    std::vector<std::uint8_t> raw(entries.size() * size);
     std::vector<MemoryReader::Request> requests;
     std::vector<std::size_t> which;
     requests.reserve(entries.size());
     for (std::size_t i = 0; i < entries.size(); ++i) {
         out.keys.push_back(entries[i].first);
         if (!entries[i].first) continue;
-        requests.push_back({entries[i].first + static_cast<Addr>(m_layout.unicode.length), &read[i], 8});
+        requests.push_back({entries[i].first, raw.data() + i * size, size});
         which.push_back(i);
     }
     m_mem.reader().readManyPast(requests);
     for (std::size_t k = 0; k < requests.size(); ++k) {
         const auto& r = requests[k];
         if (r.result == ReadResult::gone || r.result == ReadResult::denied) Remote::raiseFatal(r.result, r.addr);
-        // Unreadable: left to the ordinary read, which says so.
-        if (r.result == ReadResult::ok) out.lengths[which[k]] = read[which[k]];
+        if (r.result != ReadResult::ok) continue;
+        const std::uint8_t* p = raw.data() + which[k] * size;
+        std::int64_t length;
+        std::uint32_t state;
+        Addr type;
+        std::memcpy(&length, p + U.length, sizeof length);
+        std::memcpy(&state, p + U.state, sizeof state);
+        std::memcpy(&type, p + m_layout.object.type, sizeof type);
+        out.lengths[which[k]] = length;
+        // PEP 393 state bits: interned:2, kind:3, compact:1, ascii:1. As
+        // str() reads it: any str, a subclass too.
+        bool compactAscii = ((state >> 2) & 7) == 1 && ((state >> 5) & 1) && ((state >> 6) & 1);
+        if (!compactAscii || length < 0 || static_cast<std::size_t>(length) > kKeyChars ||
+            !(typeFlags(type) & tpflags::kUnicode)) {
+            continue;
+        }
+        out.textAt[which[k]] = static_cast<std::uint32_t>(out.text.size());
+        out.text.append(reinterpret_cast<const char*>(p + header), static_cast<std::size_t>(length));
     }
     return out;
 }
 
-// Which keys can equal `length` characters. Only the keys of the right
-// length (one or two) are then read as strings: a key of another length,
-// or not a str, cannot match either way.
-std::vector<bool> Objects::keysOfLength(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
-                                        std::size_t length) {
-    std::vector<bool> maybe(entries.size(), true);
-    if (entries.size() < 4) return maybe;
-    const KeyLengths* known = nullptr;
-    if (auto kept = m_keyLengths.find(table); kept != m_keyLengths.end()) {
+const Objects::Keys& Objects::keysOf(Addr table, const std::vector<std::pair<Addr, Addr>>& entries) {
+    if (auto kept = m_keys.find(table); kept != m_keys.end()) {
         const auto& keys = kept->second.keys;
         bool same = keys.size() == entries.size() &&
                     std::equal(keys.begin(), keys.end(), entries.begin(), [](Addr k, const auto& e) { return k == e.first; });
-        if (same) known = &kept->second;
+        if (same) return kept->second;
     }
-    KeyLengths fresh;
-    if (!known) {
-        fresh = readKeyLengths(entries);
-        known = &fresh;
-        if (entries.size() >= kKeptFrom || m_lookedUp.count(table)) {
-            known = &(m_keyLengths[table] = std::move(fresh));
-        } else if (m_lookedUp.size() < kLookedUpCap) {
-            m_lookedUp.insert(table);
+    if (entries.size() >= kKeptFrom || m_lookedUp.count(table)) return m_keys[table] = readKeys(entries);
+    if (m_lookedUp.size() < kLookedUpCap) m_lookedUp.insert(table);
+    m_freshKeys = readKeys(entries);
+    return m_freshKeys;
+}
+
+// Only the keys of the right length (one or two) are compared: a key of
+// another length, or not a str, cannot match either way. A short ASCII key's
+// characters are at hand; any other is read as a str.
+std::optional<std::size_t> Objects::findKey(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
+                                            std::string_view name, std::size_t limit) {
+    limit = std::min(limit, entries.size());
+    // A length counts characters, name.size() UTF-8 bytes: they agree for
+    // ASCII only (an identifier may be any letters).
+    bool ascii = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    const Keys* known = entries.size() < 4 || !ascii ? nullptr : &keysOf(table, entries);
+    for (std::size_t i = 0; i < limit; ++i) {
+        if (!entries[i].first) continue;
+        if (known && known->lengths[i] != kUnknownLength) {
+            if (known->lengths[i] != static_cast<std::int64_t>(name.size())) continue;
+            if (known->textAt[i] != kNoText) {
+                if (std::string_view(known->text).substr(known->textAt[i], name.size()) == name) return i;
+                continue;
+            }
         }
+        if (auto s = str(entries[i].first, name.size() + 1); s && *s == name) return i;
     }
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-        if (known->lengths[i] != kUnknownLength) maybe[i] = known->lengths[i] == static_cast<std::int64_t>(length);
-    }
-    return maybe;
+    return std::nullopt;
 }
 
 std::optional<Addr> Objects::dictGet(Addr dict, std::string_view key) {
     auto items = dictItems(dict);
-    auto maybe = keysOfLength(dict, items, key.size());
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (!maybe[i]) continue;
-        if (auto s = str(items[i].first, key.size() + 1); s && *s == key) return items[i].second;
-    }
+    if (auto i = findKey(dict, items, key, items.size())) return items[*i].second;
     return std::nullopt;
 }
 
@@ -422,15 +449,10 @@ std::optional<Addr> Objects::lookupInKeys(Addr keys, Addr values, std::string_vi
     std::uint8_t capacity = 0xff;
     if (header > 0 && !m_mem.tryRead(values, &capacity, 1)) return std::nullopt;
     auto entries = keysEntries(keys);
-    auto maybe = keysOfLength(keys, entries, name.size());
-    for (std::size_t i = 0; i < entries.size() && i < capacity; ++i) {
-        if (!entries[i].first || !maybe[i]) continue;
-        auto s = str(entries[i].first, name.size() + 1);
-        if (!s || *s != name) continue;
-        Addr v = m_mem.ptr(values + header + 8 * i, "instance value");
-        return v ? std::optional<Addr>(v) : std::nullopt;
-    }
-    return std::nullopt;
+    auto i = findKey(keys, entries, name, capacity);
+    if (!i) return std::nullopt;
+    Addr v = m_mem.ptr(values + header + 8 * *i, "instance value");
+    return v ? std::optional<Addr>(v) : std::nullopt;
 }
 
 std::optional<Addr> Objects::attr(Addr obj, std::string_view name) {

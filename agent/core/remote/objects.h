@@ -72,17 +72,20 @@ public:
 
     // A new read begins: what was learnt of dicts' keys may be stale.
     void forget() {
-        m_keyLengths.clear();
+        m_keys.clear();
         m_lookedUp.clear();
     }
 
 private:
     std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
     std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
-    struct KeyLengths;
-    KeyLengths readKeyLengths(const std::vector<std::pair<Addr, Addr>>& entries);
-    std::vector<bool> keysOfLength(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
-                                   std::size_t length);
+    struct Keys;
+    Keys readKeys(const std::vector<std::pair<Addr, Addr>>& entries);
+    const Keys& keysOf(Addr table, const std::vector<std::pair<Addr, Addr>>& entries);
+    // The index of the entry whose key is the str `name`, among the first
+    // `limit` entries.
+    std::optional<std::size_t> findKey(Addr table, const std::vector<std::pair<Addr, Addr>>& entries,
+                                       std::string_view name, std::size_t limit);
 
     Remote& m_mem;
     const Layout& m_layout;
@@ -110,18 +113,22 @@ private:
     std::array<RecentAnswer, kRecentAnswers> m_recent{};
     Addr m_strType = 0;
     Addr m_intType = 0;
-    // The key lengths of tables looked up more than once, per table, for the
-    // rest of the read: sys.modules is looked up a dozen times per read
-    // (hundreds of keys, each length on its own page), a module's globals
-    // once per name a blocked frame's code uses. Kept with the key addresses
-    // they were read for: a str's length never changes while a table holds
+    // What the keys of tables looked up more than once are, per table, for
+    // the rest of the read: sys.modules is looked up a dozen times per read
+    // (hundreds of keys, each on its own page), a module's globals once per
+    // name a blocked frame's code uses. Each key's length and, for a short
+    // ASCII str, its characters, read in one batch. Kept with the key
+    // addresses they were read for: a str never changes while a table holds
     // it. Large tables are kept from their first lookup; others from their
     // second (most, a task's attributes, are looked up once).
-    struct KeyLengths {
+    struct Keys {
         std::vector<Addr> keys;
         std::vector<std::int64_t> lengths;  // kUnknownLength: unreadable
+        std::vector<std::uint32_t> textAt;  // where in `text` its characters are; kNoText: not read
+        std::string text;
     };
-    std::unordered_map<Addr, KeyLengths> m_keyLengths;
+    std::unordered_map<Addr, Keys> m_keys;
+    Keys m_freshKeys;  // a table's keys read for one lookup, not kept
     std::unordered_set<Addr> m_lookedUp;  // tables looked up once, up to kLookedUpCap
 };
 
