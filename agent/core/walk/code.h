@@ -38,6 +38,7 @@ public:
     // A frame for an instruction pointer into this code (3.11+) or an index.
     Frame frameAt(const CodeInfo& info, std::int64_t lasti) const;
 
+    bool known(Addr code) const { return m_cache.count(code) != 0; }
     void clear() { m_cache.clear(); }
 
 private:

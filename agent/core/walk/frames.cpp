@@ -1,6 +1,8 @@
 #include "walk/frames.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <unordered_set>
 
 namespace aioscope {
@@ -58,13 +60,72 @@ namespace {
 // Brent's cycle check instead of a set, up to this many.
 constexpr std::size_t kMaxCounted = std::size_t{1} << 20;
 
+// Frames whose code objects are fetched together before the walk.
+constexpr std::size_t kPrefetchFrames = 256;
+// What of a name, file name or line table is fetched with it: its header and
+// (for most) all of its characters, on the same page.
+constexpr std::size_t kPrefetchObject = 64;
+
 }  // namespace
+
+// Brings the pages the walk will read into the page cache in two batches
+// (the code objects of the frames, then their names and line tables)
+// instead of a page per miss: a stack's code objects and strings are
+// scattered over as many pages as there are frames. Nothing is decided
+// here: what does not read, or makes no sense, is met again by the walk.
+void FrameWalker::prefetch(Addr first, std::size_t maxFrames) {
+    const Layout& L = m_objects.layout();
+    Remote& mem = m_objects.mem();
+    std::vector<Addr> codes;
+    std::unordered_set<Addr> seen;
+    Addr addr = first;
+    for (std::size_t n = 0; addr && n < std::min(maxFrames, kPrefetchFrames) && seen.insert(addr).second; ++n) {
+        std::array<std::uint8_t, 8> link{}, code{};
+        std::uint8_t owner = 0;
+        if (!mem.tryRead(addr + static_cast<Addr>(L.frame.previous), link.data(), 8) ||
+            !mem.tryRead(addr + static_cast<Addr>(L.frame.code), code.data(), 8)) {
+            break;
+        }
+        bool entry = L.frameModel != FrameModel::frameObject && L.firstEntryOwner >= 0 &&
+                     mem.tryRead(addr + static_cast<Addr>(L.frame.owner), &owner, 1) && owner >= L.firstEntryOwner;
+        Addr c = 0;
+        std::memcpy(&c, code.data(), 8);
+        if (L.frameModel != FrameModel::frameObject) c &= ~L.stackRefTagMask;
+        if (!entry && c && !m_codes.known(c) && std::find(codes.begin(), codes.end(), c) == codes.end()) codes.push_back(c);
+        std::memcpy(&addr, link.data(), 8);
+    }
+    if (codes.empty()) return;
+    std::size_t size = static_cast<std::size_t>(L.code.size);
+    std::vector<std::uint8_t> blocks(codes.size() * size);
+    std::vector<MemoryReader::Request> requests;
+    for (std::size_t i = 0; i < codes.size(); ++i) requests.push_back({codes[i], blocks.data() + i * size, size});
+    mem.reader().readMany(requests);
+    std::vector<Addr> objects;
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+        if (requests[i].result != ReadResult::ok) continue;
+        for (Off off : {L.code.name, L.code.filename, L.code.qualname, L.code.linetable}) {
+            if (off == kAbsent) continue;
+            Addr p = 0;
+            std::memcpy(&p, blocks.data() + i * size + static_cast<std::size_t>(off), 8);
+            if (p) objects.push_back(p);
+        }
+    }
+    std::sort(objects.begin(), objects.end());
+    objects.erase(std::unique(objects.begin(), objects.end()), objects.end());
+    std::vector<std::uint8_t> heads(objects.size() * kPrefetchObject);
+    requests.clear();
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        requests.push_back({objects[i], heads.data() + i * kPrefetchObject, kPrefetchObject});
+    }
+    mem.reader().readMany(requests);
+}
 
 WalkedStack FrameWalker::walk(Addr first, std::size_t maxFrames, bool facts) {
     const Layout& L = m_objects.layout();
     WalkedStack out;
     std::unordered_set<Addr> seen;
     Addr addr = first;
+    prefetch(first, maxFrames);
     try {
         while (addr) {
             if (out.frames.size() >= maxFrames) break;

@@ -70,6 +70,8 @@ public:
     CodeReader& codes() { return m_codes; }
 
 private:
+    void prefetch(Addr first, std::size_t maxFrames);
+
     CodeReader& m_codes;
     Objects& m_objects;
 };
