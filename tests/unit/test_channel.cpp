@@ -18,6 +18,7 @@
 
 #include "agent_protocol.h"
 #include "channel.h"
+#include "failing_alloc.h"
 
 using namespace aioscope::agent;
 
@@ -194,4 +195,29 @@ TEST_CASE("the buffers of written parts are reused, a whole line's are not", "[c
     REQUIRE(ch.send(std::string(4 * Channel::kPartBytes, 'w') + "\n"));
     REQUIRE(cli.lines(ch, 1).size() == 1);
     CHECK(ch.partBuffer().capacity() < Channel::kPartBytes);
+}
+
+TEST_CASE("without memory for a part, the line's stream fails and the line still ends", "[channel]") {
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
+    REQUIRE(ch.beginLine());
+    std::size_t refusedBefore = aioscope::test::FailAllocations::refused();
+    bool bad = false;
+    {
+        // A part's buffer (64 KiB) cannot be had; the channel's own small
+        // allocations still can. Nothing may throw, the destructor included.
+        aioscope::test::FailAllocations noParts(LineParts::kPart);
+        LineParts parts(ch);
+        std::ostream out(&parts);
+        out << "{\"lost\": " << std::string(100, 'x') << "}\n";
+        bad = out.bad();
+    }
+    CHECK(aioscope::test::FailAllocations::refused() > refusedBefore);
+    CHECK(bad);
+    ch.send("{\"next\": 1}\n");
+    auto got = cli.lines(ch, 2);
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].empty());  // the line the CLI cannot parse: ended, not run into the next
+    CHECK(got[1] == "{\"next\": 1}");
 }
