@@ -35,12 +35,16 @@ const Bytes kLocations = {0x80, 0x00, 0xd9, 0x00, 0x04, 0xd9, 0x00, 0x04};
 const Bytes kPep626 = {4, 1, 4, 1};
 
 struct World {
-    explicit World(Layout layout)
-        : L(std::move(layout)), py(mem, L), remote(mem), objects(remote, L), codes(objects),
+    // `cached`: the walker reads through a page cache fetching a page per
+    // miss, as a dump's does.
+    explicit World(Layout layout, bool cached = false)
+        : L(std::move(layout)), py(mem, L), cache(mem, 4096, 1),
+          remote(cached ? static_cast<MemoryReader&>(cache) : mem), objects(remote, L), codes(objects),
           walker(codes, objects), codeType(py.type("code", 0)), frameType(py.type("frame", 0)) {}
     Layout L;
     FakeMemory mem;
     FakePython py;
+    PageCache cache;
     Remote remote;
     Objects objects;
     CodeReader codes;
@@ -230,56 +234,33 @@ TEST_CASE("code objects are read once and checked", "[frames][code]") {
 }
 
 TEST_CASE("a stack's code objects and their strings are fetched in two batches", "[frames][prefetch]") {
-    Layout L = staticLayout(12).value();
-    FakeMemory mem;
-    FakePython py(mem, L);
-    // The walker as a dump has it: behind a page cache reading one page per miss.
-    PageCache cache(mem, 4096, 1);
-    Remote remote(cache);
-    Objects objects(remote, L);
-    CodeReader codes(objects);
-    FrameWalker walker(codes, objects);
-    auto at = [](Off off) { return static_cast<Addr>(off); };
-    Addr codeType = py.type("code", 0);
-    auto code = [&](const std::string& name, int firstLine) {
-        Addr c = py.object(codeType, static_cast<std::size_t>(L.code.size) + 64);
-        mem.put<Addr>(c + at(L.code.name), py.str(name));
-        mem.put<Addr>(c + at(L.code.filename), py.str("/app/" + name + ".py"));
-        mem.put<Addr>(c + at(L.code.qualname), py.str("Q." + name));
-        mem.put<std::int32_t>(c + at(L.code.firstlineno), firstLine);
-        mem.put<Addr>(c + at(L.code.linetable), py.bytes(kLocations));
-        return c;
-    };
+    World w(staticLayout(12).value(), true);
     // Six frames in one chunk of the thread's data stack, each running its own code.
     constexpr int kFrames = 6;
-    std::size_t frameSize = static_cast<std::size_t>(L.frame.size);
-    Addr chunk = mem.alloc(frameSize * kFrames);
+    std::size_t frameSize = static_cast<std::size_t>(w.L.frame.size);
+    Addr chunk = w.mem.alloc(frameSize * kFrames);
     Addr previous = 0;
     std::vector<Frame> expected;
     for (int i = kFrames - 1; i >= 0; --i) {
-        Addr f = chunk + static_cast<Addr>(i) * frameSize;
-        Addr c = code("f" + std::to_string(i), 10 * i);
-        mem.put<Addr>(f + at(L.frame.code), c);
-        mem.put<Addr>(f + at(L.frame.previous), previous);
-        mem.put<Addr>(f + at(L.frame.instr), c + at(L.code.codeAdaptive) + 2);
-        mem.put<std::uint8_t>(f + at(L.frame.owner), kOwnedByThread);
-        previous = f;
         std::string n = "f" + std::to_string(i);
-        expected.insert(expected.begin(), Frame{n, "Q." + n, "/app/" + n + ".py", 10 * i + 1});
+        Addr f = chunk + static_cast<Addr>(i) * frameSize;
+        w.iframe(f, w.code(n.c_str(), ("Q." + n).c_str(), 10 * i), 1, kOwnedByThread, previous);
+        previous = f;
+        expected.insert(expected.begin(), Frame{n, "Q." + n, "/app/tasks.py", 10 * i + 1});
     }
-    mem.resetCounts();
-    WalkedStack s = walker.walk(chunk);
+    w.mem.resetCounts();
+    WalkedStack s = w.walker.walk(chunk);
     CHECK_FALSE(s.error.has_value());
     CHECK(framesOf(s) == expected);
     // Code objects, then names, file names and line tables: one batch each
     // (read one page per miss, they would be 6 + 6 * 4 calls).
-    CHECK(mem.readManyCalls() == 2);
+    CHECK(w.mem.readManyCalls() == 2);
 
     SECTION("a code pointer into nothing: the walk says so, as without the batches") {
-        cache.clear();
-        codes.clear();
-        mem.put<Addr>(chunk + 2 * frameSize + at(L.frame.code), kUnmapped);
-        WalkedStack torn = walker.walk(chunk);
+        w.cache.clear();
+        w.codes.clear();
+        w.mem.put<Addr>(chunk + 2 * frameSize + w.at(w.L.frame.code), kUnmapped);
+        WalkedStack torn = w.walker.walk(chunk);
         REQUIRE(torn.error.has_value());
         CHECK(torn.frames.size() == 2);
     }
