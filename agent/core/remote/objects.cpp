@@ -162,6 +162,20 @@ bool Objects::isExactInt(Addr obj) {
     return type == m_intType;
 }
 
+namespace {
+
+// PEP 393 state bits: interned:2, kind:3, compact:1, ascii:1.
+struct UnicodeState {
+    unsigned kind;
+    bool compact;
+    bool ascii;
+};
+UnicodeState unicodeState(std::uint32_t state) {
+    return {(state >> 2) & 7, ((state >> 5) & 1) != 0, ((state >> 6) & 1) != 0};
+}
+
+}  // namespace
+
 std::optional<std::string> Objects::str(Addr obj, std::size_t maxChars) {
     if (!obj) return std::nullopt;
     std::uint64_t type = 0;
@@ -173,10 +187,7 @@ std::optional<std::string> Objects::str(Addr obj, std::size_t maxChars) {
         !m_mem.tryRead(obj + m_layout.unicode.state, &state, sizeof state) || length < 0) {
         return std::nullopt;
     }
-    // PEP 393 state bits: interned:2, kind:3, compact:1, ascii:1.
-    unsigned kind = (state >> 2) & 7;
-    bool compact = (state >> 5) & 1;
-    bool ascii = (state >> 6) & 1;
+    auto [kind, compact, ascii] = unicodeState(state);
     if (kind != 1 && kind != 2 && kind != 4) return std::nullopt;
     Addr data = 0;
     if (compact) {
@@ -364,10 +375,9 @@ Objects::Keys Objects::readKeys(const std::vector<std::pair<Addr, Addr>>& entrie
         std::memcpy(&state, p + U.state, sizeof state);
         std::memcpy(&type, p + m_layout.object.type, sizeof type);
         out.lengths[which[k]] = length;
-        // PEP 393 state bits: interned:2, kind:3, compact:1, ascii:1. As
-        // str() reads it: any str, a subclass too.
-        bool compactAscii = ((state >> 2) & 7) == 1 && ((state >> 5) & 1) && ((state >> 6) & 1);
-        if (!compactAscii || length < 0 || static_cast<std::size_t>(length) > kKeyChars ||
+        // As str() reads it: any str, a subclass too.
+        auto [kind, compact, ascii] = unicodeState(state);
+        if (kind != 1 || !compact || !ascii || length < 0 || static_cast<std::size_t>(length) > kKeyChars ||
             !(typeFlags(type) & tpflags::kUnicode)) {
             continue;
         }
