@@ -4,8 +4,13 @@
 // cross-checked there against offsetof() and DWARF of each build.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+#include <limits>
+#include <vector>
+
 #include "error_code.h"
 #include "errors.h"
+#include "layout/asyncio_offsets.h"
 #include "layout/debug_offsets.h"
 #include "layout/tables.h"
 #include "layout/validate.h"
@@ -97,7 +102,8 @@ TEST_CASE("applyDebugOffsets onto the 3.13 static table", "[debug_offsets][layou
 }
 
 TEST_CASE("applyDebugOffsets onto the 3.14 static table", "[debug_offsets][layout]") {
-    Layout L = staticLayout(14).value();
+    Layout L = staticLayout(12).value();
+    L.thread.size = 360;  // what the table's thread state must be at least (3.14's comes from the interpreter)
     applyDebugOffsets(L, decodeDebugOffsets(14, debugOffsetsBlob(14)));
     CHECK(L.runtime.interpretersHead == 808);
     CHECK(L.interp.threadsHead == 7344);
@@ -184,6 +190,35 @@ TEST_CASE("applyDebugOffsets rejects GIL fields before the GIL", "[debug_offsets
     auto blob = debugOffsetsBlob(14);
     putU64(blob, 152, 7700);  // gil_runtime_state_holder < gil_runtime_state (7784)
     DebugOffsets d = decodeDebugOffsets(14, blob);
-    Layout L = staticLayout(14).value();
+    Layout L = staticLayout(12).value();
+    L.thread.size = 360;  // what the table's thread state must be at least (3.14's comes from the interpreter)
     CHECK(errorCode([&] { applyDebugOffsets(L, d); }) == Errc::unsupported_version);
+}
+
+TEST_CASE("the .AsyncioDebug table: any 64-bit value is refused, none overflows", "[debug_offsets][asyncio]") {
+    Layout L = staticLayout(12).value();
+    L.thread.size = 360;  // what the table's thread state must be at least (3.14's comes from the interpreter)
+    // A table that passes: the Task's fields next to each other as in 3.14.
+    auto good = [&] {
+        std::int64_t threadSize = static_cast<std::int64_t>(L.thread.size) + 64;
+        return std::vector<std::int64_t>{256, 48, 56, 68, 69, 40, 200,  // Task: size, name, awaited_by, is_task, is_set, coro, node
+                                         1024, 512,                     // interpreter: size, tasks head
+                                         threadSize, threadSize - 48, threadSize - 40, threadSize - 32};
+    };
+    auto apply = [&](const std::vector<std::int64_t>& v) {
+        std::vector<std::uint8_t> blob(kAsyncioDebugSize);
+        std::memcpy(blob.data(), v.data(), v.size() * 8);
+        Layout copy = L;
+        return applyAsyncioDebugOffsets(copy, blob);
+    };
+    REQUIRE(apply(good()) == std::nullopt);
+    for (std::size_t field = 0; field < good().size(); ++field) {
+        for (std::int64_t bad : {std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min(),
+                                 std::numeric_limits<std::int64_t>::max() - 7, std::int64_t{-1}}) {
+            auto v = good();
+            v[field] = bad;
+            INFO("field " << field << " = " << bad);
+            CHECK(apply(v).has_value());
+        }
+    }
 }

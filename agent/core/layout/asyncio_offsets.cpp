@@ -20,14 +20,17 @@ std::optional<std::string> applyAsyncioDebugOffsets(Layout& L, std::span<const s
     Off threadSize = u(9), runningLoop = u(10), runningTask = u(11), threadHead = u(12);
 
     if (taskSize < 64 || taskSize > 4096) return "implausible Task size " + std::to_string(taskSize);
+    // Compared without adding to them: the values are the target's, any
+    // 64-bit number (a signed overflow would be undefined; found by fuzz_memory).
     for (Off f : {name, awaitedBy, isTask, isSet, coro, node}) {
-        if (f < 16 || f + 8 > taskSize + 8) return "a Task field lies outside the Task";
+        if (f < 16 || f > taskSize) return "a Task field lies outside the Task";
     }
     if (threadSize < L.thread.size || threadSize > (1 << 16)) return "implausible thread state size";
     for (Off f : {runningLoop, runningTask, threadHead}) {
-        if (f < 0 || f + 16 > threadSize) return "a thread state field lies outside the thread state";
+        if (f < 0 || f > threadSize - 16) return "a thread state field lies outside the thread state";
     }
-    if (interpSize <= 0 || interpHead < 0 || interpHead + 16 > interpSize) {
+    // PyInterpreterState is large (its caches and freelists), never 16 MiB.
+    if (interpSize <= 0 || interpSize > (1 << 24) || interpHead < 0 || interpHead > interpSize - 16) {
         return "the interpreter's task list lies outside the interpreter state";
     }
     // The fields this table omits sit next to ones it lists (FutureObj_HEAD
