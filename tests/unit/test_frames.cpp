@@ -264,4 +264,53 @@ TEST_CASE("a stack's code objects and their strings are fetched in two batches",
         REQUIRE(torn.error.has_value());
         CHECK(torn.frames.size() == 2);
     }
+
+    // Frames 3 to 5 given code objects of their own, whose addresses (and
+    // their names') the walk must never read when it ends before them.
+    auto unreachedCodes = [&] {
+        std::vector<Addr> out;
+        for (int i = 3; i < kFrames; ++i) {
+            Addr c = w.code("late", "Q.late", 1);
+            Addr name = w.py.str(("late" + std::to_string(i)).c_str());
+            w.mem.put<Addr>(c + w.at(w.L.code.name), name);
+            w.mem.put<Addr>(chunk + static_cast<Addr>(i) * frameSize + w.at(w.L.frame.code), c);
+            out.push_back(c);
+            out.push_back(name);
+        }
+        return out;
+    };
+    auto neverRead = [&](const std::vector<Addr>& addrs) {
+        for (auto [addr, len] : w.mem.reads()) {
+            for (Addr a : addrs) CHECK_FALSE((addr <= a && a < addr + len));
+        }
+    };
+
+    SECTION("a code pointer to something else: the batches stop where the walk does") {
+        w.cache.clear();
+        w.codes.clear();
+        w.mem.put<Addr>(chunk + 2 * frameSize + w.at(w.L.frame.code), w.py.str("not code"));
+        std::vector<Addr> unreached = unreachedCodes();
+        w.mem.resetCounts();
+        WalkedStack torn = w.walker.walk(chunk);
+        REQUIRE(torn.error.has_value());
+        CHECK(torn.frames.size() == 2);
+        // The code objects past it are read in the batch (the chase cannot
+        // know), their names are not.
+        neverRead({unreached[1], unreached[3], unreached[5]});
+    }
+
+    SECTION("a link that is not a frame's address ends the chase and the walk there") {
+        w.cache.clear();
+        w.codes.clear();
+        std::vector<Addr> unreached = unreachedCodes();
+        // A well-formed frame, at an address no frame can have.
+        Addr odd = w.mem.alloc(frameSize + 8) + 3;
+        w.iframe(odd, unreached[0], 1, kOwnedByThread, chunk + 4 * frameSize);
+        w.mem.put<Addr>(chunk + 1 * frameSize + w.at(w.L.frame.previous), odd);
+        w.mem.resetCounts();
+        WalkedStack torn = w.walker.walk(chunk);
+        REQUIRE(torn.error.has_value());
+        CHECK(torn.frames.size() == 2);
+        neverRead(unreached);
+    }
 }

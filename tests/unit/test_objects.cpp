@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "failing_alloc.h"
 #include "fake_memory.h"
 #include "fake_python.h"
 #include "layout/tables.h"
@@ -363,6 +364,63 @@ TEST_CASE("dict with 3.11+ keys", "[objects][dict]") {
     SECTION("torn keys pointer") {
         CHECK_THROWS_AS(w.objects.dictItems(w.py.dict(kUnmapped)), BadRead);
     }
+    SECTION("a table larger than one read of entries") {
+        constexpr std::size_t kEntries = 5000;  // more than 4096, the entries copied at a time
+        Addr keys = w.mem.alloc(32 + 16384 + kEntries * 16);
+        w.mem.put<std::uint8_t>(keys + 8, 13);  // 8192 slots, 5461 usable
+        w.mem.put<std::uint8_t>(keys + 9, 14);  // 2-byte indices
+        w.mem.put<std::uint8_t>(keys + 10, 1);
+        w.mem.put<std::int64_t>(keys + 16, 5461 - kEntries);
+        w.mem.put<std::int64_t>(keys + 24, kEntries);
+        for (std::size_t i = 0; i < kEntries; ++i) {
+            Addr e = keys + 32 + 16384 + i * 16;
+            w.mem.put<Addr>(e, i + 1 == kEntries ? beta : alpha);
+            w.mem.put<Addr>(e + 8, i + 1 == kEntries ? v2 : v1);
+        }
+        Items items = w.objects.dictItems(w.py.dict(keys));
+        REQUIRE(items.size() == kEntries);
+        CHECK(items.front() == std::pair{alpha, v1});
+        CHECK(items.back() == std::pair{beta, v2});
+    }
+}
+
+TEST_CASE("a torn dict keys header costs no more memory than is there", "[objects][dict]") {
+    World w(GENERATE(staticLayout(10).value(), staticLayout(12).value()));
+    bool v310 = w.L.dictKeys == DictKeysModel::v310;
+    // A header of a table of 2^20 slots (v310: dk_size; else log2 sizes),
+    // on a page of its own: its entries would be megabytes past the page.
+    Addr keys = w.mem.alloc(64);
+    auto header = [&](std::int64_t usable, std::int64_t nentries) {
+        if (v310) {
+            w.mem.put<std::int64_t>(keys + 8, std::int64_t{1} << 20);
+            w.mem.put<std::int64_t>(keys + 24, usable);
+            w.mem.put<std::int64_t>(keys + 32, nentries);
+        } else {
+            w.mem.put<std::uint8_t>(keys + 8, 20);
+            w.mem.put<std::uint8_t>(keys + 9, 20);
+            w.mem.put<std::uint8_t>(keys + 10, 1);
+            w.mem.put<std::int64_t>(keys + 16, usable);
+            w.mem.put<std::int64_t>(keys + 24, nentries);
+        }
+    };
+    Addr d = w.py.dict(keys);
+    // Anything that allocates as much as a megabyte fails the test with
+    // bad_alloc instead of the BadRead a torn table is.
+    std::size_t refusedBefore = test::FailAllocations::refused();
+    test::FailAllocations noLargeBuffers(std::size_t{1} << 20);
+    SECTION("more entries than the table's usable slots") {
+        header(0, std::int64_t{1} << 20);
+        CHECK_THROWS_AS(w.objects.dictItems(d), BadRead);
+        header(-1, 5);
+        CHECK_THROWS_AS(w.objects.dictItems(d), BadRead);
+        header(699050, 10);
+        CHECK_THROWS_AS(w.objects.dictItems(d), BadRead);
+    }
+    SECTION("a plausible count whose entries are not mapped") {
+        header(0, 600000);
+        CHECK_THROWS_AS(w.objects.dictItems(d), BadRead);
+    }
+    CHECK(test::FailAllocations::refused() == refusedBefore);
 }
 
 TEST_CASE("key lengths are read once per table and read", "[objects][dict]") {

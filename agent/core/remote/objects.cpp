@@ -275,6 +275,22 @@ std::vector<Addr> Objects::listItems(Addr obj) {
 // The entries of a PyDictKeysObject in insertion order, as (key, value)
 // pairs; slots of deleted entries have key 0. Split tables keep their values
 // elsewhere, so their values here are 0.
+namespace {
+
+// CPython's USABLE_FRACTION: a table of `size` slots holds at most this many
+// entries. Every insertion takes one from dk_usable and adds one to
+// dk_nentries (popitem lowers dk_nentries only), so their sum never exceeds
+// it; one more is allowed for a read between the two stores.
+bool plausibleCounts(std::uint64_t size, std::int64_t usable, std::uint64_t nentries) {
+    return usable >= 0 && static_cast<std::uint64_t>(usable) + nentries <= (size << 1) / 3 + 1;
+}
+
+// Entries are copied this many at a time: a torn header claiming a million
+// costs no more than the memory that is really there.
+constexpr std::size_t kEntriesPerRead = 4096;
+
+}  // namespace
+
 std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
     std::uint64_t nentries = 0;
     Addr entries = 0;
@@ -283,7 +299,8 @@ std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
         Block h = m_mem.block(keys, 40, "dict keys");
         auto size = h.at<std::uint64_t>(8);
         nentries = h.at<std::uint64_t>(32);
-        if (size == 0 || (size & (size - 1)) || size > (1ull << 30) || nentries > size) {
+        if (size == 0 || (size & (size - 1)) || size > (1ull << 30) || nentries > size ||
+            !plausibleCounts(size, h.at<std::int64_t>(24), nentries)) {
             throw BadRead("implausible dict keys at " + hexAddr(keys));
         }
         std::uint64_t width = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffffull ? 4 : 8;
@@ -294,7 +311,8 @@ std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
         auto log2IndexBytes = h.at<std::uint8_t>(9);
         auto kind = h.at<std::uint8_t>(10);
         nentries = h.at<std::uint64_t>(24);
-        if (log2Size > 30 || log2IndexBytes > log2Size + 3 || nentries > (1ull << log2Size)) {
+        if (log2Size > 30 || log2IndexBytes > log2Size + 3 || nentries > (1ull << log2Size) ||
+            !plausibleCounts(1ull << log2Size, h.at<std::int64_t>(16), nentries)) {
             throw BadRead("implausible dict keys at " + hexAddr(keys));
         }
         entries = keys + 32 + (1ull << log2IndexBytes);
@@ -305,12 +323,25 @@ std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
         }
     }
     nentries = std::min<std::uint64_t>(nentries, limits::kMaxDictEntries);
-    std::vector<std::uint8_t> raw(nentries * entrySize);
-    if (!raw.empty()) m_mem.read(entries, raw.data(), raw.size(), "dict entries");
-    std::vector<std::pair<Addr, Addr>> out(nentries);
-    for (std::uint64_t i = 0; i < nentries; ++i) {
-        std::memcpy(&out[i].first, raw.data() + i * entrySize + keyAt, 8);
-        std::memcpy(&out[i].second, raw.data() + i * entrySize + valueAt, 8);
+    std::vector<std::pair<Addr, Addr>> out;
+    if (nentries == 0) return out;
+    // The last entry first: a table whose end is not there is refused
+    // before anything is allocated for it.
+    std::uint8_t last = 0;
+    if (!m_mem.tryRead(entries + nentries * entrySize - 1, &last, 1)) {
+        throw BadRead("dict entries past their mapping at " + hexAddr(keys));
+    }
+    std::vector<std::uint8_t> raw(std::min<std::size_t>(nentries, kEntriesPerRead) * entrySize);
+    out.reserve(std::min<std::size_t>(nentries, kEntriesPerRead));
+    for (std::uint64_t from = 0; from < nentries; from += kEntriesPerRead) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kEntriesPerRead, nentries - from));
+        m_mem.read(entries + from * entrySize, raw.data(), n * entrySize, "dict entries");
+        for (std::size_t i = 0; i < n; ++i) {
+            Addr key = 0, value = 0;
+            std::memcpy(&key, raw.data() + i * entrySize + keyAt, 8);
+            std::memcpy(&value, raw.data() + i * entrySize + valueAt, 8);
+            out.emplace_back(key, value);
+        }
     }
     return out;
 }

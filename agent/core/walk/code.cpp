@@ -5,11 +5,18 @@
 
 namespace aioscope {
 
+bool CodeReader::isCodeType(Addr type) {
+    if (m_codeType) return type == m_codeType;
+    if (!type || m_objects.builtinTypeName(type) != "code") return false;
+    m_codeType = type;
+    return true;
+}
+
 const CodeInfo& CodeReader::get(Addr code) {
     if (auto it = m_cache.find(code); it != m_cache.end()) return it->second;
     const Layout& L = m_objects.layout();
     Remote& mem = m_objects.mem();
-    if (!code || m_objects.builtinTypeNameOf(code) != "code") {
+    if (!code || !isCodeType(m_objects.typeOf(code))) {
         throw BadRead("not a code object at " + hexAddr(code));
     }
     Block b = mem.block(code, static_cast<std::size_t>(L.code.size), "code object");

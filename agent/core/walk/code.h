@@ -39,11 +39,15 @@ public:
     Frame frameAt(const CodeInfo& info, std::int64_t lasti) const;
 
     bool known(Addr code) const { return m_cache.count(code) != 0; }
+    // Whether `type` is the interpreter's code type; once one is recognised
+    // by name, by its address alone (a type object never moves).
+    bool isCodeType(Addr type);
     void clear() { m_cache.clear(); }
 
 private:
     Objects& m_objects;
     std::unordered_map<Addr, CodeInfo> m_cache;
+    Addr m_codeType = 0;
 };
 
 }  // namespace aioscope

@@ -7,19 +7,34 @@
 
 namespace aioscope {
 
+FrameWalker::Link FrameWalker::link(const Block& b) const {
+    const Layout& L = m_objects.layout();
+    Link k;
+    k.previous = b.ptr(L.frame.previous);
+    if (L.frameModel == FrameModel::frameObject) {
+        k.code = b.ptr(L.frame.code);
+        return k;
+    }
+    k.entry = L.firstEntryOwner >= 0 && b.at<std::uint8_t>(L.frame.owner) >= L.firstEntryOwner;
+    k.code = b.ptr(L.frame.code) & ~L.stackRefTagMask;
+    return k;
+}
+
 RawFrame FrameWalker::read(Addr addr) {
     const Layout& L = m_objects.layout();
     Remote& mem = m_objects.mem();
     RawFrame raw;
     raw.addr = addr;
+    if (addr % 8) throw BadRead("frame link to a misaligned address " + hexAddr(addr));
     Block b = mem.block(addr, static_cast<std::size_t>(L.frame.size), "frame");
-    raw.previous = b.ptr(L.frame.previous);
+    Link k = link(b);
+    raw.previous = k.previous;
 
     if (L.frameModel == FrameModel::frameObject) {
         if (m_objects.builtinTypeName(b.ptr(L.object.type)) != "frame") {
             throw BadRead("not a frame object at " + hexAddr(addr));
         }
-        raw.code = b.ptr(L.frame.code);
+        raw.code = k.code;
         raw.lasti = b.at<std::int32_t>(L.frame.instr);
         raw.gen = b.ptr(L.frame.gen);
         raw.state = b.at<std::int8_t>(L.frame.state);
@@ -29,12 +44,12 @@ RawFrame FrameWalker::read(Addr addr) {
         return raw;
     }
 
-    auto owner = b.at<std::uint8_t>(L.frame.owner);
-    if (L.firstEntryOwner >= 0 && owner >= L.firstEntryOwner) {
+    if (k.entry) {
         raw.hidden = true;
         return raw;
     }
-    raw.code = b.ptr(L.frame.code) & ~L.stackRefTagMask;
+    raw.code = k.code;
+    auto owner = b.at<std::uint8_t>(L.frame.owner);
     if (owner == L.frame.ownerGenerator) raw.gen = addr - static_cast<Addr>(L.gen.frame);
     const CodeInfo& code = m_codes.get(raw.code);
     raw.instr = b.ptr(L.frame.instr);
@@ -73,26 +88,30 @@ constexpr std::size_t kPrefetchObject = 64;
 // instead of a page per miss: a stack's code objects and strings are
 // scattered over as many pages as there are frames. Nothing is decided
 // here: what does not read, or makes no sense, is met again by the walk.
+// The chase and the batches stop where the walk will (a frame that is not
+// one, a code object that is not one): a torn link costs a page or two,
+// not a batch over whatever it points at.
 void FrameWalker::prefetch(Addr first, std::size_t maxFrames) {
     const Layout& L = m_objects.layout();
     Remote& mem = m_objects.mem();
+    std::size_t frameSize = static_cast<std::size_t>(L.frame.size);
     std::vector<Addr> codes;
     std::unordered_set<Addr> seen;
     Addr addr = first;
     for (std::size_t n = 0; addr && n < std::min(maxFrames, kPrefetchFrames) && seen.insert(addr).second; ++n) {
-        std::array<std::uint8_t, 8> link{}, code{};
-        std::uint8_t owner = 0;
-        if (!mem.tryRead(addr + static_cast<Addr>(L.frame.previous), link.data(), 8) ||
-            !mem.tryRead(addr + static_cast<Addr>(L.frame.code), code.data(), 8)) {
+        Block b(frameSize);
+        if (addr % 8 || !mem.tryRead(addr, b.data(), frameSize)) break;
+        if (L.frameModel == FrameModel::frameObject && m_objects.builtinTypeName(b.ptr(L.object.type)) != "frame") {
             break;
         }
-        bool entry = L.frameModel != FrameModel::frameObject && L.firstEntryOwner >= 0 &&
-                     mem.tryRead(addr + static_cast<Addr>(L.frame.owner), &owner, 1) && owner >= L.firstEntryOwner;
-        Addr c = 0;
-        std::memcpy(&c, code.data(), 8);
-        if (L.frameModel != FrameModel::frameObject) c &= ~L.stackRefTagMask;
-        if (!entry && c && !m_codes.known(c) && std::find(codes.begin(), codes.end(), c) == codes.end()) codes.push_back(c);
-        std::memcpy(&addr, link.data(), 8);
+        Link k = link(b);
+        if (!k.entry) {
+            if (!k.code || k.code % 8) break;
+            if (!m_codes.known(k.code) && std::find(codes.begin(), codes.end(), k.code) == codes.end()) {
+                codes.push_back(k.code);
+            }
+        }
+        addr = k.previous;
     }
     if (codes.empty()) return;
     std::size_t size = static_cast<std::size_t>(L.code.size);
@@ -102,11 +121,15 @@ void FrameWalker::prefetch(Addr first, std::size_t maxFrames) {
     mem.reader().readMany(requests);
     std::vector<Addr> objects;
     for (std::size_t i = 0; i < codes.size(); ++i) {
-        if (requests[i].result != ReadResult::ok) continue;
+        const std::uint8_t* block = blocks.data() + i * size;
+        Addr type = 0;
+        std::memcpy(&type, block + L.object.type, 8);
+        // Codes are in the order the walk meets them: it ends at this one.
+        if (requests[i].result != ReadResult::ok || !m_codes.isCodeType(type)) break;
         for (Off off : {L.code.name, L.code.filename, L.code.qualname, L.code.linetable}) {
             if (off == kAbsent) continue;
             Addr p = 0;
-            std::memcpy(&p, blocks.data() + i * size + static_cast<std::size_t>(off), 8);
+            std::memcpy(&p, block + static_cast<std::size_t>(off), 8);
             if (p) objects.push_back(p);
         }
     }
@@ -125,7 +148,11 @@ WalkedStack FrameWalker::walk(Addr first, std::size_t maxFrames, bool facts) {
     WalkedStack out;
     std::unordered_set<Addr> seen;
     Addr addr = first;
-    prefetch(first, maxFrames);
+    try {
+        prefetch(first, maxFrames);
+    } catch (const BadRead&) {
+        // Decides nothing: the walk meets the same memory.
+    }
     try {
         while (addr) {
             if (out.frames.size() >= maxFrames) break;

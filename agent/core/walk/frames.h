@@ -70,6 +70,14 @@ public:
     CodeReader& codes() { return m_codes; }
 
 private:
+    // What ties a frame to the next and names its code, decoded from the
+    // frame's bytes the same way for the walk and the prefetch.
+    struct Link {
+        Addr previous = 0;
+        Addr code = 0;
+        bool entry = false;  // a C entry frame or shim (3.11+): no code to show
+    };
+    Link link(const Block& frame) const;
     void prefetch(Addr first, std::size_t maxFrames);
 
     CodeReader& m_codes;
