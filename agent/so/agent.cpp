@@ -397,10 +397,15 @@ int Agent::start(const std::string& configText) {
 void Agent::afterForkInChild() {
     // Only this thread survived the fork; the lock may be held by a thread
     // that no longer exists.
-    new (&m_mutex) std::mutex;
-    new (&m_sessionMutex) std::mutex;
-    m_session.reset();  // the parent's (its mutexes may be held by a thread that is gone)
+    m_mutex.afterFork();
+    // The parent's session, if one was being set when it forked, is left
+    // as it is (its locks may be held by threads that are gone).
+    if (!m_sessionMutex.afterFork()) new (&m_session) std::shared_ptr<Session>;
+    m_session.reset();
     GilGate::instance().afterForkInChild();
+    Observers::instance().afterForkInChild();
+    SelfRuntime::instance().afterForkInChild();
+    UvloopHook::instance().afterForkInChild();
     StallHook::instance().afterForkInChild();
     if (m_sessionActive && !m_exiting && !m_lastConfig.empty()) {
         m_sessionActive = false;

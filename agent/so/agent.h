@@ -14,6 +14,7 @@
 #include <string>
 
 #include "config.h"
+#include "fork_safe.h"
 
 namespace aioscope::agent {
 
@@ -59,13 +60,13 @@ private:
     // The audit hook, when the program imports trio (GIL held).
     static void installTrioForRun();
 
-    std::mutex m_mutex;
+    ForkSafeMutex m_mutex;
     std::atomic<std::uint64_t> m_generation{0};
     std::atomic<bool> m_exiting{false};
     std::atomic<bool> m_sessionActive{false};
     std::string m_lastConfig;
     Config m_runConfig;  // under `run`: what the program's thread installs with
-    std::mutex m_sessionMutex;
+    ForkSafeMutex m_sessionMutex;
     std::shared_ptr<Session> m_session;  // the running one, for the exit handler
 };
 

@@ -45,6 +45,6 @@ void GilGate::close() {
     py.evalRestoreThread(state);
 }
 
-void GilGate::afterForkInChild() { new (&m_mutex) std::mutex; }
+void GilGate::afterForkInChild() { m_mutex.afterFork(); }
 
 }  // namespace aioscope::agent

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "pyapi.h"
+#include "fork_safe.h"
 
 namespace aioscope::agent {
 
@@ -40,7 +41,7 @@ public:
     void afterForkInChild();
 
 private:
-    std::mutex m_mutex;
+    ForkSafeMutex m_mutex;
     bool m_closed = false;
     std::atomic<bool> m_registered{false};
 };

@@ -203,6 +203,13 @@ Observers& Observers::instance() {
     return *o;
 }
 
+void Observers::afterForkInChild() {
+    // A queue being written at the fork may be half-made: left as it is.
+    if (!m_mutex.afterFork()) new (&m_events) std::deque<std::string>;
+    m_events.clear();
+    m_dropped = 0;
+}
+
 void Observers::queue(const char* type, const char* json) {
     std::string body = json ? json : "{}";
     if (body.size() < 2 || body.front() != '{') body = "{}";

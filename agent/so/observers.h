@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fork_safe.h"
 #include "layout/layout.h"
 #include "pyapi.h"
 
@@ -65,6 +66,9 @@ public:
     std::vector<std::string> drain();
     void queue(const char* type, const char* json);
 
+    // In a forked child: the lines queued are the parent's, which sends them.
+    void afterForkInChild();
+
 private:
     PyObject* taskOfStep(PyObject* callback, PyObject* firstArg, bool& cancellation);
     // Runs observers.py once (m_globals), then its `function` (install or
@@ -87,7 +91,7 @@ private:
     const void* m_builtinType = nullptr;  // builtin_function_or_method
     const void* m_wakeupDef = nullptr;    // the PyMethodDef of task_wakeup
     std::atomic<void (*)(long)> m_exitHandler{nullptr};
-    std::mutex m_mutex;
+    ForkSafeMutex m_mutex;
     std::deque<std::string> m_events;
     std::uint64_t m_dropped = 0;
 };

@@ -138,6 +138,15 @@ SelfRuntime& SelfRuntime::instance() {
     return *self;
 }
 
+void SelfRuntime::afterForkInChild() {
+    if (m_mutex.afterFork()) return;
+    // Written under the lock when the process forked: left as they are
+    // (their memory is lost, not freed), and resolved again.
+    new (&m_runtime) std::optional<ResolvedRuntime>;
+    new (&m_location) std::optional<RuntimeLocation>;
+    new (&m_failure) std::string;
+}
+
 const RuntimeLocation& SelfRuntime::location() {
     std::lock_guard lock(m_mutex);
     if (!m_location) {

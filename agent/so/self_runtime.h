@@ -12,6 +12,7 @@
 
 #include "layout/resolve.h"
 #include "model/snapshot.h"
+#include "fork_safe.h"
 
 namespace aioscope::agent {
 
@@ -36,9 +37,12 @@ public:
     const RuntimeLocation& location();
     // Py_GetVersion()'s text if captureVersionBeforeInit() got it, else "".
     std::string versionText();
+    // In a forked child: what another thread was writing at the fork is
+    // resolved again.
+    void afterForkInChild();
 
 private:
-    std::mutex m_mutex;
+    ForkSafeMutex m_mutex;
     std::optional<ResolvedRuntime> m_runtime;
     std::optional<RuntimeLocation> m_location;
     std::string m_failure;

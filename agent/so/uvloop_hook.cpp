@@ -218,6 +218,15 @@ bool UvloopHook::patchLoaded() {
     return m_patched;
 }
 
+void UvloopHook::afterForkInChild() {
+    if (m_textMutex.afterFork()) return;
+    // Being written at the fork: left as they are (not freed); the next
+    // scan of the loaded modules says them again.
+    new (&m_failure) std::string;
+    new (&m_protocolFailure) std::string("uvloop's loop module is not patched");
+    m_adds = -1;
+}
+
 std::string UvloopHook::failure() const {
     std::lock_guard lock(m_textMutex);
     return m_patched ? std::string() : m_failure;

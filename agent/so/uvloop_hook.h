@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include "fork_safe.h"
 
 namespace aioscope::agent {
 
@@ -43,6 +44,8 @@ public:
     // Whether protocol callbacks (Context.run) are timed; if not, why.
     bool protocolsTimed() const { return m_protocolsTimed.load(); }
     std::string protocolFailure() const;
+    // In a forked child (the patches are the parent's, and stay).
+    void afterForkInChild();
     // Whether a callback went through the wrappers.
     bool timedAny() const { return m_timed.load(std::memory_order_relaxed); }
 
@@ -57,7 +60,7 @@ private:
     std::atomic<int> m_adds{-1};  // the loader's count of objects at the last scan
     // Written with the GIL held, read by the agent's thread without it
     // (hookFacts): a copy racing an assignment could read a freed buffer.
-    mutable std::mutex m_textMutex;
+    mutable ForkSafeMutex m_textMutex;
     std::string m_failure;        // under m_textMutex
     std::atomic<bool> m_protocolsTimed{false};
     std::string m_protocolFailure = "uvloop's loop module is not patched";  // under m_textMutex

@@ -62,7 +62,8 @@ def main():
         churn = ""
         if stats.get("elapsed"):
             churn = (f"  churn: {stats['tasks'] / stats['elapsed']:.0f} tasks/s, "
-                     f"{stats['threads'] / stats['elapsed']:.0f} threads/s, {stats['forks']} forks, "
+                     f"{stats['threads'] / stats['elapsed']:.0f} threads/s, {stats['forks']} forks "
+                     f"({stats.get('hung_children', 0)} hung), "
                      f"over {secs:.0f} s")
         for t in tallies:
             rows.append(t.row(interp.name))

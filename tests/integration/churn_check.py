@@ -335,6 +335,9 @@ def soak(interp, dumps, paused, attaches, rate=10000, keep=None, log=print):
                 break
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     stats_path.unlink(missing_ok=True)
+    if stats.get("hung_children"):
+        # Nothing but the agent runs code in the target's children.
+        agent.note("crash", f"{stats['hung_children']} of the target's forked children hung until killed")
     return [live, pause, agent], stats
 
 

@@ -506,3 +506,41 @@ def test_attach_leaves_the_programs_allocator_as_it_was(interp):
                                  "a malloc of 5 MiB is not mapped: the agent raised glibc's mmap threshold")
         grown = (after["rss_anon_kb"] - before["rss_anon_kb"]) / 1024
         assert grown < 4, f"the program's anonymous memory grew by {grown:.1f} MB over the attach"
+
+
+def test_children_forked_under_an_attached_agent_all_end(interp):
+    """A program forking short-lived children while attached: each child
+    inherits the agent, says goodbye through its os._exit watch and ends.
+    (A child once hung there for ever, waiting for a lock the parent's
+    session thread held at the fork, on a busy machine: the soak found it.
+    The fork is a race this test runs often, beside two CPU hogs that keep
+    the agent's thread off the CPU; tests/unit/test_fork_safe.cpp checks the
+    locks' reset deterministically.)"""
+    truth_path = out_path(interp, "agent_fork_storm")
+    stderr_path = out_path(interp, "agent_fork_storm-stderr")
+    hogs = [subprocess.Popen(["/usr/bin/python3", "-c", "while True: pass"]) for _ in range(2)]
+    with open(stderr_path, "w") as err:
+        proc = subprocess.Popen(interp.argv("agent_fork_storm.py", "--truth", interp.inside(truth_path),
+                                            "--seconds", "2"),
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                env=dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning"))
+    ready_path = truth_path.with_name(truth_path.name + ".ready")
+    try:
+        wait_file(ready_path, 60, proc, "readiness")
+        s = aioscope_attach(proc.pid, *OPTS, "--snapshot-every", "20ms", "--duration", "3s", timeout=60)
+        assert s.rc == 0, s.summary()
+        truth = wait_file(truth_path, 40, proc, "the fork storm's truth")
+    finally:
+        for p in hogs:
+            p.kill()
+            p.wait()
+        proc.kill()
+        proc.wait(timeout=10)
+        truth_path.unlink(missing_ok=True)
+        ready_path.unlink(missing_ok=True)
+    stderr = stderr_path.read_text()
+    stderr_path.unlink(missing_ok=True)
+    assert "error" not in truth, truth["error"]
+    assert truth["agent_seen"], "the agent's thread never appeared"
+    assert truth["forks"] >= 20, truth
+    assert truth["hung"] == [], f"{len(truth['hung'])} of {truth['forks']} children hung: {stderr[-2000:]}"
