@@ -407,9 +407,15 @@ void Agent::afterForkInChild() {
     SelfRuntime::instance().afterForkInChild();
     UvloopHook::instance().afterForkInChild();
     StallHook::instance().afterForkInChild();
-    if (m_sessionActive && !m_exiting && !m_lastConfig.empty()) {
+    // Under `run` the CLI accepts the program's descendants; under `attach`
+    // only the attached process: a child's session would start a thread and
+    // connect only to be refused (a warning on the stream per fork).
+    auto cfg = parseConfig(m_lastConfig);
+    if (m_sessionActive && !m_exiting && cfg && cfg->mode == "run") {
         m_sessionActive = false;
         start(m_lastConfig);
+    } else {
+        m_sessionActive = false;
     }
 }
 

@@ -510,7 +510,8 @@ def test_attach_leaves_the_programs_allocator_as_it_was(interp):
 
 def test_children_forked_under_an_attached_agent_all_end(interp):
     """A program forking short-lived children while attached: each child
-    inherits the agent, says goodbye through its os._exit watch and ends.
+    inherits the agent (dormant: the CLI takes only the attached process),
+    whose os._exit watch runs as the child ends, and ends.
     (A child once hung there for ever, waiting for a lock the parent's
     session thread held at the fork, on a busy machine: the soak found it.
     The fork is a race this test runs often, beside two CPU hogs that keep
@@ -544,3 +545,6 @@ def test_children_forked_under_an_attached_agent_all_end(interp):
     assert truth["agent_seen"], "the agent's thread never appeared"
     assert truth["forks"] >= 20, truth
     assert truth["hung"] == [], f"{len(truth['hung'])} of {truth['forks']} children hung: {stderr[-2000:]}"
+    # No child tried to join the session.
+    refused = [e for e in s.events if e["type"] == "warning" and "refused a connection" in e.get("message", "")]
+    assert not refused, refused[:3]
