@@ -529,6 +529,34 @@ TEST_CASE("set: live slots only", "[objects][set]") {
     Addr torn = w.py.set(slots, 2, 7);
     w.mem.put<Addr>(torn + 40, kUnmapped);
     CHECK_THROWS_AS(w.objects.setItems(torn), BadRead);
+    // CPython grows a table before it is three fifths full.
+    CHECK_THROWS_AS(w.objects.setItems(w.py.set(slots, 6, 7)), BadRead);
+}
+
+TEST_CASE("set: a table larger than one read of slots", "[objects][set]") {
+    World w(staticLayout(12).value());
+    Addr a = w.py.str("a"), b = w.py.str("b");
+    std::vector<std::pair<Addr, std::int64_t>> slots(8192, {0, 0});
+    slots[1] = {a, 1};
+    slots[8190] = {b, 2};  // in the second chunk of 4096
+    CHECK(w.objects.setItems(w.py.set(slots, 2, 8191)) == std::vector<Addr>{a, b});
+}
+
+TEST_CASE("torn lengths of sets and lists cost no more memory than is there", "[objects][set][sequences]") {
+    World w(staticLayout(12).value());
+    std::vector<std::pair<Addr, std::int64_t>> slots = {{w.py.str("a"), 77}};
+    // A set of 2^23 slots, four million used, whose table is one page.
+    Addr set = w.py.set(slots, 4000000, (1 << 23) - 1);
+    // A list of four million items whose array is one page.
+    Addr list = w.py.list({w.py.str("x")});
+    w.mem.put<std::int64_t>(list + static_cast<Addr>(w.L.list.size), 4000000);
+    std::size_t refusedBefore = test::FailAllocations::refused();
+    {
+        test::FailAllocations noLargeBuffers(std::size_t{1} << 20);
+        CHECK_THROWS_AS(w.objects.setItems(set), BadRead);
+        CHECK_THROWS_AS(w.objects.listItems(list), BadRead);
+    }
+    CHECK(test::FailAllocations::refused() == refusedBefore);
 }
 
 TEST_CASE("attr: 3.10 instance dict at tp_dictoffset", "[objects][attr]") {

@@ -262,13 +262,38 @@ std::vector<Addr> Objects::tupleItems(Addr obj) {
     return items;
 }
 
+// Arrays whose length the target gives (a dict's entries, a set's slots, a
+// list's items) are read only once their last byte is found mapped, and
+// records are copied a chunk at a time: a torn length claiming millions
+// costs no more than the memory that is really there.
+template <class Each>
+void Objects::forEachRecord(Addr at, std::size_t count, std::size_t size, const char* what, Each&& each) {
+    constexpr std::size_t kRecordsPerRead = 4096;
+    if (count == 0) return;
+    std::uint8_t last = 0;
+    if (!m_mem.tryRead(at + count * size - 1, &last, 1)) {
+        throw BadRead(std::string(what) + " past their mapping at " + hexAddr(at));
+    }
+    std::vector<std::uint8_t> raw(std::min(count, kRecordsPerRead) * size);
+    for (std::size_t from = 0; from < count; from += kRecordsPerRead) {
+        std::size_t n = std::min(kRecordsPerRead, count - from);
+        m_mem.read(at + from * size, raw.data(), n * size, what);
+        for (std::size_t i = 0; i < n; ++i) each(raw.data() + i * size);
+    }
+}
+
 std::vector<Addr> Objects::listItems(Addr obj) {
     if (!obj || !(typeFlags(typeOf(obj)) & tpflags::kList)) return {};
     std::int64_t n = m_mem.get<std::int64_t>(obj + m_layout.list.size, "list size");
     if (n <= 0 || static_cast<std::size_t>(n) > limits::kMaxListItems) return {};
     Addr array = m_mem.ptr(obj + m_layout.list.items, "list items");
-    std::vector<Addr> items(static_cast<std::size_t>(n));
-    m_mem.read(array, items.data(), items.size() * 8, "list items");
+    std::vector<Addr> items;
+    items.reserve(std::min<std::size_t>(static_cast<std::size_t>(n), 4096));
+    forEachRecord(array, static_cast<std::size_t>(n), 8, "list items", [&](const std::uint8_t* item) {
+        Addr a = 0;
+        std::memcpy(&a, item, 8);
+        items.push_back(a);
+    });
     return items;
 }
 
@@ -285,11 +310,8 @@ bool plausibleCounts(std::uint64_t size, std::int64_t usable, std::uint64_t nent
     return usable >= 0 && static_cast<std::uint64_t>(usable) + nentries <= (size << 1) / 3 + 1;
 }
 
-// Entries are copied this many at a time: a torn header claiming a million
-// costs no more than the memory that is really there.
-constexpr std::size_t kEntriesPerRead = 4096;
-
 }  // namespace
+
 
 std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
     std::uint64_t nentries = 0;
@@ -324,25 +346,13 @@ std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
     }
     nentries = std::min<std::uint64_t>(nentries, limits::kMaxDictEntries);
     std::vector<std::pair<Addr, Addr>> out;
-    if (nentries == 0) return out;
-    // The last entry first: a table whose end is not there is refused
-    // before anything is allocated for it.
-    std::uint8_t last = 0;
-    if (!m_mem.tryRead(entries + nentries * entrySize - 1, &last, 1)) {
-        throw BadRead("dict entries past their mapping at " + hexAddr(keys));
-    }
-    std::vector<std::uint8_t> raw(std::min<std::size_t>(nentries, kEntriesPerRead) * entrySize);
-    out.reserve(std::min<std::size_t>(nentries, kEntriesPerRead));
-    for (std::uint64_t from = 0; from < nentries; from += kEntriesPerRead) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kEntriesPerRead, nentries - from));
-        m_mem.read(entries + from * entrySize, raw.data(), n * entrySize, "dict entries");
-        for (std::size_t i = 0; i < n; ++i) {
-            Addr key = 0, value = 0;
-            std::memcpy(&key, raw.data() + i * entrySize + keyAt, 8);
-            std::memcpy(&value, raw.data() + i * entrySize + valueAt, 8);
-            out.emplace_back(key, value);
-        }
-    }
+    out.reserve(std::min<std::size_t>(nentries, 4096));
+    forEachRecord(entries, nentries, entrySize, "dict entries", [&](const std::uint8_t* e) {
+        Addr key = 0, value = 0;
+        std::memcpy(&key, e + keyAt, 8);
+        std::memcpy(&value, e + valueAt, 8);
+        out.emplace_back(key, value);
+    });
     return out;
 }
 
@@ -353,10 +363,9 @@ std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
     if (!keys) return {};
     auto entries = keysEntries(keys);
     if (values && !entries.empty()) {
-        std::vector<Addr> split(entries.size());
-        m_mem.read(values + static_cast<Addr>(m_layout.dict.valuesHeader), split.data(), split.size() * 8,
-                   "dict values");
-        for (std::size_t i = 0; i < entries.size(); ++i) entries[i].second = split[i];
+        std::size_t i = 0;
+        forEachRecord(values + static_cast<Addr>(m_layout.dict.valuesHeader), entries.size(), 8, "dict values",
+                      [&](const std::uint8_t* v) { std::memcpy(&entries[i++].second, v, 8); });
     }
     std::erase_if(entries, [](const auto& e) { return !e.first || !e.second; });
     return entries;
@@ -468,20 +477,20 @@ std::vector<Addr> Objects::setItems(Addr set) {
     auto mask = h.at<std::int64_t>(m_layout.set.mask);
     auto used = h.at<std::int64_t>(m_layout.set.used);
     Addr table = h.ptr(m_layout.set.table);
+    // CPython grows a set's table before it is three fifths full (set_add_entry:
+    // fill * 5 >= mask * 3 resizes), and `used` never exceeds `fill`.
     if (mask < 0 || static_cast<std::uint64_t>(mask) + 1 > limits::kMaxSetSlots || used < 0 ||
-        used > mask + 1 || ((mask + 1) & mask) != 0) {
+        used * 5 > mask * 3 + 5 || ((mask + 1) & mask) != 0) {
         throw BadRead("implausible set at " + hexAddr(set));
     }
-    std::vector<std::uint8_t> raw(static_cast<std::size_t>(mask + 1) * 16);
-    m_mem.read(table, raw.data(), raw.size(), "set table");
-    for (std::size_t i = 0; i <= static_cast<std::size_t>(mask); ++i) {
+    forEachRecord(table, static_cast<std::size_t>(mask) + 1, 16, "set slots", [&](const std::uint8_t* slot) {
         Addr key;
         std::int64_t hash;
-        std::memcpy(&key, raw.data() + i * 16, 8);
-        std::memcpy(&hash, raw.data() + i * 16 + 8, 8);
+        std::memcpy(&key, slot, 8);
+        std::memcpy(&hash, slot + 8, 8);
         // A deleted slot keeps the dummy key with hash -1; real hashes never are.
         if (key && hash != -1) out.push_back(key);
-    }
+    });
     return out;
 }
 

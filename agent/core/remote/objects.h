@@ -77,6 +77,9 @@ public:
     }
 
 private:
+    // `count` records of `size` bytes at `at`, each passed to `each`.
+    template <class Each>
+    void forEachRecord(Addr at, std::size_t count, std::size_t size, const char* what, Each&& each);
     std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
     std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
     struct Keys;
