@@ -224,8 +224,12 @@ std::optional<std::vector<std::uint8_t>> Objects::bytes(Addr obj, std::size_t ma
     if (size < 0 || static_cast<std::size_t>(size) > std::min(maxLen, limits::kMaxBytes)) {
         return std::nullopt;
     }
+    // Its last byte first: a torn size (up to 4 MB) allocates nothing.
+    std::uint8_t last = 0;
+    Addr data = obj + static_cast<Addr>(m_layout.bytes.data);
+    if (size && !m_mem.tryRead(data + static_cast<Addr>(size) - 1, &last, 1)) return std::nullopt;
     std::vector<std::uint8_t> out(static_cast<std::size_t>(size));
-    if (size && !m_mem.tryRead(obj + m_layout.bytes.data, out.data(), out.size())) return std::nullopt;
+    if (size && !m_mem.tryRead(data, out.data(), out.size())) return std::nullopt;
     return out;
 }
 
