@@ -482,8 +482,10 @@ std::vector<Addr> Objects::setItems(Addr set) {
     auto used = h.at<std::int64_t>(m_layout.set.used);
     Addr table = h.ptr(m_layout.set.table);
     // CPython grows a set's table before it is three fifths full (set_add_entry:
-    // fill * 5 >= mask * 3 resizes), and `used` never exceeds `fill`.
-    if (mask < 0 || static_cast<std::uint64_t>(mask) + 1 > limits::kMaxSetSlots || used < 0 ||
+    // fill * 5 >= mask * 3 resizes), and `used` never exceeds `fill`. `used`
+    // is bounded by the slots before it is multiplied (a torn one overflowed:
+    // found by fuzz_memory).
+    if (mask < 0 || static_cast<std::uint64_t>(mask) + 1 > limits::kMaxSetSlots || used < 0 || used > mask + 1 ||
         used * 5 > mask * 3 + 5 || ((mask + 1) & mask) != 0) {
         throw BadRead("implausible set at " + hexAddr(set));
     }
