@@ -13,8 +13,9 @@
 //   3 unmap the page              7 write a 64-bit value
 // Oracles: ASan/UBSan, no exception but the documented ones (InspectError,
 // BadRead from resolving the runtime; nothing from a snapshot read or a
-// stall report's thread read, which the agent runs inside the target), and
-// text output free of terminal control bytes.
+// stall report's thread read, which the agent runs inside the target), text
+// output free of terminal control bytes, and a heap budget per run
+// (heap_budget.h).
 #include <algorithm>
 #include <sstream>
 #include <cstdlib>
@@ -27,6 +28,7 @@
 
 #include "errors.h"
 #include "fuzz_input.h"
+#include "heap_budget.h"
 #include "layout/resolve.h"
 #include "memory_image.h"
 #include "model/snapshot_json.h"
@@ -41,6 +43,11 @@ namespace {
 // No such process: the walkers' /proc lookups (thread names, pthread ids)
 // find nothing, as for a process in another pid namespace.
 constexpr pid_t kNoPid = 0x3ffffff0;
+
+// The most one run may hold: reading, analysing and rendering an image of a
+// few hundred kilobytes. The seeds peak at MEASURED; the headroom is for
+// torn images that are legitimately larger (a cycle's stack printed twice).
+constexpr std::size_t kHeapBudgetMb = 64;
 
 std::vector<std::unique_ptr<fuzz::ImageReader>>& images() {
     static std::vector<std::unique_ptr<fuzz::ImageReader>> all;
@@ -156,6 +163,7 @@ void runPipeline(fuzz::ImageReader& mem, bool table, bool stallReport) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     loadImages();
+    fuzz::HeapBudget::install(kHeapBudgetMb);
     return 0;
 }
 
@@ -164,12 +172,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::Input in(data, size);
     std::uint8_t first = in.u8();
     fuzz::ImageReader& mem = *images()[(first & 0x3f) % images().size()];
+    fuzz::HeapBudget::begin();
     mutate(mem, in);
     try {
         runPipeline(mem, first & 0x40, first & 0x80);
     } catch (const InspectError&) {
         // gone / denied cannot happen on an image; the others are user errors.
     }
+    fuzz::HeapBudget::end();
     mem.reset();
     return 0;
 }
