@@ -44,7 +44,9 @@ public:
     }
 
 private:
-    static void onMalloc(const volatile void*, std::size_t size) {
+    // Called on every allocation: not instrumented (it cost 6% of a run).
+#define AIOSCOPE_FUZZ_UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined"), no_sanitize_coverage))
+    AIOSCOPE_FUZZ_UNINSTRUMENTED static void onMalloc(const volatile void*, std::size_t size) {
         if (!s_armed.load(std::memory_order_acquire)) return;
         long long now = s_live.fetch_add(static_cast<long long>(size), std::memory_order_relaxed) +
                         static_cast<long long>(size);
@@ -57,7 +59,7 @@ private:
             std::abort();
         }
     }
-    static void onFree(const volatile void* p) {
+    AIOSCOPE_FUZZ_UNINSTRUMENTED static void onFree(const volatile void* p) {
         if (!p || !s_armed.load(std::memory_order_acquire)) return;
         // Before the run began: what it frees was not counted, so it may go
         // below zero; only growth matters.

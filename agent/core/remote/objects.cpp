@@ -301,9 +301,6 @@ std::vector<Addr> Objects::listItems(Addr obj) {
     return items;
 }
 
-// The entries of a PyDictKeysObject in insertion order, as (key, value)
-// pairs; slots of deleted entries have key 0. Split tables keep their values
-// elsewhere, so their values here are 0.
 namespace {
 
 // CPython's USABLE_FRACTION: a table of `size` slots holds at most this many
@@ -316,7 +313,9 @@ bool plausibleCounts(std::uint64_t size, std::int64_t usable, std::uint64_t nent
 
 }  // namespace
 
-
+// The entries of a PyDictKeysObject in insertion order, as (key, value)
+// pairs; slots of deleted entries have key 0. Split tables keep their values
+// elsewhere, so their values here are 0.
 std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
     std::uint64_t nentries = 0;
     Addr entries = 0;

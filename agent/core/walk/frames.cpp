@@ -7,15 +7,17 @@
 
 namespace aioscope {
 
-FrameWalker::Link FrameWalker::link(const Block& b) const {
+std::optional<FrameWalker::Link> FrameWalker::link(const Block& b) const {
     const Layout& L = m_objects.layout();
     Link k;
     k.previous = b.ptr(L.frame.previous);
     if (L.frameModel == FrameModel::frameObject) {
+        if (m_objects.builtinTypeName(b.ptr(L.object.type)) != "frame") return std::nullopt;
         k.code = b.ptr(L.frame.code);
         return k;
     }
-    k.entry = L.firstEntryOwner >= 0 && b.at<std::uint8_t>(L.frame.owner) >= L.firstEntryOwner;
+    k.owner = b.at<std::uint8_t>(L.frame.owner);
+    k.entry = L.firstEntryOwner >= 0 && k.owner >= L.firstEntryOwner;
     k.code = b.ptr(L.frame.code) & ~L.stackRefTagMask;
     return k;
 }
@@ -27,14 +29,12 @@ RawFrame FrameWalker::read(Addr addr) {
     raw.addr = addr;
     if (addr % 8) throw BadRead("frame link to a misaligned address " + hexAddr(addr));
     Block b = mem.block(addr, static_cast<std::size_t>(L.frame.size), "frame");
-    Link k = link(b);
-    raw.previous = k.previous;
+    std::optional<Link> k = link(b);
+    if (!k) throw BadRead("not a frame object at " + hexAddr(addr));
+    raw.previous = k->previous;
 
     if (L.frameModel == FrameModel::frameObject) {
-        if (m_objects.builtinTypeName(b.ptr(L.object.type)) != "frame") {
-            throw BadRead("not a frame object at " + hexAddr(addr));
-        }
-        raw.code = k.code;
+        raw.code = k->code;
         raw.lasti = b.at<std::int32_t>(L.frame.instr);
         raw.gen = b.ptr(L.frame.gen);
         raw.state = b.at<std::int8_t>(L.frame.state);
@@ -44,13 +44,12 @@ RawFrame FrameWalker::read(Addr addr) {
         return raw;
     }
 
-    if (k.entry) {
+    if (k->entry) {
         raw.hidden = true;
         return raw;
     }
-    raw.code = k.code;
-    auto owner = b.at<std::uint8_t>(L.frame.owner);
-    if (owner == L.frame.ownerGenerator) raw.gen = addr - static_cast<Addr>(L.gen.frame);
+    raw.code = k->code;
+    if (k->owner == L.frame.ownerGenerator) raw.gen = addr - static_cast<Addr>(L.gen.frame);
     const CodeInfo& code = m_codes.get(raw.code);
     raw.instr = b.ptr(L.frame.instr);
     // Subtracted unsigned (wrapping): a torn instruction pointer can be
@@ -65,7 +64,7 @@ RawFrame FrameWalker::read(Addr addr) {
     }
     // CPython's _PyFrame_IsIncomplete: a frame still in its prologue (or an
     // interpreter shim such as _Py_InitCleanup) is not shown in tracebacks.
-    if (owner != L.frame.ownerGenerator && raw.lasti < code.firstTraceable) raw.hidden = true;
+    if (k->owner != L.frame.ownerGenerator && raw.lasti < code.firstTraceable) raw.hidden = true;
     return raw;
 }
 
@@ -101,17 +100,15 @@ void FrameWalker::prefetch(Addr first, std::size_t maxFrames) {
     for (std::size_t n = 0; addr && n < std::min(maxFrames, kPrefetchFrames) && seen.insert(addr).second; ++n) {
         Block b(frameSize);
         if (addr % 8 || !mem.tryRead(addr, b.data(), frameSize)) break;
-        if (L.frameModel == FrameModel::frameObject && m_objects.builtinTypeName(b.ptr(L.object.type)) != "frame") {
-            break;
-        }
-        Link k = link(b);
-        if (!k.entry) {
-            if (!k.code || k.code % 8) break;
-            if (!m_codes.known(k.code) && std::find(codes.begin(), codes.end(), k.code) == codes.end()) {
-                codes.push_back(k.code);
+        std::optional<Link> k = link(b);
+        if (!k) break;
+        if (!k->entry) {
+            if (!k->code || k->code % 8) break;
+            if (!m_codes.known(k->code) && std::find(codes.begin(), codes.end(), k->code) == codes.end()) {
+                codes.push_back(k->code);
             }
         }
-        addr = k.previous;
+        addr = k->previous;
     }
     if (codes.empty()) return;
     std::size_t size = static_cast<std::size_t>(L.code.size);

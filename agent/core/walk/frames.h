@@ -71,13 +71,16 @@ public:
 
 private:
     // What ties a frame to the next and names its code, decoded from the
-    // frame's bytes the same way for the walk and the prefetch.
+    // frame's bytes the same way for the walk and the prefetch. Absent when
+    // the bytes are not a frame (3.10: not of the frame type), which ends
+    // both.
     struct Link {
         Addr previous = 0;
         Addr code = 0;
-        bool entry = false;  // a C entry frame or shim (3.11+): no code to show
+        std::uint8_t owner = 0;  // 3.11+: who owns the frame
+        bool entry = false;      // a C entry frame or shim (3.11+): no code to show
     };
-    Link link(const Block& frame) const;
+    std::optional<Link> link(const Block& frame) const;
     void prefetch(Addr first, std::size_t maxFrames);
 
     CodeReader& m_codes;
