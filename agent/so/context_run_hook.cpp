@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "callout.h"
 #include "observers.h"
 #include "stall_hook.h"
 
@@ -16,8 +17,7 @@ namespace aioscope::agent {
 
 namespace {
 
-using FastKeywords = PyObject* (*)(PyObject*, PyObject* const*, std::ptrdiff_t, PyObject*);
-std::atomic<FastKeywords> g_contextRun{nullptr};  // CPython's, kept for the process
+std::atomic<FastKeywordsFn> g_contextRun{nullptr};  // CPython's, kept for the process
 std::atomic<bool> g_asyncio{false};
 // Bumped at each install (a thread's role learnt in an earlier session is
 // stale) and by every recheck: each thread asks again at its next call.
@@ -48,7 +48,7 @@ bool askRunningLoop() {
 }
 
 PyObject* callOriginal(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs, PyObject* kwnames) {
-    return g_contextRun.load(std::memory_order_relaxed)(self, args, nargs, kwnames);
+    return callOutMethod(g_contextRun.load(std::memory_order_relaxed), self, args, nargs, kwnames);
 }
 
 bool isLoopThread(ThreadHooks& thread) {
@@ -146,7 +146,7 @@ std::string patchContextRun() {
         why = "contextvars.Context.run is not the method this agent knows";
     } else {
         auto** slot = reinterpret_cast<void**>(def + 8);
-        auto original = reinterpret_cast<FastKeywords>(*slot);
+        auto original = reinterpret_cast<FastKeywordsFn>(*slot);
         long page = sysconf(_SC_PAGESIZE);
         auto pageStart = reinterpret_cast<std::uintptr_t>(slot) & ~static_cast<std::uintptr_t>(page - 1);
         int prot = protectionOf(reinterpret_cast<std::uintptr_t>(slot));

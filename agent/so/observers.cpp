@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "callout.h"
 #include "mem/process_reader.h"
 #include "mem/remote.h"
 #include "remote/objects.h"
@@ -100,7 +101,7 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     bool after = pointerAt(self, g_layout->tuple.items + 16) == g_true;
     bool timed = pointerAt(self, g_layout->tuple.items + 24) == g_true;
     if (after) {
-        PyObject* result = py.call(original, args, kwargs);
+        PyObject* result = callOutTuple(original, args, kwargs);
         if (!result) return nullptr;
         PyObject* withResult = py.buildValue("(OO)", result, args);
         PyObject* r = withResult ? py.call(observer, withResult, nullptr) : nullptr;
@@ -117,7 +118,7 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
     // synchronously) blocks the loop too, so it is a stretch of its own (or
     // part of the callback it is called from).
     int slot = timed && timingAsyncioCallbacks() && onLoopThread() ? StallHook::instance().enter() : -1;
-    PyObject* result = py.call(original, isTuple ? replaced : args, kwargs);
+    PyObject* result = callOutTuple(original, isTuple ? replaced : args, kwargs);
     if (slot >= 0) StallHook::instance().leave(slot);
     if (replaced) py.decRef(replaced);
     return result;

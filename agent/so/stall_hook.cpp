@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "callout.h"
 #include "context_run_hook.h"
 #include "observers.h"
 #include "pyapi.h"
@@ -44,14 +45,14 @@ struct Running {
 
 PyObject* runVectorcall(PyObject* original, PyObject* const* args, std::size_t nargs, PyObject* kwnames) {
     PyObject* handle = nargs ? args[0] : nullptr;
-    if (handle && handle == t_running) return python().vectorcall(original, args, nargs, kwnames);
+    if (handle && handle == t_running) return callOutVector(python().vectorcall, original, args, nargs, kwnames);
     Running running(handle);
     auto& hook = StallHook::instance();
     auto& observers = Observers::instance();
     PyObject* cancelStep = observers.active() && handle ? observers.stepBegin(handle) : nullptr;
     int slot = hook.enter();
     hook.markHandleRun();
-    PyObject* result = python().vectorcall(original, args, nargs, kwnames);
+    PyObject* result = callOutVector(python().vectorcall, original, args, nargs, kwnames);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
@@ -60,13 +61,13 @@ PyObject* runVectorcall(PyObject* original, PyObject* const* args, std::size_t n
 PyObject* runTuple(PyObject* original, PyObject* args, PyObject* kwargs) {
     auto& observers = Observers::instance();
     PyObject* handle = observers.firstOf(args);
-    if (handle && handle == t_running) return python().call(original, args, kwargs);
+    if (handle && handle == t_running) return callOutTuple(original, args, kwargs);
     Running running(handle);
     auto& hook = StallHook::instance();
     PyObject* cancelStep = observers.active() ? observers.stepBegin(handle) : nullptr;
     int slot = hook.enter();
     hook.markHandleRun();
-    PyObject* result = python().call(original, args, kwargs);
+    PyObject* result = callOutTuple(original, args, kwargs);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;
@@ -75,7 +76,6 @@ PyObject* runTuple(PyObject* original, PyObject* args, PyObject* kwargs) {
 // How the method descriptor calls the original with a vector:
 // PyObject_Vectorcall (3.11+), or 3.10's _PyFunction_Vectorcall when the
 // original is a Python function (it is, unless someone wrapped it first).
-using VectorcallFn = PyObject* (*)(PyObject*, PyObject* const*, std::size_t, PyObject*);
 VectorcallFn g_callOriginal = nullptr;
 
 // The wrapper as a method descriptor of Handle (the usual install): `self`
@@ -100,12 +100,12 @@ PyObject* runMethod(PyObject* self, PyObject* const* args, std::ptrdiff_t nargs,
     all[0] = self;
     for (std::ptrdiff_t i = 0; i < nargs + nkw; ++i) all[i + 1] = args[i];
     auto count = static_cast<std::size_t>(nargs + 1);
-    if (self == t_running) return g_callOriginal(g_descriptorOriginal, all, count, kwnames);
+    if (self == t_running) return callOutVector(g_callOriginal, g_descriptorOriginal, all, count, kwnames);
     Running running(self);
     PyObject* cancelStep = observers.active() ? observers.stepBegin(self) : nullptr;
     int slot = hook.enter();
     hook.markHandleRun();
-    PyObject* result = g_callOriginal(g_descriptorOriginal, all, count, kwnames);
+    PyObject* result = callOutVector(g_callOriginal, g_descriptorOriginal, all, count, kwnames);
     hook.leave(slot);
     if (cancelStep) observers.stepEnd(cancelStep, result == nullptr);
     return result;

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "errors.h"
@@ -115,6 +117,27 @@ void readFunctions(const std::string& path, std::uint64_t bias, std::vector<Symb
     elf_end(e);
 }
 
+// Where the section `name` of an ELF file is, before relocation.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> sectionBounds(const std::string& path, std::string_view name) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    elf_version(EV_CURRENT);
+    Elf* e = elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr);
+    if (!e) return std::nullopt;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> out;
+    std::size_t names = 0;
+    if (elf_getshdrstrndx(e, &names) == 0) {
+        for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn && !out; scn = elf_nextscn(e, scn)) {
+            GElf_Shdr sh;
+            if (!gelf_getshdr(scn, &sh)) continue;
+            const char* n = elf_strptr(e, names, sh.sh_name);
+            if (n && n == name && sh.sh_size) out.emplace(sh.sh_addr, sh.sh_addr + sh.sh_size);
+        }
+    }
+    elf_end(e);
+    return out;
+}
+
 bool readBytes(pid_t pid, std::uint64_t addr, void* buf, std::size_t len) {
     iovec local{buf, len};
     iovec remote{reinterpret_cast<void*>(addr), len};
@@ -143,6 +166,8 @@ struct SafePointJudge::Impl {
     std::vector<Module> modules;
     std::vector<Symbol> libc;  // sorted by lo
     std::uint64_t stubBegin = 0, stubEnd = 0;
+    // The agent's calls out to the program's Python code (agent/so/callout.h).
+    std::uint64_t calloutBegin = 0, calloutEnd = 0;
     Dwfl* dwfl = nullptr;
     bool attached = false;
     // The thread being unwound.
@@ -169,7 +194,9 @@ struct SafePointJudge::Impl {
         return out;
     }
     std::uint64_t followPlt(std::uint64_t target) const;
+    std::uint64_t callTarget(std::uint64_t returnAddress) const;
     std::uint64_t calledFrom(std::uint64_t returnAddress) const;
+    bool callingOut(const Frame& f) const;
     bool hasCfi(const Frame& f) const;
 };
 
@@ -242,9 +269,9 @@ std::uint64_t SafePointJudge::Impl::followPlt(std::uint64_t target) const {
     return readBytes(pid, slot, &dest, sizeof dest) ? dest : 0;
 }
 
-// The function the call instruction before `returnAddress` called (0 when
-// it called through a register).
-std::uint64_t SafePointJudge::Impl::calledFrom(std::uint64_t returnAddress) const {
+// What the call instruction before `returnAddress` called (0 when it called
+// through a register).
+std::uint64_t SafePointJudge::Impl::callTarget(std::uint64_t returnAddress) const {
     std::uint8_t c[6];
     if (returnAddress < sizeof c || !readBytes(pid, returnAddress - sizeof c, c, sizeof c)) return 0;
     std::uint64_t target = 0;
@@ -253,12 +280,27 @@ std::uint64_t SafePointJudge::Impl::calledFrom(std::uint64_t returnAddress) cons
     } else if (c[0] == 0xff && c[1] == 0x15) {  // call *disp32(%rip): -fno-plt
         std::uint64_t slot = returnAddress + static_cast<std::int64_t>(le32(c + 2));
         if (!readBytes(pid, slot, &target, sizeof target)) return 0;
-    } else {
-        return 0;
     }
+    return target;
+}
+
+// The libc function the call before `returnAddress` entered (through its PLT
+// entry or directly), or 0.
+std::uint64_t SafePointJudge::Impl::calledFrom(std::uint64_t returnAddress) const {
+    std::uint64_t target = callTarget(returnAddress);
+    if (!target) return 0;
     if (kindAt(target) == Kind::libc) return target;
     std::uint64_t viaPlt = followPlt(target);
     return kindAt(viaPlt) == Kind::libc ? viaPlt : 0;
+}
+
+// A frame of the agent suspended in a call out to the program's Python code:
+// inside a call-out function, or at a call of one. Anything else of the
+// agent's on the stack is its own code under way (its locks may be held).
+bool SafePointJudge::Impl::callingOut(const Frame& f) const {
+    if (f.activation || calloutBegin == calloutEnd) return false;
+    auto inside = [&](std::uint64_t a) { return a >= calloutBegin && a < calloutEnd; };
+    return inside(f.lookup()) || inside(callTarget(f.pc));
 }
 
 bool SafePointJudge::Impl::hasCfi(const Frame& f) const {
@@ -276,7 +318,8 @@ SafePointJudge::SafePointJudge(pid_t pid) : m(std::make_unique<Impl>()) {
     m->pid = pid;
     ProcFs proc(pid);
     m->maps = proc.maps();
-    std::map<std::string, const Mapping*> libcFiles;
+    // Files read below: libc (its functions) and the agent (its call-out section).
+    std::map<std::string, const Mapping*> readFiles;
     for (const auto& map : m->maps) {
         std::string name = map.path.empty() ? "" : map.cleanPath();
         if (name.empty() || (!map.fileBacked() && name != "[vdso]")) continue;
@@ -286,17 +329,25 @@ SafePointJudge::SafePointJudge(pid_t pid) : m(std::make_unique<Impl>()) {
         } else {
             m->modules.push_back({map.start, map.end, kind, name});
         }
-        if (kind == Kind::libc && map.fileBacked() && map.offset == 0) libcFiles.emplace(map.path, &map);
+        if ((kind == Kind::libc || kind == Kind::agent) && map.fileBacked() && map.offset == 0) {
+            readFiles.emplace(map.path, &map);
+        }
     }
     std::sort(m->modules.begin(), m->modules.end(), [](const Module& a, const Module& b) { return a.start < b.start; });
-    for (const auto& [path, map] : libcFiles) {
+    for (const auto& [path, map] : readFiles) {
         for (const auto& candidate : proc.openablePaths(*map)) {
             Fd fd(::open(candidate.c_str(), O_RDONLY | O_CLOEXEC));
             struct stat st;
             if (!fd || ::fstat(fd.get(), &st) != 0 || st.st_ino != map->inode) continue;
             auto elf = readElfFacts(candidate, {}, {});
             auto bias = elf ? loadBias(*map, elf->loads) : std::nullopt;
-            if (bias) readFunctions(candidate, *bias, m->libc);
+            if (!bias) break;
+            if (kindOf(map->cleanPath()) == Kind::libc) {
+                readFunctions(candidate, *bias, m->libc);
+            } else if (auto callout = sectionBounds(candidate, "aioscope_callout")) {
+                m->calloutBegin = *bias + callout->first;
+                m->calloutEnd = *bias + callout->second;
+            }
             break;
         }
     }
@@ -370,8 +421,11 @@ Verdict SafePointJudge::judge(pid_t tid, const user_regs_struct& regs) {
             return v;
         }
         if (k == Kind::agent) {
-            v.why = "it is running aioscope's agent";
-            return v;
+            if (!j.callingOut(f)) {
+                v.why = "it is running aioscope's agent";
+                return v;
+            }
+            k = Kind::program;  // the program's code runs under the agent's wrapper
         }
         kinds.push_back(k);
     }

@@ -508,6 +508,51 @@ def test_attach_leaves_the_programs_allocator_as_it_was(interp):
         assert grown < 4, f"the program's anonymous memory grew by {grown:.1f} MB over the attach"
 
 
+def test_attach_to_a_child_forked_inside_a_callback_of_an_attached_loop(interp):
+    """A child forked inside a callback while its parent was attached lives
+    on under the agent's wrappers of that callback (their C frames stay on
+    its stack). Attach to it must work: attach refuses a thread running the
+    agent's own code, but a thread whose agent frames are only calls out to
+    the program's Python code (agent/so/callout.h) is at a safe point.
+    (Refused before: "no thread of the target reached a safe point".)"""
+    truth_path = out_path(interp, "agent_fork_in_callback")
+    ready_path, fork_path, child_path = (truth_path.with_name(truth_path.name + s)
+                                         for s in (".ready", ".fork", ".child"))
+    for p in (ready_path, fork_path, child_path):
+        p.unlink(missing_ok=True)
+    proc = subprocess.Popen(interp.argv("agent_fork_in_callback.py", "--truth", interp.inside(truth_path)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = None
+    parent_live = None
+    try:
+        wait_file(ready_path, 60, proc, "readiness")
+        parent_live = Live([AIOSCOPE, "attach", "--json", *OPTS, proc.pid])
+        parent_live.wait_for(lambda e: e["type"] == "capabilities"
+                             and e["capabilities"]["stall_detection"]["state"] == "active", 30, "hooks installed")
+        fork_path.write_text("fork")
+        child = wait_file(child_path, 30, proc, "the child")["pid"]
+        s = aioscope_attach(child, *OPTS, "--snapshot-every", "100ms", "--duration", "2s", timeout=60)
+    finally:
+        parent = parent_live.stop() if parent_live else None
+        if child:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.kill()
+        proc.wait(timeout=10)
+        for p in (truth_path, ready_path, fork_path, child_path):
+            p.unlink(missing_ok=True)
+    assert parent.rc == 0, parent.summary()
+    assert s.rc == 0, s.summary()
+    assert s.one("hello")["pid"] == child, s.summary()
+    snaps = [e for e in s.of("snapshot") if e["pid"] == child]
+    assert snaps, s.summary()
+    main = [t for t in snaps[-1]["threads"] if t["frames"]]
+    names = [f["function"] for t in main for f in t["frames"]]
+    assert "child_waits" in names and "fork_here" in names, names
+
+
 def test_children_forked_under_an_attached_agent_all_end(interp):
     """A program forking short-lived children while attached: each child
     inherits the agent (dormant: the CLI takes only the attached process),
