@@ -168,6 +168,14 @@ TEST_CASE("unusable tables are rejected as unsupported versions", "[debug_offset
         putU64(blob, 208, 831);
         CHECK_FALSE(rejects(14, blob));
     }
+    SECTION("a header larger than its str, a length field outside its object") {
+        putU64(blob, 640, 65);  // unicode_object.asciiobject_size > unicode_object.size (64)
+        CHECK(rejects(14, blob));
+        putU64(blob, 640, 64);
+        CHECK_FALSE(rejects(14, blob));
+        putU64(blob, 464, 40);  // tuple_object.ob_size == tuple_object.size: an offset, not a size
+        CHECK(rejects(14, blob));
+    }
     SECTION("a structure of size zero") {
         putU64(blob, 176, 0);  // thread_state.size
         CHECK(rejects(14, blob));

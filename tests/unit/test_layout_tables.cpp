@@ -61,6 +61,18 @@ TEST_CASE("3.13+ tables need the target's debug offsets", "[layout][validate]") 
     }
 }
 
+TEST_CASE("a str header larger than any CPython's is refused", "[layout][validate]") {
+    // A torn _Py_DebugOffsets table once gave a 4 MB header, read once per
+    // dict key compared (445 MB for one lookup in a fuzzed image).
+    Layout L = recordedLayout(14);
+    L.unicode.asciiData = 1 << 22;
+    CHECK(mentions(validateLayout(L), "unicode.ascii_data = 4194304 is implausible"));
+    L = recordedLayout(14);
+    L.unicode.compactData = 257;
+    CHECK(mentions(validateLayout(L), "unicode.compact_data = 257 is implausible"));
+    for (int minor : {10, 11, 12}) CHECK(validateLayout(staticLayout(minor).value()).empty());
+}
+
 TEST_CASE("3.10 table matches the 3.10.13 headers", "[layout][recorded]") {
     Layout L = staticLayout(10).value();
     CHECK(L.runtime.interpretersHead == 32);

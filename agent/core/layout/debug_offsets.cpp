@@ -114,7 +114,12 @@ const Shape kNoShape = {};
 constexpr std::size_t kHeader = 24;  // cookie, version, free_threaded
 constexpr std::uint64_t kMaxStructSize = 1 << 22;
 
-bool isSizeField(const std::string& f) { return f == "size" || f.ends_with("_size"); }
+// Fields that are sizes, not offsets into the structure (ob_size is the
+// offset of a length field). The sizes of a str's headers are sizes of a
+// prefix of the str: no larger than it (a torn table's 4 MB header was read
+// once per dict key).
+bool isSizeField(const std::string& f) { return f == "size" || (f.ends_with("_size") && f != "ob_size"); }
+bool isPrefixSize(const std::string& f) { return f == "asciiobject_size" || f == "compactunicodeobject_size"; }
 
 }  // namespace
 
@@ -179,6 +184,9 @@ DebugOffsets decodeDebugOffsets(int minor, std::span<const std::uint8_t> blob) {
             } else if (hasSize && !isSizeField(field) && v >= size) {
                 throw fail(section.name + "." + field + " (" + std::to_string(v) +
                            ") lies outside its " + std::to_string(size) + "-byte structure");
+            } else if (hasSize && isPrefixSize(field) && v > size) {
+                throw fail(section.name + "." + field + " (" + std::to_string(v) +
+                           ") is larger than its " + std::to_string(size) + "-byte structure");
             } else if (v > kMaxStructSize) {
                 throw fail(section.name + "." + field + " is " + std::to_string(v));
             }
