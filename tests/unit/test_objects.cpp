@@ -452,14 +452,15 @@ TEST_CASE("key lengths are read once per table and read", "[objects][dict]") {
     CHECK(w.objects.dictGet(d, "module6") == values[6]);
     CHECK(w.mem.readManyCalls() == 3);
 
-    // A smaller table (a module's globals) is kept from its second lookup.
+    // A smaller table (a module's globals) is kept from its second lookup,
+    // with the keys its first lookup read: one read for all four.
     entries.resize(10);
     Addr small = w.py.dict(w.py.dictKeys(entries, true));
     CHECK(w.objects.dictGet(small, "module2") == values[2]);
     CHECK(w.objects.dictGet(small, "module3") == values[3]);
     CHECK(w.objects.dictGet(small, "module4") == values[4]);
     CHECK(w.objects.dictGet(small, "x") == values[5]);
-    CHECK(w.mem.readManyCalls() == 5);
+    CHECK(w.mem.readManyCalls() == 4);
 }
 
 TEST_CASE("short ASCII keys are compared as read in the batch; others are read as str", "[objects][dict]") {
@@ -503,6 +504,32 @@ TEST_CASE("short ASCII keys are compared as read in the batch; others are read a
     CHECK(w.objects.dictGet(d, "caf\xC3\xA9") == values[41]);
     CHECK(w.objects.dictGet(d, "end") == values[42]);
     CHECK(w.objects.dictGet(d, "xyz") == std::nullopt);
+}
+
+TEST_CASE("a small table's keys are read once for two lookups in a row", "[objects][dict]") {
+    // Instances of one class share their keys table: the second thread's
+    // name is looked up where the first one's was. Kept on that second
+    // lookup, without reading the keys again.
+    World w(staticLayout(12).value());
+    std::vector<FakePython::Entry> entries;
+    for (int i = 0; i < 6; ++i) entries.push_back({w.py.str("attr" + std::to_string(i)), w.py.str("v")});
+    Addr d = w.py.dict(w.py.dictKeys(entries, true));
+    w.mem.resetCounts();
+    CHECK(w.objects.dictGet(d, "attr4") == entries[4].value);
+    CHECK(w.mem.readManyCalls() == 1);  // the keys' headers, in one batch
+    CHECK(w.objects.dictGet(d, "attr2") == entries[2].value);
+    CHECK(w.objects.dictGet(d, "attr5") == entries[5].value);
+    CHECK(w.mem.readManyCalls() == 1);
+    // Another table looked up in between: the first one's keys are read
+    // again on its second lookup (only the last table's are at hand).
+    std::vector<FakePython::Entry> other;
+    for (int i = 0; i < 6; ++i) other.push_back({w.py.str("other" + std::to_string(i)), w.py.str("w")});
+    Addr d2 = w.py.dict(w.py.dictKeys(other, true));
+    Addr d3 = w.py.dict(w.py.dictKeys(entries, true));
+    CHECK(w.objects.dictGet(d3, "attr1") == entries[1].value);
+    CHECK(w.objects.dictGet(d2, "other1") == other[1].value);
+    CHECK(w.objects.dictGet(d3, "attr3") == entries[3].value);
+    CHECK(w.mem.readManyCalls() == 4);
 }
 
 TEST_CASE("dict split values behind the 3.13 PyDictValues header", "[objects][dict]") {

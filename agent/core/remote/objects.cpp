@@ -431,15 +431,24 @@ Objects::Keys Objects::readKeys(const std::vector<std::pair<Addr, Addr>>& entrie
 }
 
 const Objects::Keys& Objects::keysOf(Addr table, const std::vector<std::pair<Addr, Addr>>& entries) {
-    if (auto kept = m_keys.find(table); kept != m_keys.end()) {
-        const auto& keys = kept->second.keys;
-        bool same = keys.size() == entries.size() &&
-                    std::equal(keys.begin(), keys.end(), entries.begin(), [](Addr k, const auto& e) { return k == e.first; });
-        if (same) return kept->second;
+    auto same = [&](const Keys& k) {
+        return k.keys.size() == entries.size() &&
+               std::equal(k.keys.begin(), k.keys.end(), entries.begin(), [](Addr a, const auto& e) { return a == e.first; });
+    };
+    if (auto kept = m_keys.find(table); kept != m_keys.end() && same(kept->second)) return kept->second;
+    if (entries.size() >= kKeptFrom || m_lookedUp.count(table)) {
+        // Looked up a second time: kept from now on. The keys read for the
+        // last lookup are this table's still (instances of one class share
+        // it: each thread's name is looked up in it).
+        if (m_freshTable == table && same(m_freshKeys)) {
+            m_freshTable = 0;
+            return m_keys[table] = std::move(m_freshKeys);
+        }
+        return m_keys[table] = readKeys(entries);
     }
-    if (entries.size() >= kKeptFrom || m_lookedUp.count(table)) return m_keys[table] = readKeys(entries);
     if (m_lookedUp.size() < kLookedUpCap) m_lookedUp.insert(table);
     m_freshKeys = readKeys(entries);
+    m_freshTable = table;
     return m_freshKeys;
 }
 
@@ -508,6 +517,17 @@ std::optional<Addr> Objects::lookupInKeys(Addr keys, Addr values, std::string_vi
     if (!i) return std::nullopt;
     Addr v = m_mem.ptr(values + header + 8 * *i, "instance value");
     return v ? std::optional<Addr>(v) : std::nullopt;
+}
+
+void Objects::prefetch(const std::vector<Addr>& addrs, std::size_t before, std::size_t after) {
+    std::vector<std::uint8_t> scratch((before + after) * addrs.size());
+    std::vector<MemoryReader::Request> requests;
+    requests.reserve(addrs.size());
+    for (std::size_t i = 0; i < addrs.size(); ++i) {
+        if (addrs[i] < before || addrs[i] + after < addrs[i]) continue;
+        requests.push_back({addrs[i] - before, scratch.data() + i * (before + after), before + after});
+    }
+    m_mem.reader().readMany(requests);
 }
 
 std::optional<Addr> Objects::attr(Addr obj, std::string_view name) {

@@ -70,10 +70,17 @@ public:
     // values), not descriptors or class attributes.
     std::optional<Addr> attr(Addr obj, std::string_view name);
 
+    // Brings the pages of [a - before, a + after) for each address into the
+    // page cache in one batch, for reads that follow: objects met together
+    // but scattered over as many pages (one per thread, say). Decides
+    // nothing: what does not read is met again by the reads.
+    void prefetch(const std::vector<Addr>& addrs, std::size_t before, std::size_t after);
+
     // A new read begins: what was learnt of dicts' keys may be stale.
     void forget() {
         m_keys.clear();
         m_lookedUp.clear();
+        m_freshTable = 0;
     }
 
 private:
@@ -132,6 +139,7 @@ private:
     };
     std::unordered_map<Addr, Keys> m_keys;
     Keys m_freshKeys;  // a table's keys read for one lookup, not kept
+    Addr m_freshTable = 0;  // whose they are (0: none)
     std::unordered_set<Addr> m_lookedUp;  // tables looked up once, up to kLookedUpCap
 };
 
