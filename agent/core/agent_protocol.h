@@ -16,6 +16,13 @@ inline constexpr std::int64_t kStallMinMs = 1;
 inline constexpr std::int64_t kStallMaxMs = 3'600'000;          // 1 h
 inline constexpr std::int64_t kSnapshotEveryMaxMs = 86'400'000;  // 24 h; 0: only on request
 
+// The ELF section of the agent's calls out to the program's Python code
+// (agent/so/callout.h): `attach` finds it in the agent's file and accepts a
+// thread whose agent frames are only those calls. A macro: a section
+// attribute takes a string literal.
+#define AIOSCOPE_CALLOUT_SECTION "aioscope_callout"
+inline constexpr const char* kCalloutSection = AIOSCOPE_CALLOUT_SECTION;
+
 // The CLI's random session secret, as hexadecimal digits.
 inline constexpr std::size_t kTokenHexChars = 32;
 

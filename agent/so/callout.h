@@ -11,15 +11,14 @@
 
 #include <cstddef>
 
+#include "agent_protocol.h"
 #include "pyapi.h"
 
 // noipa: never inlined into the wrapper (the call must be to this section)
 // nor specialised into a clone placed in .text.
-#define AIOSCOPE_CALLOUT __attribute__((noipa, section("aioscope_callout")))
+#define AIOSCOPE_CALLOUT __attribute__((noipa, section(AIOSCOPE_CALLOUT_SECTION)))
 
 namespace aioscope::agent {
-
-inline constexpr const char* kCalloutSection = "aioscope_callout";
 
 using VectorcallFn = PyObject* (*)(PyObject*, PyObject* const*, std::size_t, PyObject*);
 using FastKeywordsFn = PyObject* (*)(PyObject*, PyObject* const*, std::ptrdiff_t, PyObject*);

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent_protocol.h"
 #include "errors.h"
 #include "inject/safe_fs.h"
 #include "target/elf_file.h"
@@ -344,7 +345,7 @@ SafePointJudge::SafePointJudge(pid_t pid) : m(std::make_unique<Impl>()) {
             if (!bias) break;
             if (kindOf(map->cleanPath()) == Kind::libc) {
                 readFunctions(candidate, *bias, m->libc);
-            } else if (auto callout = sectionBounds(candidate, "aioscope_callout")) {
+            } else if (auto callout = sectionBounds(candidate, protocol::kCalloutSection)) {
                 m->calloutBegin = *bias + callout->first;
                 m->calloutEnd = *bias + callout->second;
             }

@@ -132,12 +132,7 @@ void FrameWalker::prefetch(Addr first, std::size_t maxFrames) {
     }
     std::sort(objects.begin(), objects.end());
     objects.erase(std::unique(objects.begin(), objects.end()), objects.end());
-    std::vector<std::uint8_t> heads(objects.size() * kPrefetchObject);
-    requests.clear();
-    for (std::size_t i = 0; i < objects.size(); ++i) {
-        requests.push_back({objects[i], heads.data() + i * kPrefetchObject, kPrefetchObject});
-    }
-    mem.reader().readMany(requests);
+    m_objects.prefetch(objects, 0, kPrefetchObject);
 }
 
 WalkedStack FrameWalker::walk(Addr first, std::size_t maxFrames, bool facts) {
