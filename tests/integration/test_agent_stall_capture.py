@@ -7,11 +7,16 @@ Fixtures measure themselves: agent_stall_edge.py spins 101 ms per episode and
 has asyncio time every slow callback (the machine may stretch them; a stall
 is judged against asyncio's own timing); agent_wedged.py blocks its loop in
 time.sleep() and records when, before the agent arrives."""
+import ctypes
+import os
 import re
+import threading
 from pathlib import Path
 
-from agent_helpers import (INTERVAL_MS, THRESHOLD_MS, Live, Target, describe_stall, judge_stalls, match_stalls,
-                           out_path, read_json, run_in, wait_file)
+import pytest
+
+from agent_helpers import (INTERVAL_MS, THRESHOLD_MS, Live, Target, describe_stall, host_only, judge_stalls,
+                           match_stalls, out_path, read_json, run_in, wait_file)
 from harness import AIOSCOPE
 
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
@@ -191,3 +196,93 @@ def test_run_fail_on_stall_fails_for_a_loop_started_unseen(interp):
     assert gaps, f"the loop's start went unseen and nothing said so\n{s.summary()}"
     assert s.rc == EXIT_NOT_ACTIVE, f"exit {s.rc}\n{s.stderr}"
     assert "--fail-on stall could not be checked" in s.stderr and "not for part of the run" in s.stderr, s.stderr
+
+
+class ThreadsStopped:
+    """Stops threads of another process one by one (ptrace: PTRACE_SEIZE and
+    PTRACE_INTERRUPT stop that thread alone) and lets them go again. The
+    calls are made from the thread that made this object, the tracer."""
+
+    SEIZE, INTERRUPT, DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+
+    def __init__(self, tids):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.tids = []
+        for tid in tids:
+            self._call(self.SEIZE, tid)
+            self.tids.append(tid)
+            self._call(self.INTERRUPT, tid)
+            os.waitpid(tid, self.WALL)
+
+    def _call(self, request, tid):
+        if self.libc.ptrace(request, tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), f"ptrace({request:#x}, {tid})")
+
+    def state(self, pid, tid):
+        return Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+    def release(self):
+        for tid in self.tids:
+            self._call(self.DETACH, tid)
+        self.tids = []
+
+
+@pytest.mark.parametrize("threshold_ms", [100, 40])
+def test_run_stalls_while_the_agents_thread_is_away_are_reported_when_it_returns(interp, threshold_ms):
+    """A busy machine can keep the agent's thread off the CPU through a whole
+    stall. Here it is stopped outright (ptrace) while the loop blocks three
+    times for 1.7 thresholds: no tick, no wake at any crossing. The hook
+    times every callback itself, reading the precise clock at a callback's
+    end only when the coarse one says it may have been long (at thresholds
+    above the coarse clock's allowed lag of 64 ms; always below it); each
+    stall must be reported, with its exact duration, once the thread runs
+    again."""
+    host_only(interp)
+    block_ms = threshold_ms * 1.7
+    ready, go, resume = (out_path(interp, f"agent_sampler_away-{n}") for n in ("ready", "go", "resume"))
+    truth_path = out_path(interp, "agent_sampler_away")
+    result = {}
+
+    def run():
+        result["stream"] = run_in(interp, "agent_sampler_away.py", "--truth", truth_path, "--ready", ready,
+                                  "--go", go, "--resume", resume, "--block-ms", str(block_ms),
+                                  options=["--stall-threshold", f"{threshold_ms}ms", "--interval", f"{INTERVAL_MS}ms"],
+                                  timeout=90)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    stopped = None
+    try:
+        doc = wait_file(ready, 30, what="list of threads")
+        assert doc["hooked"], "the agent's hooks never went in"
+        assert doc["threads"], "the program has no thread besides its main one: where is the agent's?"
+        stopped = ThreadsStopped(doc["threads"])
+        assert {stopped.state(doc["pid"], t) for t in doc["threads"]} == {"t"}, "not stopped by ptrace"
+        go.write_text("go")
+        wait_file(truth_path, 30, what="the truth")
+        stopped.release()
+        resume.write_text("resume")
+    finally:
+        if stopped:
+            stopped.release()
+        if not resume.exists():
+            resume.write_text("resume")
+        runner.join(120)
+        for p in (ready, go, resume):
+            p.unlink(missing_ok=True)
+    s = result["stream"]
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert s.rc == 0, s.summary()
+    episodes = truth["episodes"]
+    assert len(episodes) == 3 and all(ep["measured_ms"] >= block_ms for ep in episodes), episodes
+    pairs, lost, missed = match_stalls(s, episodes)
+    assert not missed, f"episodes without a stall: {missed}\n{s.summary()}"
+    for st, end, ep in pairs:
+        assert end is not None, f"no stall_end: {describe_stall(st)}"
+        assert abs(st["started_at"] - ep["started_at"]) < 0.005, (describe_stall(st), ep)
+        assert ep["measured_ms"] - 0.5 <= end["duration_ms"] <= ep["measured_ms"] + 5, (end, ep)
+    # (Another callback the machine stretched past the threshold may be one
+    # more stall: false stalls are judged elsewhere, against asyncio's timing.)
+    assert len(s.of("stall")) == len(s.of("stall_end")), s.summary()
