@@ -178,41 +178,13 @@ std::int64_t monotonicNs() {
     return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-std::int64_t coarseNs() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-namespace {
-
-// How far behind the precise clock the coarse one may be when a callback
-// ends: 10 times this machine's worst seen (6 ms over 20M reads beside two
-// busy processes; the tick is 4 ms), 2 times the worst seen in a loaded VM.
-constexpr std::int64_t kCoarseLagNs = 64'000'000;
-
-bool coarseClockUsable() {
-    timespec res{};
-    return clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 && res.tv_nsec <= 10'000'000;
-}
-
-}  // namespace
-
-// Below the allowance every end is read precisely: a coarse reading behind
-// the start would otherwise pass for a short callback.
-void StallHook::setThreshold(std::int64_t thresholdNs) {
-    static const bool coarse = coarseClockUsable();
-    m_thresholdNs = thresholdNs;
-    m_endGuardNs = coarse && thresholdNs > kCoarseLagNs ? thresholdNs - kCoarseLagNs : INT64_MIN;
-}
-
 StallHook& StallHook::instance() {
     static StallHook* hook = new StallHook;  // never destroyed: see Agent::instance()
     return *hook;
 }
 
 bool StallHook::install(std::int64_t thresholdNs, bool loopsWatched) {
-    setThreshold(thresholdNs);
+    m_thresholdNs = thresholdNs;
     // enable() (trio) may have turned timing on already: Handle._run still
     // needs its wrapper.
     if (m_installed && (m_wrapped || timingAsyncioCallbacks())) return true;
@@ -272,7 +244,7 @@ bool StallHook::install(std::int64_t thresholdNs, bool loopsWatched) {
 }
 
 void StallHook::enable(std::int64_t thresholdNs) {
-    setThreshold(thresholdNs);
+    m_thresholdNs = thresholdNs;
     if (m_installed) return;
     m_installedAtNs = monotonicNs();
     m_installed = true;
@@ -372,15 +344,10 @@ void StallHook::leave(int slot) {
     int depth = s.depth.load(std::memory_order_relaxed);
     if (depth <= 0) return;  // reset by a fork meanwhile
     if (depth == 1) {
-        // The precise clock only for a callback that may have been long:
-        // the coarse one, a few ns to read, says which (it lags by a tick,
-        // kCoarseLagNs allows for ten). One the sampler reported is timed
-        // regardless. A duration recorded is always precise at both ends.
         std::int64_t start = s.startNs.load(std::memory_order_relaxed);
-        bool timed = mayBeLong(s, start);
-        std::int64_t end = timed ? monotonicNs() : 0;
+        std::int64_t end = monotonicNs();
         s.depth.store(0, std::memory_order_release);
-        if (timed) recordIfLong(slot, start, end);
+        recordIfLong(slot, start, end);
         return;
     }
     s.depth.store(depth - 1, std::memory_order_release);

@@ -21,9 +21,6 @@
 namespace aioscope::agent {
 
 std::int64_t monotonicNs();
-// CLOCK_MONOTONIC as of the kernel's last tick: a few ns to read against
-// ~20 (the precise clock), behind it by a tick or more.
-std::int64_t coarseNs();
 
 // One per thread that runs callbacks; written by that thread only.
 struct LoopSlot {
@@ -35,9 +32,6 @@ struct LoopSlot {
     // What the running stretch runs, when the hook knows it (a trio step:
     // its Task object's address), else 0. Valid while seq is unchanged.
     std::atomic<std::uint64_t> subject{0};
-    // The seq of a callback the sampler reported past the threshold: its
-    // end is read from the precise clock whatever the coarse one says.
-    std::atomic<std::uint64_t> watched{0};
 };
 // The CLI reads seq and depth from outside as plain integers (StallSlotRef).
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8);
@@ -129,19 +123,9 @@ public:
 private:
     int ownSlot(ThreadHooks& thread);
     void recordIfLong(int slot, std::int64_t start, std::int64_t end);
-    void setThreshold(std::int64_t thresholdNs);
-    // Whether a callback that began at `start` may have run past the
-    // threshold, by the coarse clock (see leave()).
-    bool mayBeLong(const LoopSlot& s, std::int64_t start) const {
-        return s.watched.load(std::memory_order_relaxed) == s.seq.load(std::memory_order_relaxed) ||
-               coarseNs() - start >= m_endGuardNs.load(std::memory_order_relaxed);
-    }
 
     LoopSlot m_slots[kSlots];
     std::atomic<std::int64_t> m_thresholdNs{0};
-    // A callback's end is read from the precise clock once the coarse one
-    // says it ran this long (INT64_MIN: always).
-    std::atomic<std::int64_t> m_endGuardNs{INT64_MIN};
     std::atomic<bool> m_installed{false};  // timing on
     std::atomic<std::uint64_t> m_forkedThread{0};  // 0: not forked inside a callback
     std::uint64_t m_forkedSeq = 0;                  // its slot's seq then

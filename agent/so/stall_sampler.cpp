@@ -253,8 +253,6 @@ void StallSampler::checkRunning(std::int64_t now) {
         }
         // At the crossing: report it once, with the stack read now if the
         // callback outlived the read, else the one read before the crossing.
-        // Its end is then timed precisely (StallHook::leave).
-        slot.watched.store(seq, std::memory_order_release);
         std::int64_t readAt = monotonicNs();
         auto report = readStill(i, tid, seq);
         const char* stackAt = kStackAtThreshold;
