@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Benchmark: what the agent adds to each event-loop callback, in ns.
+
+Runs fixtures/bench_chain.py (a chain of empty callbacks: the main thread's
+CPU time per callback, best of 150 batches of 10,000) bare and under
+`aioscope run` at 100 Hz and 1 kHz (and, with --compare-agent, the same
+with another build of the agent), interleaved round by round, on each
+available interpreter. Every run is started with address-space layout
+randomisation off (`setarch -R`): where code and data land moves a chain
+callback of ~2 us by tens of ns from one process to the next, more than
+the effect measured; with a fixed layout the rounds agree to a few ns.
+What remains is the machine's own drift, which the interleaving shares out.
+
+Prints, per interpreter, the bare cost per callback and, for each way, the
+median over the rounds of (that run - the bare run of the same round) with
+the interquartile range, in ns and as a share of the bare callback. The
+whole-program view (a busy program's throughput) is agent_overhead.py.
+
+Usage: tests/bench/callback_cost.py [--runs 9] [--python 3.12,3.13] [--compare-agent OTHER/aioscope-agent.so]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+
+from agent_helpers import inner_argv, run_argv  # noqa: E402
+from zoo import prepared  # noqa: E402
+
+
+def per_callback(interp, batches, env=None, aioscope=None):
+    """ns of the main thread's CPU per callback, in one process."""
+    out = interp.fixture_dir() / "out"
+    out.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as d:
+        truth, events = Path(d) / "out.json", Path(d) / "events.jsonl"
+        cmd = [*inner_argv(interp, "bench_chain.py", "--batches", str(batches)), "--truth", interp.inside(truth)]
+        if aioscope is not None:
+            cmd = [*run_argv(interp), "run", "-q", "-o", interp.inside(events), *aioscope, "--", *cmd]
+        elif interp.root != "/":
+            cmd = ["chroot", interp.root, *cmd]
+        subprocess.run(["setarch", "-R", *cmd], check=True, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300)
+        if aioscope is not None:
+            said = [e for e in map(json.loads, events.read_text().splitlines())
+                    if e["type"] in ("hello", "capabilities")]
+            if not said or said[-1]["capabilities"]["stall_detection"]["state"] != "active":
+                sys.exit(f"the agent did not time the callbacks of {' '.join(cmd)}: {said}")
+        return json.loads(truth.read_text())["ns_per_callback"]
+
+
+def cell(added, bare):
+    q = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
+    m = statistics.median(added)
+    return f"{m:+7.0f} [{q[0]:+5.0f} {q[2]:+5.0f}] {100 * m / bare:+5.1f}%"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--batches", type=int, default=150)
+    ap.add_argument("--python", default="3.10,3.11,3.11-debian,3.12,3.13,3.14,3.15")
+    ap.add_argument("--compare-agent", metavar="SO", help="also with this build of aioscope-agent.so")
+    args = ap.parse_args()
+    ways = [("100 Hz", ["--interval", "10ms"], False), ("1 kHz", ["--interval", "1ms"], False)]
+    if args.compare_agent:
+        ways += [("100 Hz*", ["--interval", "10ms"], True), ("1 kHz*", ["--interval", "1ms"], True)]
+    print(f"{'python':<11} {'bare ns':>8}  " + "  ".join(f"{w[0] + ' ns [IQR] share':<29}" for w in ways))
+    for interp in prepared(args.python, width=11):
+        compare_env = None
+        if args.compare_agent:  # where the interpreter (and so `run`, in a chroot) can see it
+            so = interp.fixture_dir() / "out" / "compare-agent.so"
+            so.parent.mkdir(exist_ok=True)
+            so.write_bytes(Path(args.compare_agent).read_bytes())
+            compare_env = dict(os.environ, AIOSCOPE_AGENT_SO=interp.inside(so))
+        bare, added = [], {w[0]: [] for w in ways}
+        for _ in range(args.runs):
+            b = per_callback(interp, args.batches)
+            bare.append(b)
+            for name, options, other in ways:
+                added[name].append(per_callback(interp, args.batches, env=compare_env if other else None,
+                                                aioscope=options) - b)
+        b = statistics.median(bare)
+        print(f"{interp.name:<11} {b:8.0f}  " + "  ".join(f"{cell(added[w[0]], b):<29}" for w in ways), flush=True)
+    if args.compare_agent:
+        print(f"* with {args.compare_agent}")
+    print(f"ns added per callback: median of {args.runs} interleaved rounds of (that run - the bare run of the "
+          "round), interquartile range in brackets, and as a share of the bare callback")
+
+
+if __name__ == "__main__":
+    main()
