@@ -2,9 +2,12 @@
 """Benchmark: what the agent adds to each event-loop callback, in ns.
 
 Runs fixtures/bench_chain.py (a chain of empty callbacks: the main thread's
-CPU time per callback, best of 150 batches of 10,000) bare and under
-`aioscope run` at 100 Hz and 1 kHz (and, with --compare-agent, the same
-with another build of the agent), interleaved round by round, on each
+CPU time per callback, best of 150 batches of 10,000) bare, bare with one
+more thread that only sleeps (what any second thread costs: the C library
+and the interpreter leave their single-threaded fast paths; the agent's own
+thread costs that too, and a program with a thread already pays it), and
+under `aioscope run` at 100 Hz and 1 kHz (and, with --compare-agent, the
+same with another build of the agent), interleaved round by round, on each
 available interpreter. Every run is started with address-space layout
 randomisation off (`setarch -R`): where code and data land moves a chain
 callback of ~2 us by tens of ns from one process to the next, more than
@@ -34,13 +37,14 @@ from agent_helpers import inner_argv, run_argv  # noqa: E402
 from zoo import prepared  # noqa: E402
 
 
-def per_callback(interp, batches, env=None, aioscope=None):
+def per_callback(interp, batches, env=None, aioscope=None, extra=()):
     """ns of the main thread's CPU per callback, in one process."""
     out = interp.fixture_dir() / "out"
     out.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as d:
         truth, events = Path(d) / "out.json", Path(d) / "events.jsonl"
-        cmd = [*inner_argv(interp, "bench_chain.py", "--batches", str(batches)), "--truth", interp.inside(truth)]
+        cmd = [*inner_argv(interp, "bench_chain.py", "--batches", str(batches), *extra), "--truth",
+               interp.inside(truth)]
         if aioscope is not None:
             cmd = [*run_argv(interp), "run", "-q", "-o", interp.inside(events), *aioscope, "--", *cmd]
         elif interp.root != "/":
@@ -68,7 +72,8 @@ def main():
     ap.add_argument("--python", default="3.10,3.11,3.11-debian,3.12,3.13,3.14,3.15")
     ap.add_argument("--compare-agent", metavar="SO", help="also with this build of aioscope-agent.so")
     args = ap.parse_args()
-    ways = [("100 Hz", ["--interval", "10ms"], False), ("1 kHz", ["--interval", "1ms"], False)]
+    ways = [("idle thread", None, False), ("100 Hz", ["--interval", "10ms"], False),
+            ("1 kHz", ["--interval", "1ms"], False)]
     if args.compare_agent:
         ways += [("100 Hz*", ["--interval", "10ms"], True), ("1 kHz*", ["--interval", "1ms"], True)]
     print(f"{'python':<11} {'bare ns':>8}  " + "  ".join(f"{w[0] + ' ns [IQR] share':<29}" for w in ways))
@@ -84,8 +89,9 @@ def main():
             b = per_callback(interp, args.batches)
             bare.append(b)
             for name, options, other in ways:
+                extra = ["--idle-thread"] if options is None else []
                 added[name].append(per_callback(interp, args.batches, env=compare_env if other else None,
-                                                aioscope=options) - b)
+                                                aioscope=options, extra=extra) - b)
         b = statistics.median(bare)
         print(f"{interp.name:<11} {b:8.0f}  " + "  ".join(f"{cell(added[w[0]], b):<29}" for w in ways), flush=True)
     if args.compare_agent:
