@@ -42,7 +42,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from agent_helpers import inner_argv, run_argv  # noqa: E402
+from agent_helpers import inner_argv, other_agent_env, run_argv  # noqa: E402
+from timing import quartiles  # noqa: E402
 from zoo import prepared  # noqa: E402
 
 
@@ -81,8 +82,8 @@ def cell(ratios):
     xs = [r for r in ratios if r == r]
     if not xs:
         return f"{'-':>21}"
-    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
-    return f"{statistics.median(xs):6.3f} [{q[0]:.3f}-{q[2]:.3f}]"
+    q1, m, q3 = quartiles(xs)
+    return f"{m:6.3f} [{q1:.3f}-{q3:.3f}]"
 
 
 def main():
@@ -107,11 +108,8 @@ def main():
     head = f"{'python':<11} {'loop':<7} {'flight':>6} {'what':<8} {'bare msg/s':>10}"
     print(f"{head} {'wall ratio [IQR]':>21} {'CPU ratio [IQR]':>21}")
     for interp in prepared(args.python, width=11):
-        if args.compare_agent:  # where the interpreter (and so `run`, in a chroot) can see it
-            so = interp.fixture_dir() / "out" / "compare-agent.so"
-            so.parent.mkdir(exist_ok=True)
-            so.write_bytes(Path(args.compare_agent).read_bytes())
-            compare_env = dict(os.environ, AIOSCOPE_AGENT_SO=interp.inside(so))
+        if args.compare_agent:
+            compare_env = other_agent_env(interp, args.compare_agent)
         loops = [lp for lp in args.loops.split(",") if lp == "asyncio" or has(interp, lp)]
         for loop in loops:
             for inflight in map(int, args.in_flight.split(",")):

@@ -23,7 +23,6 @@ Usage: tests/bench/callback_cost.py [--runs 9] [--python 3.12,3.13] [--compare-a
 """
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from agent_helpers import inner_argv, run_argv  # noqa: E402
+from agent_helpers import inner_argv, other_agent_env, run_argv  # noqa: E402
+from timing import quartiles  # noqa: E402
 from zoo import prepared  # noqa: E402
 
 
@@ -60,9 +60,8 @@ def per_callback(interp, batches, env=None, aioscope=None, extra=()):
 
 
 def cell(added, bare):
-    q = statistics.quantiles(added, n=4) if len(added) > 1 else [added[0]] * 3
-    m = statistics.median(added)
-    return f"{m:+7.0f} [{q[0]:+5.0f} {q[2]:+5.0f}] {100 * m / bare:+5.1f}%"
+    q1, m, q3 = quartiles(added)
+    return f"{m:+7.0f} [{q1:+5.0f} {q3:+5.0f}] {100 * m / bare:+5.1f}%"
 
 
 def main():
@@ -78,12 +77,7 @@ def main():
         ways += [("100 Hz*", ["--interval", "10ms"], True), ("1 kHz*", ["--interval", "1ms"], True)]
     print(f"{'python':<11} {'bare ns':>8}  " + "  ".join(f"{w[0] + ' ns [IQR] share':<29}" for w in ways))
     for interp in prepared(args.python, width=11):
-        compare_env = None
-        if args.compare_agent:  # where the interpreter (and so `run`, in a chroot) can see it
-            so = interp.fixture_dir() / "out" / "compare-agent.so"
-            so.parent.mkdir(exist_ok=True)
-            so.write_bytes(Path(args.compare_agent).read_bytes())
-            compare_env = dict(os.environ, AIOSCOPE_AGENT_SO=interp.inside(so))
+        compare_env = other_agent_env(interp, args.compare_agent) if args.compare_agent else None
         bare, added = [], {w[0]: [] for w in ways}
         for _ in range(args.runs):
             b = per_callback(interp, args.batches)

@@ -77,3 +77,9 @@ def _kill_group(pid):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+def quartiles(xs):
+    """(first quartile, median, third quartile): a median and how far to trust it."""
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]

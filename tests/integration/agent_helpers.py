@@ -182,6 +182,16 @@ def run_argv(interp):
             interp.inside(bin_dir / "aioscope")]
 
 
+def other_agent_env(interp, agent_so):
+    """The environment that makes `aioscope run` load another build of the
+    agent (a benchmark's before and after), copied where the interpreter,
+    and so `run` in a chroot, can see it."""
+    so = interp.fixture_dir() / "out" / "compare-agent.so"
+    so.parent.mkdir(exist_ok=True)
+    so.write_bytes(Path(agent_so).read_bytes())
+    return dict(os.environ, AIOSCOPE_AGENT_SO=interp.inside(so))
+
+
 def inner_argv(interp, script, *args):
     """A fixture's command line as seen where run_argv(interp) runs it."""
     argv = interp.argv(script, *args)
