@@ -588,8 +588,10 @@ def test_children_forked_under_an_attached_agent_all_end(interp):
     stderr_path.unlink(missing_ok=True)
     assert "error" not in truth, truth["error"]
     assert truth["agent_seen"], "the agent's thread never appeared"
+    stacks = "\n".join(f"child {pid}:\n{where}" for pid, where in truth.get("hung_stacks", {}).items())
+    assert truth["hung"] == [], (f"{len(truth['hung'])} of {truth['forks']} children hung: {stderr[-2000:]}\n"
+                                 f"where they were:\n{stacks}")
     assert truth["forks"] >= 20, truth
-    assert truth["hung"] == [], f"{len(truth['hung'])} of {truth['forks']} children hung: {stderr[-2000:]}"
     # No child tried to join the session.
     refused = [e for e in s.events if e["type"] == "warning" and "refused a connection" in e.get("message", "")]
     assert not refused, refused[:3]
