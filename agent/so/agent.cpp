@@ -281,6 +281,20 @@ Agent& Agent::instance() {
     return *agent;
 }
 
+void Agent::createSharedObjects() {
+    instance();
+    GilGate::instance();
+    Observers::instance();
+    SelfRuntime::instance();
+    UvloopHook::instance();
+    StallHook::instance();
+    TrioHook::instance();
+    AuditHook::instance();
+    EarlyInstall::instance();
+    python();
+    inheritedPytestCurrentTest();
+}
+
 std::shared_ptr<Agent::Session> Agent::session() {
     std::lock_guard lock(m_sessionMutex);
     return m_session;
@@ -402,6 +416,7 @@ void Agent::afterForkInChild() {
     // as it is (its locks may be held by threads that are gone).
     if (!m_sessionMutex.afterFork()) new (&m_session) std::shared_ptr<Session>;
     m_session.reset();
+    // All created before any thread of the agent (createSharedObjects).
     GilGate::instance().afterForkInChild();
     Observers::instance().afterForkInChild();
     SelfRuntime::instance().afterForkInChild();

@@ -21,6 +21,12 @@ namespace aioscope::agent {
 class Agent {
 public:
     static Agent& instance();
+    // The library's constructor, before any thread of the agent exists:
+    // creates every object that a forked child's handler, its new session
+    // or its exit reaches. Created lazily, one could be half-built by
+    // another thread at the fork, and the child would wait on its guard for
+    // ever (a fork storm under a fresh attach did).
+    static void createSharedObjects();
 
     // Returns 0, or -1 for a malformed configuration. A session already
     // running is asked to stop: a new `aioscope attach` takes over.

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include "agent.h"
@@ -19,10 +20,17 @@ extern "C" __attribute__((visibility("default"))) int aioscope_agent_start(const
 
 namespace {
 
+// Set once the constructor has created everything: a child forked in the
+// middle of it (another thread of an attached program) must not wait at
+// its exit on an object the constructing thread, gone there, was building.
+std::atomic<bool> g_ready{false};
+
 void childAfterFork() { Agent::instance().afterForkInChild(); }
 
 __attribute__((constructor)) void startFromEnvironment() {
+    Agent::createSharedObjects();
     pthread_atfork(nullptr, nullptr, &childAfterFork);
+    g_ready = true;
     const char* config = std::getenv("AIOSCOPE_AGENT");
     // Preloaded into every program `aioscope run` starts: only Python gets a thread.
     if (config && dlsym(RTLD_DEFAULT, "Py_IsInitialized")) Agent::instance().startFromEnvironment(config);
@@ -30,6 +38,8 @@ __attribute__((constructor)) void startFromEnvironment() {
 
 // exit() runs this after the interpreter's own exit handler (which already
 // said goodbye), or instead of it for a process that never finalized one.
-__attribute__((destructor)) void sayGoodbye() { Agent::instance().processExiting(); }
+__attribute__((destructor)) void sayGoodbye() {
+    if (g_ready) Agent::instance().processExiting();
+}
 
 }  // namespace

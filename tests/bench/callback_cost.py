@@ -22,41 +22,23 @@ whole-program view (a busy program's throughput) is agent_overhead.py.
 Usage: tests/bench/callback_cost.py [--runs 9] [--python 3.12,3.13] [--compare-agent OTHER/aioscope-agent.so]
 """
 import argparse
-import json
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
-from agent_helpers import inner_argv, other_agent_env, run_argv  # noqa: E402
+from agent_helpers import bench_run, other_agent_env  # noqa: E402
 from timing import quartiles  # noqa: E402
 from zoo import prepared  # noqa: E402
 
 
 def per_callback(interp, batches, env=None, aioscope=None, extra=()):
     """ns of the main thread's CPU per callback, in one process."""
-    out = interp.fixture_dir() / "out"
-    out.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as d:
-        truth, events = Path(d) / "out.json", Path(d) / "events.jsonl"
-        cmd = [*inner_argv(interp, "bench_chain.py", "--batches", str(batches), *extra), "--truth",
-               interp.inside(truth)]
-        if aioscope is not None:
-            cmd = [*run_argv(interp), "run", "-q", "-o", interp.inside(events), *aioscope, "--", *cmd]
-        elif interp.root != "/":
-            cmd = ["chroot", interp.root, *cmd]
-        subprocess.run(["setarch", "-R", *cmd], check=True, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=300)
-        if aioscope is not None:
-            said = [e for e in map(json.loads, events.read_text().splitlines())
-                    if e["type"] in ("hello", "capabilities")]
-            if not said or said[-1]["capabilities"]["stall_detection"]["state"] != "active":
-                sys.exit(f"the agent did not time the callbacks of {' '.join(cmd)}: {said}")
-        return json.loads(truth.read_text())["ns_per_callback"]
+    truth = bench_run(interp, "bench_chain.py", "--batches", str(batches), *extra, aioscope=aioscope, env=env,
+                      prefix=["setarch", "-R"])
+    return truth["ns_per_callback"]
 
 
 def cell(added, bare):

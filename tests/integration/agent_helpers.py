@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -196,6 +197,30 @@ def inner_argv(interp, script, *args):
     """A fixture's command line as seen where run_argv(interp) runs it."""
     argv = interp.argv(script, *args)
     return argv[2:] if interp.root != "/" else argv
+
+
+def bench_run(interp, script, *args, aioscope=None, env=None, prefix=(), timeout=300):
+    """A benchmark's one process: `script args --truth F`, bare or (with the
+    options in `aioscope`) under `aioscope run`, where the interpreter lives;
+    its truth. Under `run`, the agent must have said stall detection was
+    active: a cost measured with the hooks out would be no cost at all."""
+    out = interp.fixture_dir() / "out"
+    out.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as d:
+        truth, events = Path(d) / "out.json", Path(d) / "events.jsonl"
+        cmd = [*inner_argv(interp, script, *args), "--truth", interp.inside(truth)]
+        if aioscope is not None:
+            cmd = [*run_argv(interp), "run", "-q", "-o", interp.inside(events), *aioscope, "--", *cmd]
+        elif interp.root != "/":
+            cmd = ["chroot", interp.root, *cmd]
+        subprocess.run([*prefix, *cmd], check=True, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=timeout)
+        if aioscope is not None:
+            said = [e for e in map(json.loads, events.read_text().splitlines())
+                    if e["type"] in ("hello", "capabilities")]
+            if not said or said[-1]["capabilities"]["stall_detection"]["state"] != "active":
+                raise RuntimeError(f"the agent did not time the callbacks of {' '.join(map(str, cmd))}: {said}")
+        return json.loads(truth.read_text())
 
 
 def run_in(interp, script, *script_args, options=(), timeout=120):

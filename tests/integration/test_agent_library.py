@@ -48,3 +48,41 @@ def test_agent_unwinds_with_the_system_unwinder():
     assert unwinder, "the agent uses no unwinder at all? (it throws and catches C++ exceptions)"
     defined = sorted(name for name, ndx in unwinder.items() if ndx != "UND")
     assert not defined, f"the agent carries its own unwinder: {defined}"
+
+
+PROBE = """
+import ctypes, os, sys
+so = os.path.realpath(sys.argv[1])
+ctypes.CDLL(so)
+base = min(int(line.split("-")[0], 16) for line in open("/proc/self/maps")
+           if line.split()[-1] == so and int(line.split()[2], 16) == 0)
+for arg in sys.argv[2:]:
+    name, offset = arg.split("=")
+    print(name, ctypes.string_at(base + int(offset, 16), 1)[0])
+"""
+
+
+def test_what_a_forked_child_reaches_is_built_at_load():
+    """A child forked while another thread was building one of the agent's
+    objects for the first time would wait on its guard for ever (a fork
+    storm under a fresh attach did: the child's fork handler stuck in
+    __cxa_guard_acquire for GilGate::instance()). So once the library is
+    loaded, before any thread of the agent exists, every function-local
+    static of the agent must be built: its guard set. PyApi::none() alone
+    is built later, under the GIL, which a forking Python thread holds."""
+    guards = {}
+    for line in readelf("-s").splitlines():
+        cols = line.split()
+        if len(cols) >= 8 and cols[7].startswith("_ZGVZN8aioscope5agent"):
+            guards[cols[7]] = cols[1]
+    assert len(guards) >= 10, f"the agent's symbol table names too few guards: {guards}"
+    late = {name for name in guards if "5PyApi4none" in name}
+    assert len(late) == 1, guards
+    out = subprocess.run(["/usr/bin/python3", "-c", PROBE, str(AGENT),
+                          *(f"{name}={value}" for name, value in guards.items())],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    state = dict(line.split() for line in out.splitlines())
+    assert set(state) == set(guards)
+    unbuilt = sorted(subprocess.run(["c++filt", name], capture_output=True, text=True).stdout.strip()
+                     for name, byte in state.items() if byte == "0" and name not in late)
+    assert not unbuilt, "built lazily, so a fork can catch one half-built:\n" + "\n".join(unbuilt)

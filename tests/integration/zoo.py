@@ -64,14 +64,27 @@ class Interpreter:
         return "/" + str(Path(outside_path).relative_to(self.root))
 
     def prepare(self):
-        """Makes the fixtures visible to the interpreter (copies them into a chroot)."""
+        """Makes the fixtures visible to the interpreter (copies them into a
+        chroot). Synced file by file, never replaced: another run from this
+        checkout (a benchmark beside the tests) may be using the folder and
+        its out/ at that moment."""
         if self.root == "/":
             return
         dst = self.fixture_dir()
-        if dst.exists():
-            shutil.rmtree(dst)
-        shutil.copytree(FIXTURES, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        (dst / "out").mkdir(exist_ok=True)
+        want = {p.relative_to(FIXTURES) for p in FIXTURES.rglob("*")
+                if p.relative_to(FIXTURES).parts[0] != "out" and "__pycache__" not in p.parts}
+        (dst / "out").mkdir(parents=True, exist_ok=True)
+        for rel in sorted(want):
+            src, to = FIXTURES / rel, dst / rel
+            if src.is_dir():
+                to.mkdir(parents=True, exist_ok=True)
+            elif not to.is_file() or to.read_bytes() != src.read_bytes():
+                staged = to.with_name(f".{to.name}.{os.getpid()}")
+                shutil.copy2(src, staged)
+                os.replace(staged, to)
+        for p in sorted(dst.iterdir()):
+            if p.name not in ("out", "__pycache__") and p.relative_to(dst) not in want:
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
 
 
 def _pyenv(version: str) -> Interpreter:
