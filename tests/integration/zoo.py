@@ -3,10 +3,12 @@
 An interpreter that is not on this machine is reported as skipped, by name,
 with the reason, never silently passed.
 """
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,12 @@ class Interpreter:
         for p in sorted(dst.iterdir()):
             if p.name not in ("out", "__pycache__") and p.relative_to(dst) not in want:
                 shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        # What runs left in out/ (the chroot is cached across runs) goes once
+        # it is a day old: no run still using it is that old.
+        for p in (dst / "out").iterdir():
+            with contextlib.suppress(OSError):
+                if time.time() - p.lstat().st_mtime > 86400:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def _pyenv(version: str) -> Interpreter:
