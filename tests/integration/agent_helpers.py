@@ -50,7 +50,15 @@ class Stream:
         self.events = []
         self.other_lines = []
         self.reasons = []
-        text = stderr if self.events_on == "stderr" else stdout
+        self._take(stderr if self.events_on == "stderr" else stdout)
+
+    def take_events_file(self, text):
+        """The events of a run that wrote them to a file (`--output`)
+        instead of those of its stream (which then holds none)."""
+        self.events = []
+        self._take(text)
+
+    def _take(self, text):
         # JSON Lines end at "\n" only: str.splitlines() would also cut at
         # U+2028 and other separators a task name may hold unescaped.
         for line in text.split("\n"):
@@ -210,25 +218,31 @@ def bench_run(interp, script, *args, aioscope=None, env=None, prefix=(), timeout
         truth, events = Path(d) / "out.json", Path(d) / "events.jsonl"
         cmd = [*inner_argv(interp, script, *args), "--truth", interp.inside(truth)]
         if aioscope is not None:
-            cmd = [*run_argv(interp), "run", "-q", "-o", interp.inside(events), *aioscope, "--", *cmd]
+            cmd = run_to_file_argv(interp, events, aioscope, cmd)
         elif interp.root != "/":
             cmd = ["chroot", interp.root, *cmd]
         subprocess.run([*prefix, *cmd], check=True, env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=timeout)
         if aioscope is not None:
-            said = [e for e in map(json.loads, events.read_text().splitlines())
-                    if e["type"] in ("hello", "capabilities")]
-            if not said or said[-1]["capabilities"]["stall_detection"]["state"] != "active":
-                raise RuntimeError(f"the agent did not time the callbacks of {' '.join(map(str, cmd))}: {said}")
+            said = Stream(cmd, 0, "", "", 0)
+            said.take_events_file(events.read_text())
+            if not said.active_before("stall_detection"):
+                raise RuntimeError(f"the agent did not time the callbacks of {' '.join(map(str, cmd))}:\n"
+                                   f"{said.summary()}")
         return json.loads(truth.read_text())
+
+
+def run_to_file_argv(interp, events_path, options, program):
+    """`aioscope run [options] -- program` where the interpreter lives
+    (run_argv), its events written to `events_path`."""
+    return [*run_argv(interp), "run", "--quiet", "--output", interp.inside(events_path), *options, "--", *program]
 
 
 def run_in(interp, script, *script_args, options=(), timeout=120):
     """`aioscope run [options] -- <interp> <fixture> args` where the
     interpreter lives (run_argv), events to a file; the Stream of it."""
     events_path = out_path(interp, Path(script).stem + "-events")
-    argv = [*run_argv(interp), "run", "--quiet", "--output", interp.inside(events_path), *options, "--",
-            *inner_argv(interp, script, *script_args)]
+    argv = run_to_file_argv(interp, events_path, options, inner_argv(interp, script, *script_args))
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -241,10 +255,9 @@ def run_in(interp, script, *script_args, options=(), timeout=120):
             raise AssertionError(f"`aioscope run` did not finish in {timeout} s: {' '.join(map(str, argv))}\n"
                                  f"{report}\nlast events:\n{events}") from None
         s = Stream(argv, proc.returncode, out, err, time.monotonic() - t0)
-        text = events_path.read_text() if events_path.exists() else ""
+        s.take_events_file(events_path.read_text() if events_path.exists() else "")
     finally:
         events_path.unlink(missing_ok=True)
-    s.events = [json.loads(line) for line in text.split("\n") if line.strip()]
     return s
 
 

@@ -73,8 +73,12 @@ class Interpreter:
         if self.root == "/":
             return
         dst = self.fixture_dir()
-        want = {p.relative_to(FIXTURES) for p in FIXTURES.rglob("*")
-                if p.relative_to(FIXTURES).parts[0] != "out" and "__pycache__" not in p.parts}
+        want = set()
+        for folder, dirs, files in os.walk(FIXTURES):
+            here = Path(folder).relative_to(FIXTURES)
+            # The host's out/ is its runs' own (and holds links into trio's library).
+            dirs[:] = [d for d in dirs if d != "__pycache__" and (here.parts or d != "out")]
+            want.update(here / name for name in dirs + files)
         (dst / "out").mkdir(parents=True, exist_ok=True)
         for rel in sorted(want):
             src, to = FIXTURES / rel, dst / rel
@@ -85,14 +89,23 @@ class Interpreter:
                 shutil.copy2(src, staged)
                 os.replace(staged, to)
         for p in sorted(dst.iterdir()):
-            if p.name not in ("out", "__pycache__") and p.relative_to(dst) not in want:
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+            # .aioscope-bin: run_argv()'s copy of aioscope, perhaps in use.
+            if p.name not in ("out", "__pycache__", ".aioscope-bin") and p.relative_to(dst) not in want:
+                _remove(p)
         # What runs left in out/ (the chroot is cached across runs) goes once
         # it is a day old: no run still using it is that old.
         for p in (dst / "out").iterdir():
             with contextlib.suppress(OSError):
                 if time.time() - p.lstat().st_mtime > 86400:
-                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                    _remove(p)
+
+
+def _remove(path: Path):
+    """A file, link or folder, gone (a link's target left alone)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _pyenv(version: str) -> Interpreter:
