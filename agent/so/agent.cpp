@@ -11,6 +11,7 @@
 #include <memory>
 #include <thread>
 
+#include "agent_thread.h"
 #include "audit_hook.h"
 #include "capabilities.h"
 #include "channel.h"
@@ -353,7 +354,7 @@ void Agent::installTrioForRun() {
     // statement was about to; that statement then finds it imported.
     PyObject* trio = py.importModule("trio");
     if (!trio) {
-        py.errClear();  // its own import will fail the same way, and say why
+        py.clearError();  // its own import will fail the same way, and say why
         return;
     }
     py.decRef(trio);
@@ -399,12 +400,12 @@ int Agent::start(const std::string& configText) {
         m_session = s;
     }
     m_sessionActive = true;  // until it fails to connect or ends
-    std::thread([this, s] {
+    startAgentThread([this, s] {
         run(s);
         // The session's reader, sampler and buffers are gone: what they
         // freed goes back to the system, not kept by the program.
         returnFreedMemory();
-    }).detach();
+    });
     return 0;
 }
 
@@ -536,7 +537,7 @@ void Agent::run(std::shared_ptr<Session> s) {
     auto startInstaller = [&] {
         if (installing || hook.installed()) return;
         installing = true;
-        std::thread(&Agent::installer, this, s).detach();
+        startAgentThread(&Agent::installer, this, s);
     };
     if (cfg.mode == "run" && !audit.added()) {
         // No audit hook: the main thread installs at its first safe point,
@@ -642,7 +643,7 @@ void Agent::run(std::shared_ptr<Session> s) {
             // imported first): no import hook saw it. (Otherwise the
             // installer or the audit hook installs it.)
             trioInstalling = true;
-            std::thread(&Agent::trioInstaller, this, s).detach();
+            startAgentThread(&Agent::trioInstaller, this, s);
         }
         if (tick && cfg.mode == "run" && audit.waitingForAsyncio()) {
             // asyncio was imported without an import event the hook saw:

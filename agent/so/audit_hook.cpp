@@ -32,7 +32,7 @@ const char* importedName(PyObject* args) {
     if (!py.tupleGetItem || !py.unicodeAsUtf8) return nullptr;
     PyObject* name = args ? py.tupleGetItem(args, 0) : nullptr;  // borrowed
     const char* text = name ? py.unicodeAsUtf8(name) : nullptr;
-    if (!text) py.errClear();
+    if (!text) py.clearError();
     return text;
 }
 
@@ -71,7 +71,7 @@ bool AuditHook::add(Callbacks callbacks) {
         before.assign(static_cast<unsigned char*>(runtime), static_cast<unsigned char*>(runtime) + size);
     }
     if (py.addAuditHook(&AuditHook::onEvent, &g_cookie) != 0) {
-        py.errClear();
+        py.clearError();
         return false;
     }
     m_added = true;
@@ -162,7 +162,7 @@ void AuditHook::tryInstall(bool mayImport) {
         } else if (PyObject* module = py.importModule(package ? "asyncio.base_events" : "asyncio")) {
             py.decRef(module);
         } else {
-            py.errClear();  // its own import will fail the same way, and say why
+            py.clearError();  // its own import will fail the same way, and say why
             return;
         }
         state = asyncioState();

@@ -43,7 +43,7 @@ bool askRunningLoop() {
     for (PyObject* o : {fn, noArgs, loop}) {
         if (o) py.decRef(o);
     }
-    if (!loop) py.errClear();
+    if (!loop) py.clearError();
     return running;
 }
 
@@ -127,7 +127,7 @@ std::string patchContextRun() {
     PyObject* module = py.importedModule("_contextvars");
     PyObject* type = module ? py.getAttrString(module, "Context") : nullptr;
     PyObject* descr = type ? py.getAttrString(type, "run") : nullptr;
-    if (!descr) py.errClear();
+    if (!descr) py.clearError();
     for (PyObject* o : {module, type}) {
         if (o) py.decRef(o);
     }

@@ -10,12 +10,12 @@ bool truthy(PyObject* obj, const char* attr) {
     PyApi& py = python();
     PyObject* value = obj ? py.getAttrString(obj, attr) : nullptr;
     if (!value) {
-        py.errClear();
+        py.clearError();
         return false;
     }
     int t = py.isTrue(value);
     py.decRef(value);
-    if (t < 0) py.errClear();
+    if (t < 0) py.clearError();
     return t > 0;
 }
 
@@ -24,7 +24,7 @@ bool truthy(PyObject* obj, const char* attr) {
 bool initializing(PyObject* module) {
     PyApi& py = python();
     PyObject* spec = py.getAttrString(module, "__spec__");
-    if (!spec) py.errClear();
+    if (!spec) py.clearError();
     bool half = truthy(spec, "_initializing");
     if (spec) py.decRef(spec);
     return half;
@@ -68,7 +68,7 @@ int EarlyInstall::onMainThread(void* arg) {
             py.decRef(asyncio);
             state = AsyncioState::ready;
         }
-        py.errClear();  // a pending call that fails would raise in the program
+        py.clearError();  // a pending call that fails would raise in the program
     }
     if (state == AsyncioState::absent && !self->m_mayImport) {
         self->m_state = failed;  // nothing to install into yet: the caller asks again later
@@ -79,7 +79,7 @@ int EarlyInstall::onMainThread(void* arg) {
         return 0;
     }
     int r = self->m_install ? self->m_install() : -1;
-    py.errClear();
+    py.clearError();
     self->m_state = r > 0 ? installed : r == 0 ? retry : failed;
     return 0;
 }

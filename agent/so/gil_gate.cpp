@@ -32,7 +32,7 @@ void GilGate::registerAtExit() {
     for (PyObject* o : {result, args, fn, reg, atexit}) {
         if (o) py.decRef(o);
     }
-    py.errClear();
+    py.clearError();
 }
 
 void GilGate::close() {

@@ -43,7 +43,7 @@ std::int64_t slotOffset(PyObject* cls, const char* name) {
     PyApi& py = python();
     PyObject* descr = py.getAttrString(cls, name);
     if (!descr) {
-        py.errClear();
+        py.clearError();
         return -1;
     }
     std::int64_t off = -1;
@@ -107,11 +107,11 @@ PyObject* trampolineCall(PyObject* self, PyObject* args, PyObject* kwargs) {
         PyObject* r = withResult ? py.call(observer, withResult, nullptr) : nullptr;
         if (r) py.decRef(r);
         if (withResult) py.decRef(withResult);
-        py.errClear();  // the observer's trouble is not the program's
+        py.clearError();  // the observer's trouble is not the program's
         return result;
     }
     PyObject* replaced = py.call(observer, args, kwargs);
-    if (!replaced) py.errClear();
+    if (!replaced) py.clearError();
     bool isTuple = replaced && (field<unsigned long>(pointerAt(replaced, 8), 168) & (1ul << 26));
     // A loop's exception handler, called by Handle._run after the callback's
     // Context.run returned with an exception: a slow handler (a report sent
@@ -162,7 +162,7 @@ int runOnMain(void* arg) {
     PyObject* r = noArgs ? py.call(pointerAt(holder, g_layout->tuple.items), noArgs, nullptr) : nullptr;
     if (r) py.decRef(r);
     if (noArgs) py.decRef(noArgs);
-    py.errClear();  // a pending call that fails would raise in the program
+    py.clearError();  // a pending call that fails would raise in the program
     py.decRef(holder);
     return 0;
 }
@@ -248,7 +248,7 @@ bool Observers::callInstall(const char* function, bool trackOrigins, bool unawai
         }
         PyObject* result = py.runString(kObserversSource, kFileInput, globals, globals);
         if (!result) {
-            py.errClear();
+            py.clearError();
             py.decRef(globals);
             return false;
         }
@@ -283,7 +283,7 @@ bool Observers::callInstall(const char* function, bool trackOrigins, bool unawai
         if (o) py.decRef(o);
     }
     if (!done) {
-        py.errClear();
+        py.clearError();
         return false;
     }
     py.decRef(done);
@@ -313,7 +313,7 @@ bool Observers::install(const Layout& layout, bool trackOrigins) {
         if (m) py.decRef(m);
     }
     if (!ready || !handle) {
-        py.errClear();
+        py.clearError();
         if (handle) py.decRef(handle);
         return false;
     }
@@ -338,7 +338,7 @@ bool Observers::install(const Layout& layout, bool trackOrigins) {
             loopStarts(loopClass);
             py.decRef(loopClass);
         }
-        py.errClear();
+        py.clearError();
         py.decRef(uvloop);
     }
     return m_active;
@@ -354,7 +354,7 @@ void Observers::uninstall() {
         PyObject* r = none ? py.call(fn, none, nullptr) : nullptr;
         if (r) py.decRef(r);
         if (none) py.decRef(none);
-        py.errClear();
+        py.clearError();
     }
     // The namespace stays alive: a step in flight still calls cancel_step_end.
 }
@@ -411,7 +411,7 @@ void Observers::loopStarts(PyObject* loop) {
     PyObject* r = argsTuple ? py.call(m_loopStarts, argsTuple, nullptr) : nullptr;
     if (argsTuple) py.decRef(argsTuple);
     if (!r) {
-        py.errClear();  // the observer's trouble is not the program's
+        py.clearError();  // the observer's trouble is not the program's
         return;
     }
     // None: asyncio's own loop (or no loop); True/False: a foreign one,
@@ -445,13 +445,13 @@ PyObject* Observers::stepBeginCall(PyObject* callback, PyObject* firstArg) {
     PyApi& py = python();
     PyObject* argsTuple = py.buildValue("(O)", task);  // also our reference to the task
     if (!argsTuple) {
-        py.errClear();
+        py.clearError();
         return nullptr;
     }
     if (PyObject* r = py.call(m_begin, argsTuple, nullptr)) {
         py.decRef(r);
     } else {
-        py.errClear();
+        py.clearError();
     }
     return argsTuple;
 }
@@ -464,7 +464,7 @@ void Observers::stepEnd(PyObject* argsTuple, bool failed) {
     if (PyObject* r = py.call(m_end, argsTuple, nullptr)) {
         py.decRef(r);
     } else {
-        py.errClear();
+        py.clearError();
     }
     if (failed) py.errRestore(type, value, tb);
     py.decRef(argsTuple);

@@ -1,6 +1,10 @@
 #include "pyapi.h"
 
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <initializer_list>
 
 namespace aioscope::agent {
 
@@ -55,6 +59,10 @@ bool PyApi::resolve() {
     find(interpreterMain, "PyInterpreterState_Main");
     find(descrNewMethod, "PyDescr_NewMethod");
     find(functionVectorcall, "_PyFunction_Vectorcall");
+    find(givenExceptionMatches, "PyErr_GivenExceptionMatches");
+    find(excKeyboardInterrupt, "PyExc_KeyboardInterrupt");
+    find(excSystemExit, "PyExc_SystemExit");
+    find(setInterrupt, "PyErr_SetInterrupt");
     return isInitialized && isFinalizing && getVersion && gilStateEnsure && gilStateRelease && importGetModule &&
            unicodeFromString && getAttrString && setAttrString && cfunctionNewEx && instanceMethodNew && call &&
            decRef && incRef && errClear && atExit && runString && dictNew && dictSetItemString && dictGetItemString &&
@@ -65,13 +73,56 @@ bool PyApi::resolve() {
 PyObject* PyApi::importedModule(const char* name) {
     PyObject* n = unicodeFromString(name);
     if (!n) {
-        errClear();
+        clearError();
         return nullptr;
     }
     PyObject* m = importGetModule(n);
     decRef(n);
-    if (!m) errClear();
+    if (!m) clearError();
     return m;
+}
+
+namespace {
+
+// The interrupt to raise again (main thread, GIL held: no lock needed).
+PyObject* g_interruptType = nullptr;
+PyObject* g_interruptValue = nullptr;
+PyObject* g_interruptTraceback = nullptr;
+
+// A pending call, run by the main thread between two bytecodes of the
+// program: failing with the exception set raises it there.
+int raiseInterruptAgain(void*) {
+    if (!g_interruptType) return 0;
+    python().errRestore(g_interruptType, g_interruptValue, g_interruptTraceback);
+    g_interruptType = g_interruptValue = g_interruptTraceback = nullptr;
+    return -1;
+}
+
+bool onMainThread() { return syscall(SYS_gettid) == getpid(); }
+
+}  // namespace
+
+void PyApi::clearError() {
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    errFetch(&type, &value, &tb);
+    if (!type) return;
+    bool stops = givenExceptionMatches && excKeyboardInterrupt && excSystemExit &&
+                 (givenExceptionMatches(type, *excKeyboardInterrupt) || givenExceptionMatches(type, *excSystemExit));
+    if (stops && onMainThread()) {
+        if (g_interruptType) {
+            // One is on its way already: the program stops at the first.
+        } else if (addPendingCall(&raiseInterruptAgain, nullptr) == 0) {
+            g_interruptType = type;
+            g_interruptValue = value;
+            g_interruptTraceback = tb;
+            return;
+        } else if (setInterrupt && givenExceptionMatches(type, *excKeyboardInterrupt)) {
+            setInterrupt();  // the queue is full: SIGINT's handler runs again
+        }
+    }
+    for (PyObject* o : {type, value, tb}) {
+        if (o) decRef(o);
+    }
 }
 
 PyObject* PyApi::none() {

@@ -74,6 +74,10 @@ struct PyApi {
     // 3.10's way to call a Python function with an argument vector (its
     // PyObject_Vectorcall is an inline function, not exported).
     PyObject* (*functionVectorcall)(PyObject*, PyObject* const*, std::size_t, PyObject*) = nullptr;
+    int (*givenExceptionMatches)(PyObject*, PyObject*) = nullptr;
+    PyObject** excKeyboardInterrupt = nullptr;  // the variables PyExc_*: their values are the classes
+    PyObject** excSystemExit = nullptr;
+    int (*setInterrupt)() = nullptr;  // PyErr_SetInterrupt: as if SIGINT arrived
 
     // True when every function above that every version has was found.
     bool resolve();
@@ -82,6 +86,13 @@ struct PyApi {
     PyObject* importedModule(const char* name);
     // None (borrowed; taken once, with the GIL).
     PyObject* none();
+    // Drops the error the agent's own Python work left (the agent's trouble
+    // is not the program's), except what stops the program: a
+    // KeyboardInterrupt or SystemExit raised on the main thread, where the
+    // program's signal handlers run (a Ctrl-C that landed inside the
+    // agent's work). That one is raised again in the program's own code at
+    // its next safe point, never lost.
+    void clearError();
 };
 
 PyApi& python();

@@ -38,7 +38,7 @@ bool watchRunningLoops() {
     PyObject* events = py.importedModule("asyncio.events");
     PyObject* package = py.importedModule("asyncio");
     PyObject* current = events ? py.getAttrString(events, "_set_running_loop") : nullptr;
-    if (!current) py.errClear();
+    if (!current) py.clearError();
     bool ok = false;
     if (current && package) {
         if (current == g_ourSetRunning) {
@@ -47,7 +47,7 @@ bool watchRunningLoops() {
             // uvloop reads it from the package once, at its import.
             ok = py.setAttrString(events, "_set_running_loop", ours) == 0 &&
                  py.setAttrString(package, "_set_running_loop", ours) == 0;
-            if (!ok) py.errClear();
+            if (!ok) py.clearError();
             // Kept even when only one module took it: unwatch puts back both.
             if (g_ourSetRunning) py.decRef(g_ourSetRunning);
             if (g_setRunning) py.decRef(g_setRunning);
@@ -55,7 +55,7 @@ bool watchRunningLoops() {
             g_setRunning = current;  // keeps the reference
             current = nullptr;
         } else {
-            py.errClear();
+            py.clearError();
         }
     }
     if (current) py.decRef(current);
@@ -71,10 +71,10 @@ void unwatchRunningLoops() {
         PyObject* module = py.importedModule(name);
         if (!module) continue;
         PyObject* current = py.getAttrString(module, "_set_running_loop");
-        if (!current) py.errClear();
+        if (!current) py.clearError();
         // Somebody may have wrapped ours meanwhile: leave theirs in place.
         if (current == g_ourSetRunning && py.setAttrString(module, "_set_running_loop", g_setRunning) != 0) {
-            py.errClear();
+            py.clearError();
         }
         if (current) py.decRef(current);
         py.decRef(module);

@@ -138,7 +138,7 @@ PyObject* methodWrapper(PyObject* handle, PyObject* original) {
     }
     PyObject* descr = py.descrNewMethod(handle, &g_methodDef);
     if (!descr) {
-        py.errClear();
+        py.clearError();
         return nullptr;
     }
     // Both live for the process (set before the descriptor is installed).
@@ -166,7 +166,7 @@ PyObject* handleClass() {
     if (!events) return nullptr;
     PyObject* handle = py.getAttrString(events, "Handle");
     py.decRef(events);
-    if (!handle) py.errClear();
+    if (!handle) py.clearError();
     return handle;
 }
 
@@ -203,7 +203,7 @@ bool StallHook::install(std::int64_t thresholdNs, bool loopsWatched) {
     }
     PyObject* current = py.getAttrString(handle, "_run");
     if (!current) {
-        py.errClear();
+        py.clearError();
         py.decRef(handle);
         return false;
     }
@@ -224,7 +224,7 @@ bool StallHook::install(std::int64_t thresholdNs, bool loopsWatched) {
         method = py.instanceMethodNew(func);
     }
     if (!method || py.setAttrString(handle, "_run", method) != 0) {
-        py.errClear();
+        py.clearError();
         if (func) py.decRef(func);
         if (method) py.decRef(method);
         py.decRef(current);
@@ -260,9 +260,9 @@ void StallHook::uninstall() {
     PyObject* handle = handleClass();
     if (!handle) return;
     PyObject* current = py.getAttrString(handle, "_run");
-    if (!current) py.errClear();
+    if (!current) py.clearError();
     // Someone may have wrapped ours meanwhile: leave theirs in place.
-    if (current == g_wrapper && py.setAttrString(handle, "_run", g_wrapped) != 0) py.errClear();
+    if (current == g_wrapper && py.setAttrString(handle, "_run", g_wrapped) != 0) py.clearError();
     if (current) py.decRef(current);
     py.decRef(handle);
 }

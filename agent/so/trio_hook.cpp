@@ -89,7 +89,7 @@ bool TrioHook::install() {
     if (!g_none) {
         g_none = py.buildValue("");  // ours for the life of the process
         if (!g_none) {
-            py.errClear();
+            py.clearError();
             m_begun = false;
             return false;
         }
@@ -107,7 +107,7 @@ bool TrioHook::install() {
     PyObject* args = begin && end ? py.buildValue("(OO)", begin, end) : nullptr;
     PyObject* done = installFn && args ? py.call(installFn, args, nullptr) : nullptr;
     bool ok = done && py.isTrue(done) == 1;
-    if (!done) py.errClear();
+    if (!done) py.clearError();
     for (PyObject* o : {result, begin, end, args, done}) {
         if (o) py.decRef(o);
     }

@@ -613,11 +613,11 @@ class Live:
     they arrive. stop() sends SIGINT (run passes it on to the program,
     attach detaches) and returns the whole Stream."""
 
-    def __init__(self, argv, env=None):
+    def __init__(self, argv, env=None, events_on=None):
         self.argv = [str(a) for a in argv]
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.events_on = events_stream_of(self.argv)
+        self.events_on = events_on or events_stream_of(self.argv)
         self._events_pipe = self.proc.stderr if self.events_on == "stderr" else self.proc.stdout
         self._other_pipe = self.proc.stdout if self.events_on == "stderr" else self.proc.stderr
         self._other = []

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from agent_helpers import EXIT_DEADLOCK, EXIT_STALL, EXIT_TIMEOUT, INTERVAL_MS, THRESHOLD_MS, Live, aioscope_run, \
-    out_path, read_json, run_stream
-from harness import AIOSCOPE
+    out_path, read_json, run_argv
+from harness import AIOSCOPE, hang_report, kill_tree
 from test_agent_run import host_interp, run_on_pty, strip_ansi
 
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
@@ -112,6 +112,71 @@ def test_interrupted_run_is_130():
     s = live.stop()
     line = reason_only(s, EXIT_INTERRUPTED, "interrupted by SIGINT")
     assert s.exit()["pid"] != live.proc.pid and "the program ended" in line, s.summary()
+
+
+def test_ctrl_c_in_the_programs_first_moments_is_never_lost(interp):
+    """Ctrl-C that lands while the agent does its own Python work on the
+    main thread (installing: importing asyncio, running its observers'
+    code) is the program's: the KeyboardInterrupt the program's handler
+    raised there must reach the program. It was dropped with the agent's
+    own errors, and the program slept on (about half the runs whose SIGINT
+    came within 0.15 s of the agent's hello, on every interpreter)."""
+    program = [interp.python, "-c", "import asyncio; asyncio.run(asyncio.sleep(60))"]
+    rounds = 16
+    for i in range(rounds):
+        delay = 0.15 * i / rounds  # spread over the agent's first moments
+        proc = subprocess.Popen([*run_argv(interp), "run", "--json", "--", *program],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            lines = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                line = proc.stderr.readline()
+                lines.append(line)
+                if not line or line.startswith('{"') and json.loads(line)["type"] == "hello":
+                    break
+            assert lines and lines[-1].startswith("{"), f"no hello: {''.join(lines)[-2000:]}"
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            try:
+                rest = proc.communicate(timeout=20)[1]
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"round {i}: SIGINT {delay * 1000:.0f} ms after the hello, and the run "
+                                     f"did not end in 20 s:\n{hang_report(proc.pid)}") from None
+        finally:
+            if proc.poll() is None:
+                kill_tree(proc)
+        reasons = [l for l in rest.splitlines() if l.startswith("aioscope: ")]
+        assert proc.returncode == EXIT_INTERRUPTED and len(reasons) == 1 and "interrupted by SIGINT" in reasons[0], \
+            f"round {i} (SIGINT {delay * 1000:.0f} ms after the hello): status {proc.returncode}\n{rest[-2000:]}"
+
+
+def test_the_agents_threads_leave_the_programs_signals_to_it(interp):
+    """A signal sent to the process goes to a thread that does not block it,
+    and CPython handles it only on the main thread: one that landed on an
+    agent thread waited until the main thread took the GIL again (asleep in
+    epoll_wait: up to a minute, the rest of the hangs above). Every thread
+    of the agent blocks them all."""
+    program = [interp.python, "-c", "import asyncio; asyncio.run(asyncio.sleep(60))"]
+    live = Live([*run_argv(interp), "run", "--json", "--", *program], events_on="stderr")
+    try:
+        live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+        pid = live.events[0]["pid"]
+        time.sleep(0.5)  # installed by now: every thread the agent starts has started
+        threads = {}
+        for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+            fields = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+            threads[int(task.name)] = int(fields["SigBlk"], 16)
+    finally:
+        live.stop()
+    agents = {tid: mask for tid, mask in threads.items() if tid != pid}  # the program has only its main thread
+    assert agents, f"no agent thread in {threads}"
+    wanted = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGCHLD, signal.SIGUSR1,
+              signal.SIGPIPE, signal.SIGWINCH]
+    for tid, mask in agents.items():
+        open_ = [s.name for s in wanted if not mask >> (s - 1) & 1]
+        assert not open_, f"agent thread {tid} of pid {pid} does not block {open_} (SigBlk {mask:016x})"
+    assert not threads[pid] >> (signal.SIGINT - 1) & 1, "the program's main thread must keep SIGINT"
 
 
 def test_ctrl_c_ends_a_run_whose_reader_stopped_reading():
