@@ -31,6 +31,8 @@ from test_agent_run import host_interp, run_on_pty, strip_ansi
 
 OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}ms"]
 EXIT_NOT_OBSERVED, EXIT_BUG, EXIT_NOT_ACTIVE, EXIT_INTERRUPTED = 9, 12, 13, 130
+# A program that does nothing for a minute (unless interrupted).
+SLEEPS_A_MINUTE = "import asyncio; asyncio.run(asyncio.sleep(60))"
 ANNOTATION = re.compile(r"::error file=([^,]*),line=(\d+),title=([^:]*)::(.*)")
 
 
@@ -106,8 +108,7 @@ def test_reasons_with_quiet(tmp_path):
 
 def test_interrupted_run_is_130():
     interp = host_interp()
-    live = Live([AIOSCOPE, "run", "--json", "--", interp.python, "-c",
-                 "import asyncio; asyncio.run(asyncio.sleep(60))"])
+    live = Live([AIOSCOPE, "run", "--json", "--", interp.python, "-c", SLEEPS_A_MINUTE])
     live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
     s = live.stop()
     line = reason_only(s, EXIT_INTERRUPTED, "interrupted by SIGINT")
@@ -121,34 +122,27 @@ def test_ctrl_c_in_the_programs_first_moments_is_never_lost(interp):
     raised there must reach the program. It was dropped with the agent's
     own errors, and the program slept on (about half the runs whose SIGINT
     came within 0.15 s of the agent's hello, on every interpreter)."""
-    program = [interp.python, "-c", "import asyncio; asyncio.run(asyncio.sleep(60))"]
     rounds = 16
     for i in range(rounds):
         delay = 0.15 * i / rounds  # spread over the agent's first moments
-        proc = subprocess.Popen([*run_argv(interp), "run", "--json", "--", *program],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        live = Live([*run_argv(interp), "run", "--json", "--", interp.python, "-c", SLEEPS_A_MINUTE],
+                    events_on="stderr")
         try:
-            lines = []
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                line = proc.stderr.readline()
-                lines.append(line)
-                if not line or line.startswith('{"') and json.loads(line)["type"] == "hello":
-                    break
-            assert lines and lines[-1].startswith("{"), f"no hello: {''.join(lines)[-2000:]}"
+            live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
             time.sleep(delay)
-            proc.send_signal(signal.SIGINT)
+            live.proc.send_signal(signal.SIGINT)
             try:
-                rest = proc.communicate(timeout=20)[1]
+                live.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 raise AssertionError(f"round {i}: SIGINT {delay * 1000:.0f} ms after the hello, and the run "
-                                     f"did not end in 20 s:\n{hang_report(proc.pid)}") from None
+                                     f"did not end in 20 s:\n{hang_report(live.proc.pid)}") from None
         finally:
-            if proc.poll() is None:
-                kill_tree(proc)
-        reasons = [l for l in rest.splitlines() if l.startswith("aioscope: ")]
-        assert proc.returncode == EXIT_INTERRUPTED and len(reasons) == 1 and "interrupted by SIGINT" in reasons[0], \
-            f"round {i} (SIGINT {delay * 1000:.0f} ms after the hello): status {proc.returncode}\n{rest[-2000:]}"
+            if live.proc.poll() is None:
+                kill_tree(live.proc)
+        try:
+            reason_only(live.stop(), EXIT_INTERRUPTED, "interrupted by SIGINT")
+        except AssertionError as e:
+            raise AssertionError(f"round {i} (SIGINT {delay * 1000:.0f} ms after the hello): {e}") from None
 
 
 def test_the_agents_threads_leave_the_programs_signals_to_it(interp):
@@ -157,8 +151,8 @@ def test_the_agents_threads_leave_the_programs_signals_to_it(interp):
     agent thread waited until the main thread took the GIL again (asleep in
     epoll_wait: up to a minute, the rest of the hangs above). Every thread
     of the agent blocks them all."""
-    program = [interp.python, "-c", "import asyncio; asyncio.run(asyncio.sleep(60))"]
-    live = Live([*run_argv(interp), "run", "--json", "--", *program], events_on="stderr")
+    live = Live([*run_argv(interp), "run", "--json", "--", interp.python, "-c", SLEEPS_A_MINUTE],
+                events_on="stderr")
     try:
         live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
         pid = live.events[0]["pid"]
