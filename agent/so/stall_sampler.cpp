@@ -5,6 +5,7 @@
 #include <climits>
 
 #include "events.h"
+#include "loop_frames.h"
 #include "off_cpu.h"
 #include "trio_hook.h"
 #include "uvloop_hook.h"
@@ -23,56 +24,6 @@ double unixAt(std::int64_t monoNs) { return nowUnix() - static_cast<double>(mono
 constexpr std::int64_t kSwitchIntervalNs = 5'000'000;
 
 double ms(std::int64_t ns) { return static_cast<double>(ns) / 1e6; }
-
-// asyncio runs every callback and task step in Handle._run (events.py).
-bool isHandleRun(const Frame& f) {
-    if (f.function != "_run" || (f.qualname != "Handle._run" && f.qualname != "_run")) return false;
-    const std::string& file = f.file;
-    return file.size() >= 17 && file.compare(file.size() - 17, 17, "asyncio/events.py") == 0;
-}
-
-bool endsWith(const std::string& s, std::string_view tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-// A frame that runs a loop whose callbacks have no Python frame of their
-// own: asyncio.run's runner driving uvloop's run_until_complete (Cython),
-// or trio's unrolled_run running a task step (task.context.run).
-// Only the runner's `run` (Runner.run, or asyncio.run itself on 3.10) calls
-// the loop: its helpers (_lazy_init creating the loop) run before any.
-bool runsLoop(const Frame& f) {
-    return (f.function == "run" && endsWith(f.file, "asyncio/runners.py")) ||
-           (f.function == "unrolled_run" && endsWith(f.file, "trio/_core/_run.py"));
-}
-
-// The loop's own code, called by those frames between callbacks, and what
-// the runner calls before its loop runs (making the loop, checking the
-// coroutine, looking at the main thread and SIGINT): on a starved machine
-// these can take longer than a threshold, and are no callback.
-bool loopOwn(const Frame& f) {
-    for (const char* file : {"asyncio/base_events.py", "asyncio/runners.py", "asyncio/events.py",
-                             "asyncio/coroutines.py", "/threading.py", "/signal.py"}) {
-        if (endsWith(f.file, file)) return true;
-    }
-    return f.file.find("/trio/_core/") != std::string::npos;
-}
-
-// Where a thread is inside an event-loop callback, as a frame that stays the
-// same while that callback runs: the outermost asyncio Handle._run frame (a
-// callback may run a nested loop); under uvloop or trio, the outermost frame
-// the loop called (a task's coroutine, a protocol method).
-std::optional<std::size_t> handleRunFrame(const SnapshotReader::ThreadReport& r) {
-    std::optional<std::size_t> found;
-    std::size_t n = std::min(r.thread.frames.size(), r.frameAddrs.size());
-    for (std::size_t i = 0; i < n; ++i) {
-        if (isHandleRun(r.thread.frames[i])) found = i;
-    }
-    if (found) return found;
-    for (std::size_t i = 0; i + 1 < n; ++i) {
-        if (runsLoop(r.thread.frames[i + 1]) && !loopOwn(r.thread.frames[i]) && !runsLoop(r.thread.frames[i])) found = i;
-    }
-    return found;
-}
 
 // A trio step's stall names the running trio task, found in a snapshot
 // (trio's runners know which task runs on which thread).
@@ -159,22 +110,36 @@ bool StallSampler::wantsTicks(std::int64_t now, std::int64_t quietEveryNs) {
 // Reads the thread's stack and task, and keeps it only if the callback `seq`
 // still ran when the read was over (else it may show what ran next).
 std::optional<SnapshotReader::ThreadReport> StallSampler::readStill(int slotIndex, std::uint64_t tid,
-                                                                     std::uint64_t seq) {
+                                                                     std::uint64_t seq, bool crossing) {
     LoopSlot& slot = m_hook.slot(slotIndex);
     std::uint64_t subject = slot.subject.load(std::memory_order_acquire);
-    std::optional<SnapshotReader::ThreadReport> report;
-    for (int attempt = 0; attempt < 3 && (!report || report->thread.error); ++attempt) {
-        try {
-            report = m_reader.readThread(tid, !trioOnly());
-        } catch (const BadRead&) {
-            report.reset();  // a torn list of threads: try again
-        }
+    bool withTask = !trioOnly();
+    auto report = readThread(tid, withTask);
+    // No task: a plain callback, or a task step whose task read was torn or
+    // came just after the step let go of its task (the stack is read first;
+    // a step's last moments are still inside its callback). At the crossing,
+    // once more: a read that finds the task has a stack and task of one moment.
+    if (crossing && report && withTask && !subject && !report->thread.error && !report->task) {
+        auto again = readThread(tid, true);
+        if (again && again->task && !again->thread.error) report = std::move(again);
     }
     // A trio step: the task the instrument saw start it (checked below: the
     // same step still runs, so the task is alive).
     if (report && !report->task && subject) report->task = m_reader.readTrioTask(subject, tid, report->thread.frames);
     if (slot.seq.load(std::memory_order_acquire) != seq || slot.depth.load(std::memory_order_acquire) == 0) {
         report.reset();
+    }
+    return report;
+}
+
+std::optional<SnapshotReader::ThreadReport> StallSampler::readThread(std::uint64_t tid, bool withTask) {
+    std::optional<SnapshotReader::ThreadReport> report;
+    for (int attempt = 0; attempt < 3 && (!report || report->thread.error); ++attempt) {
+        try {
+            report = m_reader.readThread(tid, withTask);
+        } catch (const BadRead&) {
+            report.reset();  // a torn list of threads: try again
+        }
     }
     return report;
 }
@@ -242,7 +207,7 @@ void StallSampler::checkRunning(std::int64_t now) {
         if (elapsed < m_cfg.stallNs) {
             // Shortly before the crossing: the fallback stack of this callback.
             // (Recorded even when the read failed: the next wake is the crossing.)
-            auto report = readStill(i, tid, seq);
+            auto report = readStill(i, tid, seq, false);
             if (report || st.sampleSeq != seq) {
                 st.sample = std::move(report);
                 st.sampleElapsedNs = elapsed;
@@ -254,13 +219,23 @@ void StallSampler::checkRunning(std::int64_t now) {
         // At the crossing: report it once, with the stack read now if the
         // callback outlived the read, else the one read before the crossing.
         std::int64_t readAt = monotonicNs();
-        auto report = readStill(i, tid, seq);
+        auto report = readStill(i, tid, seq, true);
         const char* stackAt = kStackAtThreshold;
         std::int64_t stackElapsed = readAt - start;
-        if (!report && st.sampleSeq == seq && st.sample) {
+        // Also when the read at the crossing came as the callback was ending,
+        // its body already returned: the stack it spent its time in is the
+        // one read before.
+        bool sampled = st.sampleSeq == seq && st.sample;
+        if (sampled && (!report || (!inStepBody(*report) && inStepBody(*st.sample)))) {
             report = std::move(st.sample);
             stackAt = kStackBeforeThreshold;
             stackElapsed = st.sampleElapsedNs;
+        } else if (sampled && report && !report->task && st.sample->task && sameStep(*st.sample, *report)) {
+            // The step still ran at the crossing but its task was gone by
+            // then (it was ending): the task the read before the crossing
+            // found in this same step (same callback, same frames down to
+            // its body).
+            report->task = std::move(st.sample->task);
         }
         st.sample.reset();
         st.sampleSeq = 0;

@@ -84,7 +84,10 @@ private:
     void reportEndedLocked();
     void checkRunning(std::int64_t now);
     void checkOngoing(std::int64_t now, const HookStatus& hook);
-    std::optional<SnapshotReader::ThreadReport> readStill(int slot, std::uint64_t tid, std::uint64_t seq);
+    std::optional<SnapshotReader::ThreadReport> readStill(int slot, std::uint64_t tid, std::uint64_t seq,
+                                                          bool crossing);
+    // The thread's report, read again (up to three times) while torn.
+    std::optional<SnapshotReader::ThreadReport> readThread(std::uint64_t tid, bool withTask);
     LoopSlot* slotOf(std::uint64_t threadId);
     std::int64_t lead() const;
     std::int64_t window() const;
