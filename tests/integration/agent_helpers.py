@@ -726,8 +726,8 @@ def diff_lists(got, want, key, label):
     """Readable differences between two lists of dicts keyed by `key`."""
     g = {str(x[key]): x for x in got}
     w = {str(x[key]): x for x in want}
-    out = [f"{label} {k}: only in the first" for k in g.keys() - w.keys()]
-    out += [f"{label} {k}: only in the second" for k in w.keys() - g.keys()]
+    out = [f"{label} {k}: only in the first: {g[k]}" for k in g.keys() - w.keys()]
+    out += [f"{label} {k}: only in the second: {w[k]}" for k in w.keys() - g.keys()]
     for k in g.keys() & w.keys():
         if g[k] != w[k]:
             fields = {f: (g[k].get(f), w[k].get(f)) for f in set(g[k]) | set(w[k]) if g[k].get(f) != w[k].get(f)}
