@@ -55,9 +55,11 @@ constexpr std::int64_t kThreadRecheckNs = 100'000'000;
 // The slowest the agent's thread ticks with a shorter --interval, while no
 // callback comes near the threshold (the default interval's rate).
 constexpr std::int64_t kQuietTickNs = 10'000'000;
-// The agent's page caches (4 MiB at most, grown 4 KiB at a time): inside the
-// program, what it reads is all it adds to the program's memory.
-constexpr std::size_t kAgentCachePages = 1024;
+// The agent's page caches (512 KiB at most, grown 4 KiB at a time): inside the
+// program, what it caches stays resident between snapshots. Measured with
+// 10,000 tasks (tests/bench/agent_memory.py), a snapshot took as long with
+// 512 KiB as with 4 MiB: the agent reads its own memory, each page about once.
+constexpr std::size_t kAgentCachePages = 128;
 
 // Set once installHere() has put in everything it could: the capabilities
 // never show the instant between the stall hook and the observers.
@@ -461,6 +463,10 @@ void Agent::installer(std::shared_ptr<Session> s) {
         }
     }
     g_installerThread = 0;
+    // Installing ran Python on this thread (the observers compiled): its
+    // malloc arena keeps the freed temporaries resident, about 1 MB,
+    // until trimmed.
+    returnFreedMemory();
 }
 
 void Agent::trioInstaller(std::shared_ptr<Session> s) {
@@ -516,9 +522,8 @@ void Agent::run(std::shared_ptr<Session> s) {
     }
 
     ProcessReader self(getpid());
-    // A page cache of 4 MB (dump's is 32 MB): the memory the agent adds to
-    // the program stays bounded (tests/bench/agent_memory.py); a snapshot of
-    // many tasks starts it over more often, and costs more reads.
+    // A small page cache (kAgentCachePages; dump's is 16 MB): the memory
+    // the agent adds to the program stays bounded.
     SnapshotReader reader(self, *runtime, earlyPythonInfo(), getpid(), kAgentCachePages);
     StallSampler sampler(cfg, reader, [s](const std::string& line) { s->send(line); });
     {

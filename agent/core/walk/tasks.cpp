@@ -313,18 +313,22 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
     std::vector<Task> tasks(registry.tasks.size());
     struct Check {
         bool present = false;                // false: not (or no longer) a pending task
-        std::optional<std::string> problem;  // why it is not consistent
+        // Why it is not consistent: rare, so out of line (one of these per
+        // task is held through the read).
+        std::unique_ptr<std::string> problem;
         Witness witness;
+        void fail(std::string why) { problem = std::make_unique<std::string>(std::move(why)); }
     };
     std::vector<Check> checks(registry.tasks.size());
     auto store = [&](std::size_t i, Attempt&& a) {
         checks[i].present = a.task.has_value();
         if (a.task) tasks[i] = std::move(*a.task);
-        checks[i].problem = std::move(a.problem);
+        checks[i].problem.reset();
+        if (a.problem) checks[i].fail(std::move(*a.problem));
         checks[i].witness = std::move(a.witness);
     };
     // The second look: every value each task was built from, re-read in one
-    // batch straight from the target, for every kFreshEvery tasks as soon as
+    // batch straight from the target, for every kLookEvery tasks as soon as
     // they are read (the values of a task that held are then dropped: a dump
     // of 100,000 tasks would otherwise keep millions of them).
     std::size_t looked = 0;
@@ -340,7 +344,7 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
         auto holds = Witness::check(m_fresh, ws);
         for (std::size_t k = 0; k < check.size(); ++k) {
             if (!holds[k]) {
-                checks[check[k]].problem = "it changed while it was read";
+                checks[check[k]].fail("it changed while it was read");
             } else {
                 checks[check[k]].witness.release();
             }
@@ -350,8 +354,8 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
     for (std::size_t i = 0; i < registry.tasks.size(); ++i) {
         // Pages cached long ago are stale on a busy process: keep them young
         // (the second look catches the rest, but each catch is a re-read).
+        if (i && i % kLookEvery == 0) secondLook(i);
         if (i && i % kFreshEvery == 0) {
-            secondLook(i);
             m_objects.mem().reader().forget();
             ctx.wakers.clear();
         }
@@ -375,7 +379,7 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
             ++out.rereads;
             if (!checks[i].present) return;  // finished meanwhile: left out
             if (!checks[i].problem && checks[i].witness.holds(m_fresh)) return;
-            if (!checks[i].problem) checks[i].problem = "it changed while it was read";
+            if (!checks[i].problem) checks[i].fail("it changed while it was read");
         }
     };
     for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -401,7 +405,7 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
         if (round + 1 == kRereads) {
             for (const auto& [thread, which] : runningOn) {
                 if (which.size() < 2) continue;
-                for (std::size_t i : which) checks[i].problem = "it and another task seemed to run at once on its thread";
+                for (std::size_t i : which) checks[i].fail("it and another task seemed to run at once on its thread");
             }
         }
     }
@@ -426,7 +430,7 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
         ++kept;
     }
     tasks.erase(tasks.begin() + static_cast<std::ptrdiff_t>(kept), tasks.end());
-    checks = {};
+    checks = std::vector<Check>();
     out.tasks = std::move(tasks);
     // Only awaiters that are tasks of this snapshot.
     std::unordered_set<Addr> ids;

@@ -42,6 +42,11 @@ public:
     static constexpr int kRereads = 3;
     static constexpr int kRegistryAttempts = 8;
     static constexpr std::size_t kFreshEvery = 1024;  // tasks read between two page cache clears
+    // Tasks whose values get their second look in one batch: the batch's
+    // values and pages are held until it is done (about 1.5 KB a task, the
+    // agent's snapshot counts it inside the program); smaller batches read
+    // a quarter more pages at 10,000 tasks, for no measurable time.
+    static constexpr std::size_t kLookEvery = 256;
 
     // `fresh` reads the target past any cache (for the second look).
     TaskWalker(Objects& objects, FrameWalker& frames, MemoryReader& fresh, pid_t pid);
