@@ -168,16 +168,47 @@ bool Channel::beginLine() {
         return false;
     }
     m_inLine = true;
+    m_pacedNs = 0;
     return true;
 }
 
 void Channel::linePart(std::string part) {
+    {
+        std::lock_guard lock(m_mutex);
+        if (!m_inLine || m_broken || part.empty()) return;
+        // Whatever the queue holds: a line begun is never cut.
+        m_queuedBytes += part.size();
+        m_queue.push_back(std::move(part));
+        drainLocked();
+    }
+    pace();
+}
+
+// The owner thread's, between parts of its line: the lock is not held
+// while waiting (other threads' lines are held meanwhile, as for any line
+// in parts), and only the owner closes m_fd.
+void Channel::pace() {
+    constexpr std::int64_t budget = std::int64_t(kPaceMs) * 1'000'000;
+    for (;;) {
+        int fd;
+        {
+            std::lock_guard lock(m_mutex);
+            if (m_fd < 0 || m_broken || m_queuedBytes <= kPaceBytes || m_pacedNs >= budget) return;
+            fd = m_fd;
+        }
+        auto start = std::chrono::steady_clock::now();
+        pollfd p{fd, POLLOUT, 0};
+        int waitMs = static_cast<int>(std::max<std::int64_t>(1, (budget - m_pacedNs) / 1'000'000));
+        ::poll(&p, 1, waitMs);
+        m_pacedNs += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+        std::lock_guard lock(m_mutex);
+        drainLocked();
+    }
+}
+
+std::size_t Channel::queuedBytes() const {
     std::lock_guard lock(m_mutex);
-    if (!m_inLine || m_broken || part.empty()) return;
-    // Whatever the queue holds: a line begun is never cut.
-    m_queuedBytes += part.size();
-    m_queue.push_back(std::move(part));
-    drainLocked();
+    return m_queuedBytes;
 }
 
 std::string Channel::partBuffer() {

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ostream>
@@ -120,6 +122,47 @@ TEST_CASE("a line written in parts goes out whole, before the lines sent meanwhi
     CHECK(got[0] == "{\"part\": " + std::string(200'000, '7') + "}");
     CHECK(got[1] == "{\"other\": 1}");
     CHECK(got[2] == "{\"after\": 1}");
+}
+
+TEST_CASE("a line in parts waits for the CLI that reads it: its parts do not pile up in the program", "[channel]") {
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
+    const std::size_t parts = 64;  // 4 MB: far more than the socket holds
+    std::string part(Channel::kPartBytes, 'q');
+    std::vector<std::string> got;
+    std::thread reader([&] { got = cli.lines(ch, 1); });
+    REQUIRE(ch.beginLine());
+    std::size_t most = 0;
+    for (std::size_t i = 0; i < parts; ++i) {
+        ch.linePart(part);
+        most = std::max(most, ch.queuedBytes());
+    }
+    ch.linePart("\n");
+    ch.endLine();
+    reader.join();
+    CHECK(most <= Channel::kPaceBytes);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].size() == parts * part.size());
+}
+
+TEST_CASE("a CLI that does not read costs a line in parts a bounded wait, and the line stays whole", "[channel]") {
+    Connected c;
+    Cli& cli = c.cli;
+    Channel& ch = c.ch;
+    std::string part(Channel::kPartBytes, 'w');
+    auto start = std::chrono::steady_clock::now();
+    REQUIRE(ch.beginLine());
+    for (int i = 0; i < 32; ++i) ch.linePart(part);
+    ch.linePart("\n");
+    ch.endLine();
+    double waitedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    CHECK(waitedMs >= Channel::kPaceMs * 0.9);
+    CHECK(waitedMs < Channel::kPaceMs + 2000);
+    CHECK(ch.queuedBytes() > Channel::kPaceBytes);  // queued, as before pacing
+    auto got = cli.lines(ch, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].size() == 32 * part.size());
 }
 
 TEST_CASE("a line in parts is not begun while the queue is behind, and the drop is said", "[channel]") {
