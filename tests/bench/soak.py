@@ -29,7 +29,7 @@ Counted per interpreter and mode:
   warned    answers with warnings.
 The goal is 0 wrong, 0 false, 0 crash. Exit status 1 if any was seen.
 
-Usage: tests/bench/soak.py [--dumps N] [--paused N] [--attaches M] [--rate R]
+Usage: tests/bench/soak.py [--dumps N] [--paused N] [--attaches M] [--rate R] [--linger S]
                            [--only 3.12,3.14] [--keep DIR]   (as root, after cli/build.sh)
 """
 import argparse
@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--paused", type=int, default=None, help="paused dumps per interpreter (default: --dumps)")
     ap.add_argument("--attaches", type=int, default=20, help="attach sessions per interpreter (default 20)")
     ap.add_argument("--rate", type=float, default=10000, help="tasks the target creates per second")
+    ap.add_argument("--linger", type=float, help="seconds the churn's sleeping tasks sleep (0.8: about a "
+                    "thousand tasks alive at once; default: a millisecond, about twenty)")
     ap.add_argument("--only", help="comma-separated interpreter names, e.g. 3.12,3.14")
     ap.add_argument("--keep", type=Path, help="write the first wrong/false answers here as JSON")
     args = ap.parse_args()
@@ -57,7 +59,7 @@ def main():
     for interp in prepared(args.only, width=12, report=rows.append):
         t0 = time.monotonic()
         tallies, stats = soak(interp, args.dumps, paused, args.attaches, args.rate,
-                              args.keep / interp.name if args.keep else None)
+                              args.keep / interp.name if args.keep else None, linger=args.linger)
         secs = time.monotonic() - t0
         churn = ""
         if stats.get("elapsed"):

@@ -283,12 +283,14 @@ def attach(pid, timeout=60):
     return [e for e in events if e.get("type") == "snapshot"], None
 
 
-def soak(interp, dumps, paused, attaches, rate=10000, keep=None, log=print):
-    """Runs the soak on one (usable) interpreter; returns (tallies, stats)."""
+def soak(interp, dumps, paused, attaches, rate=10000, keep=None, log=print, linger=None):
+    """Runs the soak on one (usable) interpreter; returns (tallies, stats).
+    linger: seconds the churn's sleeping tasks sleep (soak_churn.py --linger)."""
     stats_path = interp.fixture_dir() / "out" / f"soak-stats-{interp.name}-{os.getpid()}.json"
     stats_path.unlink(missing_ok=True)
     live, pause, agent = Tally("live"), Tally("paused"), Tally("attach")
-    with Fixture(interp, "soak_churn.py", "--rate", str(rate), "--stats", interp.inside(stats_path)) as fx:
+    more = ["--linger", str(linger)] if linger is not None else []
+    with Fixture(interp, "soak_churn.py", "--rate", str(rate), "--stats", interp.inside(stats_path), *more) as fx:
         judge = Judge(fx.truth)
         time.sleep(1.0)  # let the churn reach its rate
         every_paused = max(1, dumps // paused) if paused else 0
