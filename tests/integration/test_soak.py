@@ -13,30 +13,28 @@ PAUSED = 20
 ATTACHES = 1
 
 
-def test_soak_live_paused_attach(interp):
-    tallies, stats = soak(interp, DUMPS, PAUSED, ATTACHES, log=None)
+def run_soak(interp, dumps, paused, linger=None):
+    """The tallies (live, paused, attach), after failing on any wrong answer,
+    false finding or crash, and checking that the target churned."""
+    tallies, stats = soak(interp, dumps, paused, ATTACHES, log=None, linger=linger)
     problems = []
     for t in tallies:
         for kind in ("wrong", "false", "crash"):
             if getattr(t, kind):
                 problems.append(f"{t.mode}: {getattr(t, kind)} {kind} of {t.n}: " + " || ".join(t.examples[kind]))
     assert not problems, "\n".join(problems)
-    live, paused, attach = tallies
-    assert live.n == DUMPS and paused.n == PAUSED and attach.n >= 1
+    live, paused_, attach = tallies
+    assert live.n == dumps and paused_.n == paused and attach.n >= 1
     # The target really churned while it was read.
     assert stats.get("elapsed") and stats["tasks"] / stats["elapsed"] > 1000, stats
+    return tallies
+
+
+def test_soak_live_paused_attach(interp):
+    run_soak(interp, DUMPS, PAUSED)
 
 
 def test_soak_with_a_thousand_live_tasks(interp):
-    tallies, stats = soak(interp, 30, 5, ATTACHES, log=None, linger=0.8)
-    problems = []
-    for t in tallies:
-        for kind in ("wrong", "false", "crash"):
-            if getattr(t, kind):
-                problems.append(f"{t.mode}: {getattr(t, kind)} {kind} of {t.n}: " + " || ".join(t.examples[kind]))
-    assert not problems, "\n".join(problems)
-    live, paused, attach = tallies
-    assert live.n == 30 and paused.n == 5 and attach.n >= 1
+    live, _, _ = run_soak(interp, 30, 5, linger=0.8)
     # Enough tasks that every read crossed batches of 256.
     assert sorted(live.tasks)[len(live.tasks) // 2] > 600, live.tasks
-    assert stats.get("elapsed") and stats["tasks"] / stats["elapsed"] > 1000, stats
