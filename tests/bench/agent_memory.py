@@ -30,7 +30,7 @@ from zoo import prepared  # noqa: E402
 GOAL_MB = 10
 
 
-def status(pid):
+def proc_status(pid):
     """/proc/PID/status's sizes, in MB."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -42,7 +42,7 @@ def status(pid):
 
 def rss(pid):
     """(VmRSS, RssAnon) in MB."""
-    fields = status(pid)
+    fields = proc_status(pid)
     return fields["VmRSS"], fields["RssAnon"]
 
 
@@ -75,7 +75,7 @@ def bench(interp, tasks, snapshot_every):
         reader.join()
         # The kernel's peak of the whole resident set; the anonymous part
         # has no such record, only the samples above.
-        peak[0] = max(peak[0], status(fx.pid)["VmHWM"])
+        peak[0] = max(peak[0], proc_status(fx.pid)["VmHWM"])
         time.sleep(0.5)
         after = rss(fx.pid)
         return before, peak, after, snapshots[0], attach.returncode

@@ -23,8 +23,8 @@ def run_soak(interp, dumps, paused, linger=None):
             if getattr(t, kind):
                 problems.append(f"{t.mode}: {getattr(t, kind)} {kind} of {t.n}: " + " || ".join(t.examples[kind]))
     assert not problems, "\n".join(problems)
-    live, paused_, attach = tallies
-    assert live.n == dumps and paused_.n == paused and attach.n >= 1
+    live, pause, agent = tallies
+    assert live.n == dumps and pause.n == paused and agent.n >= 1
     # The target really churned while it was read.
     assert stats.get("elapsed") and stats["tasks"] / stats["elapsed"] > 1000, stats
     return tallies

@@ -352,9 +352,9 @@ TasksResult TaskWalker::read(const InterpreterState& interp, const std::vector<T
         looked = end;
     };
     for (std::size_t i = 0; i < registry.tasks.size(); ++i) {
+        if (i && i % kLookEvery == 0) secondLook(i);
         // Pages cached long ago are stale on a busy process: keep them young
         // (the second look catches the rest, but each catch is a re-read).
-        if (i && i % kLookEvery == 0) secondLook(i);
         if (i && i % kFreshEvery == 0) {
             m_objects.mem().reader().forget();
             ctx.wakers.clear();
