@@ -40,6 +40,7 @@ SnapshotReader::SnapshotReader(MemoryReader& memory, ResolvedRuntime runtime, Py
       m_runtime(std::move(runtime)),
       m_python(std::move(python)) {
     m_objects = std::make_unique<Objects>(m_mem, m_runtime.layout);
+    m_objects->useHashSecret(m_runtime.hashSecret);
     m_codes = std::make_unique<CodeReader>(*m_objects);
     m_frames = std::make_unique<FrameWalker>(*m_codes, *m_objects);
 }

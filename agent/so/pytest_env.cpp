@@ -59,6 +59,7 @@ std::optional<TestRef> readCurrentTest(const ResolvedRuntime& runtime) {
         PageCache cache(self, 64, 1);
         Remote mem(cache);
         Objects objects(mem, runtime.layout);
+        objects.useHashSecret(runtime.hashSecret);
         auto interps = readInterpreters(mem, runtime.layout, runtime.runtime);
         if (interps.empty()) return std::nullopt;
         // os.environ._data: bytes -> bytes, what os.environ[...] = sets (with putenv).

@@ -69,6 +69,9 @@ RuntimeLocation locateSelf(const std::string& versionText) {
     if (!runtime) throw InspectError(Errc::not_python, "_PyRuntime is not exported by this interpreter");
     loc.candidates.push_back(reinterpret_cast<Addr>(runtime));
     if (void* v = dlsym(RTLD_DEFAULT, "Py_Version")) loc.pyVersion = reinterpret_cast<Addr>(v);
+    if (void* h = dlsym(RTLD_DEFAULT, "_Py_HashSecret")) {
+        loc.hashSecretFromRuntime = static_cast<std::int64_t>(reinterpret_cast<Addr>(h) - reinterpret_cast<Addr>(runtime));
+    }
     Dl_info info{};
     if (dladdr(runtime, &info) && info.dli_fname) loc.file = info.dli_fname;
     char exe[4096];

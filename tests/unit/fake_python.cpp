@@ -91,6 +91,17 @@ Addr FakePython::list(const std::vector<Addr>& items) {
     return o;
 }
 
+void FakePython::putEntry(Addr e, const Entry& entry, bool unicodeKind) {
+    if (unicodeKind) {
+        m_mem.put<Addr>(e, entry.key);
+        m_mem.put<Addr>(e + 8, entry.value);
+    } else {
+        m_mem.put<std::int64_t>(e, entry.hash);
+        m_mem.put<Addr>(e + 8, entry.key);
+        m_mem.put<Addr>(e + 16, entry.value);
+    }
+}
+
 Addr FakePython::dictKeys(const std::vector<Entry>& entries, bool unicodeKind) {
     // 8 slots, or as many as CPython would give (two thirds usable), up to
     // 128: one byte per index, so a larger table would be built wrong.
@@ -118,16 +129,54 @@ Addr FakePython::dictKeys(const std::vector<Entry>& entries, bool unicodeKind) {
     Addr e = k + header + indices;
     for (std::size_t i = 0; i < entries.size(); ++i, e += entrySize) {
         m_mem.put<std::int8_t>(k + header + i, static_cast<std::int8_t>(i));
-        if (unicodeKind) {
-            m_mem.put<Addr>(e, entries[i].key);
-            m_mem.put<Addr>(e + 8, entries[i].value);
-        } else {
-            m_mem.put<std::int64_t>(e, entries[i].hash);
-            m_mem.put<Addr>(e + 8, entries[i].key);
-            m_mem.put<Addr>(e + 16, entries[i].value);
-        }
+        putEntry(e, entries[i], unicodeKind);
     }
     return k;
+}
+
+FakePython::HashedKeys FakePython::hashedDictKeys(const std::vector<Entry>& entries, std::uint8_t log2Slots,
+                                                  bool unicodeKind) {
+    if (log2Slots > 7 || entries.size() > (std::size_t{1} << log2Slots) * 2 / 3) {
+        throw std::length_error("FakePython::hashedDictKeys: too many entries for the slots");
+    }
+    HashedKeys out;
+    // The same header and entries as dictKeys, for as many slots.
+    std::uint64_t slots = std::uint64_t{1} << log2Slots;
+    std::size_t entrySize = unicodeKind ? 16 : 24;
+    std::size_t header = m_L.dictKeys == DictKeysModel::v310 ? 40 : 32;
+    Addr k = m_mem.alloc(header + slots + slots * entrySize);
+    m_mem.put<std::int64_t>(k, 1);
+    std::int64_t usable = static_cast<std::int64_t>(slots * 2 / 3) - static_cast<std::int64_t>(entries.size());
+    if (m_L.dictKeys == DictKeysModel::v310) {
+        m_mem.put<std::int64_t>(k + 8, static_cast<std::int64_t>(slots));
+        m_mem.put<std::int64_t>(k + 24, usable);
+        m_mem.put<std::int64_t>(k + 32, static_cast<std::int64_t>(entries.size()));
+    } else {
+        m_mem.put<std::uint8_t>(k + 8, log2Slots);
+        m_mem.put<std::uint8_t>(k + 9, log2Slots);
+        m_mem.put<std::uint8_t>(k + 10, unicodeKind ? 1 : 0);
+        m_mem.put<std::int64_t>(k + 16, usable);
+        m_mem.put<std::int64_t>(k + 24, static_cast<std::int64_t>(entries.size()));
+    }
+    std::vector<bool> taken(slots, false);
+    for (std::uint64_t s = 0; s < slots; ++s) m_mem.put<std::int8_t>(k + header + s, -1);  // DKIX_EMPTY
+    Addr e = k + header + slots;
+    for (std::size_t i = 0; i < entries.size(); ++i, e += entrySize) {
+        auto perturb = static_cast<std::uint64_t>(entries[i].hash);
+        std::uint64_t slot = perturb & (slots - 1);
+        std::vector<std::uint64_t> path{slot};
+        while (taken[slot]) {
+            perturb >>= 5;
+            slot = (slot * 5 + perturb + 1) & (slots - 1);
+            path.push_back(slot);
+        }
+        taken[slot] = true;
+        m_mem.put<std::int8_t>(k + header + slot, static_cast<std::int8_t>(i));
+        out.probes.push_back(std::move(path));
+        putEntry(e, entries[i], unicodeKind);
+    }
+    out.keys = k;
+    return out;
 }
 
 Addr FakePython::dict(Addr keys, Addr values) {

@@ -50,6 +50,15 @@ public:
     // than 5 entries, up to 128). unicodeKind:
     // 16-byte entries without hash (3.11+ DICT_KEYS_UNICODE/SPLIT).
     Addr dictKeys(const std::vector<Entry>& entries, bool unicodeKind = false);
+    // A combined table of 2^log2Slots slots (at most 128: one-byte indices)
+    // laid out as CPython inserts: each entry's index in the first free slot
+    // of the probe sequence of its `hash` (dictobject.c's find_empty_slot).
+    // `probes[i]`: the slots entry i's lookup visits, its own last.
+    struct HashedKeys {
+        Addr keys = 0;
+        std::vector<std::vector<std::uint64_t>> probes;
+    };
+    HashedKeys hashedDictKeys(const std::vector<Entry>& entries, std::uint8_t log2Slots, bool unicodeKind);
     Addr dict(Addr keys, Addr values = 0);
     // A split-table values array; 3.13+ gets the PyDictValues header.
     Addr dictValues(const std::vector<Addr>& values, std::uint8_t capacity = 8);
@@ -59,6 +68,8 @@ public:
     Addr strType, bytesType, intType, tupleType, listType, dictType, setType;
 
 private:
+    void putEntry(Addr at, const Entry& entry, bool unicodeKind);
+
     FakeMemory& m_mem;
     const Layout& m_L;
 };

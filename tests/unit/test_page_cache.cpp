@@ -3,12 +3,15 @@
 // has its own cases.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+
 #include <array>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "fake_memory.h"
+#include "mem/frame_block.h"
 #include "mem/page_cache.h"
 
 using namespace aioscope;
@@ -331,4 +334,35 @@ TEST_CASE("ranges in the last page of the address space end (a torn pointer)", "
     CHECK(requests[0].result != ReadResult::ok);
     CHECK(requests[1].result == ReadResult::ok);
     CHECK(matches(got.data(), kBase, got.size()));
+}
+
+TEST_CASE("dump's frames are backed a batch ahead of their first write", "[page_cache][frames]") {
+    // mincore() says which pages of ours are resident: backed without having
+    // been written is what back() is for.
+    auto resident = [](const std::uint8_t* at, std::size_t pages) {
+        std::vector<unsigned char> v(pages);
+        REQUIRE(mincore(const_cast<std::uint8_t*>(at), pages * 4096, v.data()) == 0);
+        std::size_t n = 0;
+        for (unsigned char c : v) n += c & 1;
+        return n;
+    };
+    SECTION("a huge block: the first frame backs its batch of 32") {
+        FrameBlock block;
+        std::uint8_t* base = block.reserve(std::size_t{16} << 20, true);
+        CHECK(resident(base, 64) == 0);
+        block.back(4096);
+        CHECK(resident(base, 32) == 32);
+        CHECK(resident(base + 32 * 4096, 32) == 0);
+        block.back(33 * 4096);
+        CHECK(resident(base, 64) == 64);
+        // Past the first 2 MiB the kernel's huge pages back them: not asked.
+        block.back(std::size_t{4} << 20);
+        CHECK(resident(base + (std::size_t{2} << 20), 16) == 0);
+    }
+    SECTION("the agent's (not huge): nothing until written") {
+        FrameBlock block;
+        std::uint8_t* base = block.reserve(128 * 4096, false);
+        block.back(4096);
+        CHECK(resident(base, 32) == 0);
+    }
 }

@@ -41,6 +41,12 @@ enum class DictKeysModel {
     v310,  // dk_size, dk_nentries, index width from dk_size
     v311,  // dk_log2_size, dk_log2_index_bytes, dk_kind
 };
+// The algorithm of hash(str): the default of each version (a build
+// configured with another is met by aioscope's check and read without it).
+enum class StrHashModel {
+    siphash24,  // 3.10
+    siphash13,  // 3.11+
+};
 enum class YieldFromModel {
     opcode310,    // next opcode YIELD_FROM, value on f_valuestack
     resume311,    // next code unit is RESUME with oparg >= 2
@@ -79,6 +85,7 @@ struct Layout {
     GilModel gilModel = GilModel::viaInterpPointer;
     LongModel longModel = LongModel::lvTag;
     DictKeysModel dictKeys = DictKeysModel::v311;
+    StrHashModel strHash = StrHashModel::siphash13;
     YieldFromModel yieldFrom = YieldFromModel::frameState;
     StackModel stackModel = StackModel::stackTop;
     InstanceDictModel instanceDict = InstanceDictModel::managedInline;
@@ -203,6 +210,7 @@ struct Layout {
 
     struct {
         Off length = 16;
+        Off hash = 24;              // the cached hash; -1 until computed
         Off state = 32;
         Off asciiData = kAbsent;    // sizeof(PyASCIIObject)
         Off compactData = kAbsent;  // sizeof(PyCompactUnicodeObject)

@@ -74,7 +74,8 @@ ResolvedRuntime resolveRuntime(Remote& mem, const RuntimeLocation& loc) {
                                "layout for Python " + version.str() + " is unusable: " + problems.front());
         }
         if (!plausible(mem, *layout, runtime)) continue;
-        return ResolvedRuntime{runtime, version, std::move(*layout)};
+        Addr secret = loc.hashSecretFromRuntime ? runtime + static_cast<Addr>(*loc.hashSecretFromRuntime) : 0;
+        return ResolvedRuntime{runtime, version, secret, std::move(*layout)};
     }
     throw InspectError(Errc::not_python, "found CPython in " + loc.file + " but " + lastProblem);
 }

@@ -12,6 +12,7 @@ namespace aioscope {
 struct ResolvedRuntime {
     Addr runtime = 0;
     PythonVersion version;
+    Addr hashSecret = 0;  // _Py_HashSecret; 0: not found (dict lookups then scan)
     Layout layout;
 };
 

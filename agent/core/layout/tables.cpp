@@ -51,6 +51,7 @@ Layout v310() {
     L.gilModel = GilModel::inRuntime;
     L.longModel = LongModel::signedSize;
     L.dictKeys = DictKeysModel::v310;
+    L.strHash = StrHashModel::siphash24;
     L.yieldFrom = YieldFromModel::opcode310;
     L.stackModel = StackModel::valueStack310;
     L.callerStackSaved = false;  // f_stackdepth is only written when a generator yields

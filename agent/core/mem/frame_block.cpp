@@ -9,6 +9,8 @@ namespace aioscope {
 
 namespace {
 constexpr std::size_t kHugePage = 2u << 20;
+// Frames backed by one call of back(): a stacks-only dump writes about 120.
+constexpr std::size_t kBackChunk = 32 * 4096;
 }
 
 std::uint8_t* FrameBlock::reserve(std::size_t bytes, bool huge) {
@@ -26,6 +28,7 @@ std::uint8_t* FrameBlock::reserve(std::size_t bytes, bool huge) {
     m_mapBytes = mapBytes;
     m_base = reinterpret_cast<std::uint8_t*>(at);
     m_bytes = bytes;
+    m_huge = huge;
     // Advice only: without transparent huge pages the frames are 4 KiB pages.
     // The first huge page's worth stays in 4 KiB pages: a dump of a few
     // stacks touches a hundred frames, and zeroing a whole huge page for
@@ -35,7 +38,22 @@ std::uint8_t* FrameBlock::reserve(std::size_t bytes, bool huge) {
     return m_base;
 }
 
+void FrameBlock::back(std::size_t bytes) {
+    // Only the first huge page's worth: past it the kernel backs the frames
+    // with huge pages, a fault each 2 MiB.
+    bytes = std::min({bytes, m_bytes, kHugePage});
+    if (!m_huge || !m_canBack || bytes <= m_backed) return;
+    std::size_t to = std::min({(bytes + kBackChunk - 1) / kBackChunk * kBackChunk, m_bytes, kHugePage});
+    to = (to + 4095) & ~std::size_t{4095};
+    if (madvise(m_base + m_backed, to - m_backed, MADV_POPULATE_WRITE) != 0) {
+        m_canBack = false;
+        return;
+    }
+    m_backed = to;
+}
+
 void FrameBlock::release() {
+    m_backed = 0;
     if (m_map) munmap(m_map, m_mapBytes);
     m_map = nullptr;
     m_mapBytes = 0;

@@ -108,6 +108,7 @@ std::uint8_t* PageCache::takeFrames(std::size_t count, std::uint32_t& first) {
     }
     first = static_cast<std::uint32_t>(m_used);
     m_used += count;
+    m_frameBlock.back(m_used * kPageSize);
     m_touched = std::max(m_touched, m_used);
     return m_block + first * kPageSize;
 }

@@ -313,47 +313,56 @@ bool plausibleCounts(std::uint64_t size, std::int64_t usable, std::uint64_t nent
 
 }  // namespace
 
+Objects::KeysTable Objects::keysTable(Addr keys) {
+    KeysTable t;
+    if (m_layout.dictKeys == DictKeysModel::v310) {
+        Block h = m_mem.block(keys, 40, "dict keys");
+        t.size = h.at<std::uint64_t>(8);
+        t.nentries = h.at<std::uint64_t>(32);
+        if (t.size == 0 || (t.size & (t.size - 1)) || t.size > (1ull << 30) || t.nentries > t.size ||
+            !plausibleCounts(t.size, h.at<std::int64_t>(24), t.nentries)) {
+            throw BadRead("implausible dict keys at " + hexAddr(keys));
+        }
+        t.indexWidth = t.size <= 0xff ? 1 : t.size <= 0xffff ? 2 : t.size <= 0xffffffffull ? 4 : 8;
+        t.indices = keys + 40;
+        t.entries = t.indices + t.size * t.indexWidth;
+        return t;
+    }
+    Block h = m_mem.block(keys, 32, "dict keys");
+    auto log2Size = h.at<std::uint8_t>(8);
+    auto log2IndexBytes = h.at<std::uint8_t>(9);
+    auto kind = h.at<std::uint8_t>(10);
+    t.nentries = h.at<std::uint64_t>(24);
+    if (log2Size > 30 || log2IndexBytes > log2Size + 3 || t.nentries > (1ull << log2Size) ||
+        !plausibleCounts(1ull << log2Size, h.at<std::int64_t>(16), t.nentries)) {
+        throw BadRead("implausible dict keys at " + hexAddr(keys));
+    }
+    t.size = 1ull << log2Size;
+    // 0 when the index bytes are fewer than the slots (torn): probe() gives up.
+    t.indexWidth = log2IndexBytes >= log2Size ? std::size_t{1} << (log2IndexBytes - log2Size) : 0;
+    t.indices = keys + 32;
+    t.entries = t.indices + (1ull << log2IndexBytes);
+    if (kind != 0) {  // unicode-keyed entries carry no hash
+        t.entrySize = 16;
+        t.keyAt = 0;
+        t.valueAt = 8;
+        t.hashAt = -1;
+    }
+    return t;
+}
+
 // The entries of a PyDictKeysObject in insertion order, as (key, value)
 // pairs; slots of deleted entries have key 0. Split tables keep their values
 // elsewhere, so their values here are 0.
 std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
-    std::uint64_t nentries = 0;
-    Addr entries = 0;
-    std::size_t entrySize = 24, keyAt = 8, valueAt = 16;
-    if (m_layout.dictKeys == DictKeysModel::v310) {
-        Block h = m_mem.block(keys, 40, "dict keys");
-        auto size = h.at<std::uint64_t>(8);
-        nentries = h.at<std::uint64_t>(32);
-        if (size == 0 || (size & (size - 1)) || size > (1ull << 30) || nentries > size ||
-            !plausibleCounts(size, h.at<std::int64_t>(24), nentries)) {
-            throw BadRead("implausible dict keys at " + hexAddr(keys));
-        }
-        std::uint64_t width = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffffull ? 4 : 8;
-        entries = keys + 40 + size * width;
-    } else {
-        Block h = m_mem.block(keys, 32, "dict keys");
-        auto log2Size = h.at<std::uint8_t>(8);
-        auto log2IndexBytes = h.at<std::uint8_t>(9);
-        auto kind = h.at<std::uint8_t>(10);
-        nentries = h.at<std::uint64_t>(24);
-        if (log2Size > 30 || log2IndexBytes > log2Size + 3 || nentries > (1ull << log2Size) ||
-            !plausibleCounts(1ull << log2Size, h.at<std::int64_t>(16), nentries)) {
-            throw BadRead("implausible dict keys at " + hexAddr(keys));
-        }
-        entries = keys + 32 + (1ull << log2IndexBytes);
-        if (kind != 0) {  // unicode-keyed entries carry no hash
-            entrySize = 16;
-            keyAt = 0;
-            valueAt = 8;
-        }
-    }
-    nentries = std::min<std::uint64_t>(nentries, limits::kMaxDictEntries);
+    KeysTable t = keysTable(keys);
+    std::uint64_t nentries = std::min<std::uint64_t>(t.nentries, limits::kMaxDictEntries);
     std::vector<std::pair<Addr, Addr>> out;
     out.reserve(std::min<std::size_t>(nentries, 4096));
-    forEachRecord(entries, nentries, entrySize, "dict entries", [&](const std::uint8_t* e) {
+    forEachRecord(t.entries, nentries, t.entrySize, "dict entries", [&](const std::uint8_t* e) {
         Addr key = 0, value = 0;
-        std::memcpy(&key, e + keyAt, 8);
-        std::memcpy(&value, e + valueAt, 8);
+        std::memcpy(&key, e + t.keyAt, 8);
+        std::memcpy(&value, e + t.valueAt, 8);
         out.emplace_back(key, value);
     });
     return out;
@@ -477,6 +486,7 @@ std::optional<std::size_t> Objects::findKey(Addr table, const std::vector<std::p
 }
 
 std::optional<Addr> Objects::dictGet(Addr dict, std::string_view key) {
+    if (Probed p = probe(dict, key); p.known) return p.value;
     auto items = dictItems(dict);
     if (auto i = findKey(dict, items, key, items.size())) return items[*i].second;
     return std::nullopt;

@@ -18,6 +18,7 @@
 
 #include "layout/layout.h"
 #include "mem/remote.h"
+#include "remote/str_hash.h"
 
 namespace aioscope {
 
@@ -76,6 +77,15 @@ public:
     // nothing: what does not read is met again by the reads.
     void prefetch(const std::vector<Addr>& addrs, std::size_t before, std::size_t after);
 
+    // The address of the process's _Py_HashSecret (0: unknown), for
+    // dictGet's lookups by hash in large dicts. Until a key read from the
+    // target is seen to hash as the target hashed it, lookups scan.
+    void useHashSecret(Addr at) {
+        m_secretAt = at;
+        m_hashing = at ? Hashing::unchecked : Hashing::off;
+    }
+    bool hashing() const { return m_hashing == Hashing::on; }
+
     // A new read begins: what was learnt of dicts' keys may be stale.
     void forget() {
         m_keys.clear();
@@ -87,7 +97,27 @@ private:
     // `count` records of `size` bytes at `at`, each passed to `each`.
     template <class Each>
     void forEachRecord(Addr at, std::size_t count, std::size_t size, const char* what, Each&& each);
+    // A PyDictKeysObject's header, checked: where its parts are.
+    struct KeysTable {
+        std::uint64_t size = 0;      // slots of the index table
+        std::uint64_t nentries = 0;  // entries used (some may be deleted)
+        Addr indices = 0;
+        std::size_t indexWidth = 0;  // bytes per index (0: torn)
+        Addr entries = 0;
+        std::size_t entrySize = 24, keyAt = 8, valueAt = 16;
+        int hashAt = 0;              // -1: entries without a hash (unicode keys)
+    };
+    KeysTable keysTable(Addr keys);
     std::vector<std::pair<Addr, Addr>> keysEntries(Addr keys);
+    // dictGet by the key's hash, as the target's own lookup probes
+    // (remote/dict_probe.cpp). `known`: the answer is certain, found or
+    // not; otherwise the dict is scanned.
+    struct Probed {
+        bool known = false;
+        std::optional<Addr> value;
+    };
+    Probed probe(Addr dict, std::string_view name);
+    bool checkHashing(const KeysTable& t);
     std::optional<Addr> lookupInKeys(Addr keys, Addr values, std::string_view name);
     struct Keys;
     Keys readKeys(const std::vector<std::pair<Addr, Addr>>& entries);
@@ -141,6 +171,10 @@ private:
     Keys m_freshKeys;  // a table's keys read for one lookup, not kept
     Addr m_freshTable = 0;  // whose they are (0: none)
     std::unordered_set<Addr> m_lookedUp;  // tables looked up once, up to kLookedUpCap
+    enum class Hashing { off, unchecked, on };
+    Hashing m_hashing = Hashing::off;
+    Addr m_secretAt = 0;
+    HashSecret m_secret;
 };
 
 // Python's tp_flags bits used to recognise built-in types and their subclasses.

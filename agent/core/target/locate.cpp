@@ -71,7 +71,7 @@ std::vector<std::uint64_t> biases(const MappedFile& f, const ElfFacts& elf) {
 }
 
 const std::vector<std::string> kRuntimeSections{".PyRuntime"};
-const std::vector<std::string> kRuntimeSymbols{"_PyRuntime", "Py_Version"};
+const std::vector<std::string> kRuntimeSymbols{"_PyRuntime", "Py_Version", "_Py_HashSecret"};
 
 }  // namespace
 
@@ -114,6 +114,9 @@ std::vector<RuntimeLocation> locateRuntimes(const ProcFs& proc, const std::vecto
         loc.minorFromName = minorFromFileName(f.path);
         if (loc.minorFromName < 0) loc.minorFromName = minorFromFileName(exe);
         auto pyv = elf->facts.symbols.find("Py_Version");
+        if (auto h = elf->facts.symbols.find("_Py_HashSecret"); h != elf->facts.symbols.end()) {
+            loc.hashSecretFromRuntime = static_cast<std::int64_t>(h->second - *runtimeVaddr);
+        }
         for (std::uint64_t bias : biases(f, elf->facts)) {
             loc.candidates.push_back(bias + *runtimeVaddr);
             if (!loc.pyVersion && pyv != elf->facts.symbols.end()) loc.pyVersion = bias + pyv->second;

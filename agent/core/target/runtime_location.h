@@ -29,6 +29,9 @@ struct RuntimeLocation {
     bool sharedLibpython = false;
     std::vector<Addr> candidates;     // one per load of the file (duplicate loads exist)
     std::optional<Addr> pyVersion;    // address of Py_Version (3.11+)
+    // Where _Py_HashSecret is, relative to the runtime (the same file holds
+    // both: one offset serves every load of it).
+    std::optional<std::int64_t> hashSecretFromRuntime;
     int minorFromName = -1;           // from a "python3.X" file name
 };
 
