@@ -53,7 +53,7 @@ Addr FakePython::unicode(unsigned kind, const std::vector<std::uint32_t>& cps, b
     std::size_t dataSize = (cps.size() + 1) * kind;
     Addr o = object(strType, static_cast<std::size_t>(header) + (compact ? dataSize : 0));
     m_mem.put<std::int64_t>(o + static_cast<Addr>(m_L.unicode.length), static_cast<std::int64_t>(cps.size()));
-    m_mem.put<std::int64_t>(o + 24, -1);  // hash not computed
+    m_mem.put<std::int64_t>(o + static_cast<Addr>(m_L.unicode.hash), -1);  // not computed
     m_mem.put<std::uint32_t>(o + static_cast<Addr>(m_L.unicode.state),
                              unicodeState(kind, compact, ascii, upperGarbage));
     Addr data = o + static_cast<Addr>(header);
@@ -102,6 +102,28 @@ void FakePython::putEntry(Addr e, const Entry& entry, bool unicodeKind) {
     }
 }
 
+std::size_t FakePython::keysHeaderSize() const { return m_L.dictKeys == DictKeysModel::v310 ? 40 : 32; }
+
+Addr FakePython::allocKeys(std::uint8_t log2Slots, std::size_t nentries, bool unicodeKind) {
+    std::uint64_t slots = std::uint64_t{1} << log2Slots;
+    std::int64_t usable = static_cast<std::int64_t>(slots * 2 / 3) - static_cast<std::int64_t>(nentries);
+    std::size_t entrySize = unicodeKind ? 16 : 24;
+    Addr k = m_mem.alloc(keysHeaderSize() + slots + slots * entrySize);  // one-byte indices
+    m_mem.put<std::int64_t>(k, 1);  // dk_refcnt
+    if (m_L.dictKeys == DictKeysModel::v310) {
+        m_mem.put<std::int64_t>(k + 8, static_cast<std::int64_t>(slots));                // dk_size
+        m_mem.put<std::int64_t>(k + 24, usable);                                          // dk_usable
+        m_mem.put<std::int64_t>(k + 32, static_cast<std::int64_t>(nentries));            // dk_nentries
+    } else {
+        m_mem.put<std::uint8_t>(k + 8, log2Slots);             // dk_log2_size
+        m_mem.put<std::uint8_t>(k + 9, log2Slots);             // dk_log2_index_bytes
+        m_mem.put<std::uint8_t>(k + 10, unicodeKind ? 1 : 0);  // dk_kind
+        m_mem.put<std::int64_t>(k + 16, usable);
+        m_mem.put<std::int64_t>(k + 24, static_cast<std::int64_t>(nentries));
+    }
+    return k;
+}
+
 Addr FakePython::dictKeys(const std::vector<Entry>& entries, bool unicodeKind) {
     // 8 slots, or as many as CPython would give (two thirds usable), up to
     // 128: one byte per index, so a larger table would be built wrong.
@@ -109,23 +131,10 @@ Addr FakePython::dictKeys(const std::vector<Entry>& entries, bool unicodeKind) {
     std::uint8_t log2Slots = 3;
     while ((std::size_t{1} << log2Slots) * 2 / 3 < entries.size() && log2Slots < 7) ++log2Slots;
     std::uint64_t slots = std::uint64_t{1} << log2Slots;
-    std::int64_t usable = static_cast<std::int64_t>(slots * 2 / 3) - static_cast<std::int64_t>(entries.size());
     std::size_t entrySize = unicodeKind ? 16 : 24;
-    std::size_t header = m_L.dictKeys == DictKeysModel::v310 ? 40 : 32;
+    std::size_t header = keysHeaderSize();
     std::size_t indices = slots;
-    Addr k = m_mem.alloc(header + indices + slots * entrySize);
-    m_mem.put<std::int64_t>(k, 1);  // dk_refcnt
-    if (m_L.dictKeys == DictKeysModel::v310) {
-        m_mem.put<std::int64_t>(k + 8, static_cast<std::int64_t>(slots));                // dk_size
-        m_mem.put<std::int64_t>(k + 24, usable);                                          // dk_usable
-        m_mem.put<std::int64_t>(k + 32, static_cast<std::int64_t>(entries.size()));      // dk_nentries
-    } else {
-        m_mem.put<std::uint8_t>(k + 8, log2Slots);             // dk_log2_size
-        m_mem.put<std::uint8_t>(k + 9, log2Slots);             // dk_log2_index_bytes
-        m_mem.put<std::uint8_t>(k + 10, unicodeKind ? 1 : 0);  // dk_kind
-        m_mem.put<std::int64_t>(k + 16, usable);
-        m_mem.put<std::int64_t>(k + 24, static_cast<std::int64_t>(entries.size()));
-    }
+    Addr k = allocKeys(log2Slots, entries.size(), unicodeKind);
     Addr e = k + header + indices;
     for (std::size_t i = 0; i < entries.size(); ++i, e += entrySize) {
         m_mem.put<std::int8_t>(k + header + i, static_cast<std::int8_t>(i));
@@ -140,24 +149,10 @@ FakePython::HashedKeys FakePython::hashedDictKeys(const std::vector<Entry>& entr
         throw std::length_error("FakePython::hashedDictKeys: too many entries for the slots");
     }
     HashedKeys out;
-    // The same header and entries as dictKeys, for as many slots.
     std::uint64_t slots = std::uint64_t{1} << log2Slots;
     std::size_t entrySize = unicodeKind ? 16 : 24;
-    std::size_t header = m_L.dictKeys == DictKeysModel::v310 ? 40 : 32;
-    Addr k = m_mem.alloc(header + slots + slots * entrySize);
-    m_mem.put<std::int64_t>(k, 1);
-    std::int64_t usable = static_cast<std::int64_t>(slots * 2 / 3) - static_cast<std::int64_t>(entries.size());
-    if (m_L.dictKeys == DictKeysModel::v310) {
-        m_mem.put<std::int64_t>(k + 8, static_cast<std::int64_t>(slots));
-        m_mem.put<std::int64_t>(k + 24, usable);
-        m_mem.put<std::int64_t>(k + 32, static_cast<std::int64_t>(entries.size()));
-    } else {
-        m_mem.put<std::uint8_t>(k + 8, log2Slots);
-        m_mem.put<std::uint8_t>(k + 9, log2Slots);
-        m_mem.put<std::uint8_t>(k + 10, unicodeKind ? 1 : 0);
-        m_mem.put<std::int64_t>(k + 16, usable);
-        m_mem.put<std::int64_t>(k + 24, static_cast<std::int64_t>(entries.size()));
-    }
+    std::size_t header = keysHeaderSize();
+    Addr k = allocKeys(log2Slots, entries.size(), unicodeKind);
     std::vector<bool> taken(slots, false);
     for (std::uint64_t s = 0; s < slots; ++s) m_mem.put<std::int8_t>(k + header + s, -1);  // DKIX_EMPTY
     Addr e = k + header + slots;

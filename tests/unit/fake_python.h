@@ -59,6 +59,8 @@ public:
         std::vector<std::vector<std::uint64_t>> probes;
     };
     HashedKeys hashedDictKeys(const std::vector<Entry>& entries, std::uint8_t log2Slots, bool unicodeKind);
+    // The bytes before a keys object's indices (dk_indices' offset).
+    std::size_t keysHeaderSize() const;
     Addr dict(Addr keys, Addr values = 0);
     // A split-table values array; 3.13+ gets the PyDictValues header.
     Addr dictValues(const std::vector<Addr>& values, std::uint8_t capacity = 8);
@@ -68,6 +70,9 @@ public:
     Addr strType, bytesType, intType, tupleType, listType, dictType, setType;
 
 private:
+    // A keys object of 2^log2Slots slots with one-byte indices, its header
+    // written for `nentries` entries; indices and entries left to the caller.
+    Addr allocKeys(std::uint8_t log2Slots, std::size_t nentries, bool unicodeKind);
     void putEntry(Addr at, const Entry& entry, bool unicodeKind);
 
     FakeMemory& m_mem;

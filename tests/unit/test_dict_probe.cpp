@@ -66,7 +66,7 @@ struct World {
         }
         return py.hashedDictKeys(entries, 6, L.dictKeys != DictKeysModel::v310);
     }
-    std::size_t header() const { return L.dictKeys == DictKeysModel::v310 ? 40 : 32; }
+    std::size_t header() const { return py.keysHeaderSize(); }
     Layout L;
     FakeMemory mem;
     FakePython py;

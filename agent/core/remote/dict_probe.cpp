@@ -32,10 +32,6 @@ constexpr std::int64_t kEmpty = -1;
 constexpr std::int64_t kDummy = -2;
 constexpr int kPerturbShift = 5;
 
-bool isAscii(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
 std::int64_t signedIndex(const std::uint8_t* p, std::size_t width) {
     switch (width) {
         case 1: return static_cast<std::int8_t>(p[0]);
@@ -67,13 +63,9 @@ bool Objects::checkHashing(const KeysTable& t) {
 }
 
 Objects::Probed Objects::probe(Addr dict, std::string_view name) try {
-    if (m_hashing == Hashing::off || !dict || name.empty() || !isAscii(name)) return {};
-    if (!(typeFlags(typeOf(dict)) & tpflags::kDict)) return {};
-    Addr keys = 0, values = 0;
-    if (!m_mem.tryRead(dict + static_cast<Addr>(m_layout.dict.keys), &keys, 8) ||
-        !m_mem.tryRead(dict + static_cast<Addr>(m_layout.dict.values), &values, 8) || !keys || values) {
-        return {};  // split tables (an instance's) are scanned
-    }
+    if (m_hashing == Hashing::off || name.empty() || !isAscii(name)) return {};
+    auto [keys, values] = tablesOf(dict);
+    if (!keys || values) return {};  // split tables (an instance's) are scanned
     KeysTable t = keysTable(keys);
     if (t.nentries < kProbeFrom || t.indexWidth == 0 || t.indexWidth > 8 || !checkHashing(t)) return {};
     std::int64_t hash = strHash(m_layout.strHash, m_secret, name);

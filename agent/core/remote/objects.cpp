@@ -30,6 +30,10 @@ std::optional<std::string> cString(Remote& mem, Addr addr, std::size_t max) {
 
 }  // namespace
 
+bool isAscii(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
 void appendUtf8(std::string& out, std::uint32_t cp) {
     if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
     if (cp > 0x10FFFF) cp = 0xFFFD;
@@ -368,10 +372,13 @@ std::vector<std::pair<Addr, Addr>> Objects::keysEntries(Addr keys) {
     return out;
 }
 
-std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
+Objects::DictTables Objects::tablesOf(Addr dict) {
     if (!dict || !(typeFlags(typeOf(dict)) & tpflags::kDict)) return {};
-    Addr keys = m_mem.ptr(dict + m_layout.dict.keys, "dict keys");
-    Addr values = m_mem.ptr(dict + m_layout.dict.values, "dict values");
+    return {m_mem.ptr(dict + m_layout.dict.keys, "dict keys"), m_mem.ptr(dict + m_layout.dict.values, "dict values")};
+}
+
+std::vector<std::pair<Addr, Addr>> Objects::dictItems(Addr dict) {
+    auto [keys, values] = tablesOf(dict);
     if (!keys) return {};
     auto entries = keysEntries(keys);
     if (values && !entries.empty()) {
@@ -469,8 +476,7 @@ std::optional<std::size_t> Objects::findKey(Addr table, const std::vector<std::p
     limit = std::min(limit, entries.size());
     // A length counts characters, name.size() UTF-8 bytes: they agree for
     // ASCII only (an identifier may be any letters).
-    bool ascii = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    const Keys* known = entries.size() < 4 || !ascii ? nullptr : &keysOf(table, entries);
+    const Keys* known = entries.size() < 4 || !isAscii(name) ? nullptr : &keysOf(table, entries);
     for (std::size_t i = 0; i < limit; ++i) {
         if (!entries[i].first) continue;
         if (known && known->lengths[i] != kUnknownLength) {

@@ -97,6 +97,13 @@ private:
     // `count` records of `size` bytes at `at`, each passed to `each`.
     template <class Each>
     void forEachRecord(Addr at, std::size_t count, std::size_t size, const char* what, Each&& each);
+    // A dict's keys object and, for a split table, its values (both 0 for
+    // what is not a dict).
+    struct DictTables {
+        Addr keys = 0;
+        Addr values = 0;
+    };
+    DictTables tablesOf(Addr dict);
     // A PyDictKeysObject's header, checked: where its parts are.
     struct KeysTable {
         std::uint64_t size = 0;      // slots of the index table
@@ -193,5 +200,9 @@ constexpr std::uint64_t kDict = 1ull << 29;
 
 // Appends code point cp to out as UTF-8 (lone surrogates become U+FFFD).
 void appendUtf8(std::string& out, std::uint32_t cp);
+
+// Whether every byte of s is ASCII: then its length in bytes is its length
+// in characters, and its hash is that of its bytes.
+bool isAscii(std::string_view s);
 
 }  // namespace aioscope
