@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "native/native_stack.h"
+#include "native/native_symbols.h"
 #include "native/thread_stop.h"
 #include "stream/event_schema.h"
 
@@ -138,7 +139,12 @@ void AgentRelay::addNativeStack(Agent& agent, json& event) {
     const pid_t thread = static_cast<pid_t>(tid);
     // Checked again while the thread is stopped: still the same process's.
     auto stillWanted = [same, pid, thread] { return processOfThread(thread) == pid && (!same || same()); };
+    // How long the stall's line waited for the CLI: a callback that ends
+    // within it leaves no native stack to copy.
+    const double reportedAt = event.value("ts", 0.0);
     NativeStack native;
+    const double copyingAt =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     try {
         native = captureNativeStack(pid, thread, stillWanted,
                                     "the callback had ended before its native stack could be copied");
@@ -158,6 +164,7 @@ void AgentRelay::addNativeStack(Agent& agent, json& event) {
     }
     event["native_stack"] = std::move(frames);
     event["native_stopped_ms"] = native.stoppedMs;
+    if (reportedAt > 0) event["native_delay_ms"] = std::max(0.0, (copyingAt - reportedAt) * 1000);
     if (native.error) event["native_error"] = *native.error;
 }
 
@@ -222,7 +229,10 @@ void AgentRelay::pump(int timeoutMs) {
         m_agents[conn] = std::move(a);
     };
     h.line = [&](int conn, pid_t pid, std::string& line) { onLine(conn, pid, line); };
-    h.closed = [&](int conn, pid_t) { m_agents.erase(conn); };
+    h.closed = [&](int conn, pid_t pid) {
+        m_agents.erase(conn);
+        forgetSymbolsOf(pid);
+    };
     h.refused = [&](pid_t, const std::string& why) {
         // Each kind of refusal once (a flood of connections is summarized).
         std::string kind;

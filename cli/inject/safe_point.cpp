@@ -208,17 +208,11 @@ thread_local SafePointJudge::Impl* t_judge = nullptr;
 int findElf(Dwfl_Module* mod, void** userdata, const char* name, Dwarf_Addr base, char** fileName, Elf** elfp) {
     SafePointJudge::Impl* j = t_judge;
     if (!j || !name || name[0] != '/') return dwfl_linux_proc_find_elf(mod, userdata, name, base, fileName, elfp);
-    ProcFs proc(j->pid);
-    for (const auto& m : j->maps) {
-        if (m.path != name && m.cleanPath() != name) continue;
-        std::string path;
-        int fd = proc.openMapped(m, path);
-        if (fd >= 0) *fileName = ::strdup(path.c_str());
-        *elfp = nullptr;
-        return fd;  // libdwfl owns it now
-    }
+    std::string path;
+    int fd = ProcFs(j->pid).openMappedNamed(j->maps, name, path);
+    if (fd >= 0) *fileName = ::strdup(path.c_str());
     *elfp = nullptr;
-    return -1;
+    return fd;  // libdwfl owns it now
 }
 
 // Unwinding from the target's own files only: no separate debug files

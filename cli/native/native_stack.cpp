@@ -1,6 +1,7 @@
 #include "native/native_stack.h"
 
 #include "errors.h"
+#include "native/native_symbols.h"
 #include "native/thread_stop.h"
 #include "target/proc.h"
 
@@ -33,29 +34,6 @@ struct Copy {
     std::uint64_t stackLow = 0;
     std::vector<std::uint8_t> stack;
 };
-
-// The target's mappings, for findTargetElf (libdwfl's callbacks carry no
-// argument of ours).
-thread_local const std::vector<Mapping>* t_maps = nullptr;
-thread_local pid_t t_mapsPid = 0;
-
-// A module's file as the target sees it: through /proc/PID/map_files or
-// /proc/PID/root, checked by inode. The same path on the host may be another
-// file (a target in a chroot or container): symbols from it would be wrong.
-int findTargetElf(Dwfl_Module*, void**, const char* name, Dwarf_Addr, char** fileName, Elf** elfp) {
-    *elfp = nullptr;
-    if (!t_maps || !name || name[0] != '/') return -1;
-    ProcFs proc(t_mapsPid);
-    for (const auto& m : *t_maps) {
-        if (m.path != name && m.cleanPath() != name) continue;
-        std::string path;
-        int fd = proc.openMapped(m, path);
-        if (fd >= 0) *fileName = ::strdup(path.c_str());
-        *elfp = nullptr;
-        return fd;  // libdwfl owns it now
-    }
-    return -1;
-}
 
 // Whether the target sees the host's files at their paths (not in a chroot
 // or container of its own).
@@ -137,21 +115,19 @@ bool copyStack(Copy& c) {
 }
 
 // elfutils' unwinder over the same copy: the fallback where libunwind stops
-// early (it does not understand some newer toolchains' unwind tables).
-struct DwflCopy {
-    Copy* copy;
-    pid_t tid;
-};
+// early (it does not understand some newer toolchains' unwind tables), and
+// the unwinder of a target with a root of its own.
+Copy& copyOf(void* arg) { return *static_cast<Copy*>(static_cast<ProcessSymbols::UnwindArg*>(arg)->copy); }
 
 pid_t dwflNextThread(Dwfl*, void* arg, void** threadArg) {
     if (*threadArg) return 0;
     *threadArg = arg;
-    return static_cast<DwflCopy*>(arg)->tid;
+    return static_cast<ProcessSymbols::UnwindArg*>(arg)->tid;
 }
 
 bool dwflMemoryRead(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
     Copy* saved = t_copy;
-    t_copy = static_cast<DwflCopy*>(arg)->copy;
+    t_copy = &copyOf(arg);
     unw_word_t v = 0;
     bool ok = accessMem(nullptr, addr, &v, 0, nullptr) == 0;
     t_copy = saved;
@@ -160,7 +136,7 @@ bool dwflMemoryRead(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
 }
 
 bool dwflInitialRegisters(Dwfl_Thread* thread, void* threadArg) {
-    const user_regs_struct& r = static_cast<DwflCopy*>(threadArg)->copy->regs;
+    const user_regs_struct& r = copyOf(threadArg).regs;
     // x86_64 DWARF numbering: rax rdx rcx rbx rsi rdi rbp rsp r8-r15, then the return address.
     Dwarf_Word regs[17] = {r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8,
                            r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip};
@@ -176,12 +152,18 @@ int dwflCollect(Dwfl_Frame* frame, void* arg) {
     return ips->size() < kMaxFrames ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
-std::vector<std::uint64_t> unwindWithDwfl(Dwfl* dwfl, Copy& copy, pid_t tid) {
+std::vector<std::uint64_t> unwindWithDwfl(Dwfl* dwfl, ProcessSymbols& symbols, Copy& copy, pid_t tid) {
     static const Dwfl_Thread_Callbacks callbacks{dwflNextThread, nullptr, dwflMemoryRead, dwflInitialRegisters,
                                                  nullptr,        nullptr};
-    DwflCopy arg{&copy, tid};
+    // Attached once per Dwfl, with an argument that outlives it: each
+    // capture points it at its own copy.
+    symbols.unwindArg = {&copy, tid};
+    if (!symbols.unwinderAttached) {
+        symbols.unwinderAttached = dwfl_attach_state(dwfl, nullptr, copy.pid, &callbacks, &symbols.unwindArg);
+    }
     std::vector<std::uint64_t> ips;
-    if (dwfl_attach_state(dwfl, nullptr, copy.pid, &callbacks, &arg)) dwfl_getthread_frames(dwfl, tid, dwflCollect, &ips);
+    if (symbols.unwinderAttached) dwfl_getthread_frames(dwfl, tid, dwflCollect, &ips);
+    symbols.unwindArg = {};
     return ips;
 }
 
@@ -235,33 +217,19 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>
     if (copy.upt) _UPT_destroy(copy.upt);
     if (as) unw_destroy_addr_space(as);
 
-    static char* debuginfoPath = nullptr;
-    Dwfl_Callbacks callbacks{};
-    callbacks.find_elf = findTargetElf;
     // The process may exit meanwhile (a stall at its very end): the
     // addresses are kept, without names.
-    std::vector<Mapping> maps;
-    try {
-        maps = ProcFs(pid).maps();
-    } catch (const InspectError& e) {
-        out.error = std::string("no symbols: ") + e.what();
-    }
-    t_maps = &maps;
-    t_mapsPid = pid;
-    callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
-    callbacks.debuginfo_path = &debuginfoPath;
-    Dwfl* dwfl = dwfl_begin(&callbacks);
-    if (dwfl) {
-        dwfl_report_begin(dwfl);
-        if (dwfl_linux_proc_report(dwfl, pid) != 0) {
-            dwfl_end(dwfl);
-            dwfl = nullptr;
-        } else {
-            dwfl_report_end(dwfl, nullptr, nullptr);
-        }
+    ProcessSymbols* symbols = symbolsOf(pid);
+    Dwfl* dwfl = nullptr;
+    if (symbols) {
+        std::string why;
+        dwfl = symbols->refresh(why);
+        if (!dwfl) out.error = why;
+    } else {
+        out.error = "no symbols: the process has ended";
     }
     if (dwfl && ips.size() <= 2) {
-        auto more = unwindWithDwfl(dwfl, copy, tid);
+        auto more = unwindWithDwfl(dwfl, *symbols, copy, tid);
         if (more.size() > ips.size()) {
             ips = std::move(more);
             out.error.reset();
@@ -291,8 +259,6 @@ NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>
         }
         out.frames.push_back(std::move(f));
     }
-    if (dwfl) dwfl_end(dwfl);
-    t_maps = nullptr;
     return out;
 }
 

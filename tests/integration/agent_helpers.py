@@ -598,7 +598,8 @@ def describe_stall(s):
     return (f"stall #{s['stall_id']} pid {s['pid']} elapsed {s['elapsed_ms']:.1f} ms at "
             f"{top.get('qualname')} ({top.get('file')}:{top.get('line')}), task {(s['task'] or {}).get('name')}, "
             f"{len(s.get('native_stack') or [])} native frames, native_error {s.get('native_error')!r}, "
-            f"stopped {s.get('native_stopped_ms')} ms{', at_least' if s.get('at_least') else ''}")
+            f"stopped {s.get('native_stopped_ms')} ms {s.get('native_delay_ms')} ms after the report"
+            f"{', at_least' if s.get('at_least') else ''}")
 
 
 def frames(stack):

@@ -33,6 +33,19 @@ OPTS = ["--stall-threshold", f"{THRESHOLD_MS}ms", "--interval", f"{INTERVAL_MS}m
 EXIT_NOT_OBSERVED, EXIT_BUG, EXIT_NOT_ACTIVE, EXIT_INTERRUPTED = 9, 12, 13, 130
 # A program that does nothing for a minute (unless interrupted).
 SLEEPS_A_MINUTE = "import asyncio; asyncio.run(asyncio.sleep(60))"
+# The same minute in 50 ms naps. asyncio.run's SIGINT handler sets no wakeup
+# fd: a SIGINT that lands after the loop's last bytecode and before it
+# enters epoll_wait is handled only when epoll_wait returns (a minute later
+# in one sleep, without any agent: CPython's race, not the one tested).
+NAPS_A_MINUTE = ("import asyncio\n"
+                 "async def main():\n"
+                 "    for _ in range(1200):\n"
+                 "        await asyncio.sleep(0.05)\n"
+                 "asyncio.run(main())\n")
+# CPython itself drops a KeyboardInterrupt that its handler raises inside
+# importlib's module-lock weakref callback, with this on stderr.
+DROPPED_BY_IMPORTLIB = re.compile(r"Exception ignored in: <function _get_module_lock\.<locals>\.cb[^\n]*\n"
+                                  r"(?:[^\n]*\n)*?KeyboardInterrupt")
 ANNOTATION = re.compile(r"::error file=([^,]*),line=(\d+),title=([^:]*)::(.*)")
 
 
@@ -121,11 +134,17 @@ def test_ctrl_c_in_the_programs_first_moments_is_never_lost(interp):
     code) is the program's: the KeyboardInterrupt the program's handler
     raised there must reach the program. It was dropped with the agent's
     own errors, and the program slept on (about half the runs whose SIGINT
-    came within 0.15 s of the agent's hello, on every interpreter)."""
+    came within 0.15 s of the agent's hello, on every interpreter).
+    CPython loses some on its own, without any agent (about 1 in 100 under
+    load): one raised in importlib's module-lock callback is dropped with
+    "Exception ignored" (a round that says so is not the agent's), and one
+    that lands just before the loop enters epoll_wait waits for it to
+    return (the program naps 50 ms at a time, so that costs 50 ms)."""
     rounds = 16
+    cpythons = []  # rounds whose interrupt CPython dropped in importlib (it said so)
     for i in range(rounds):
         delay = 0.15 * i / rounds  # spread over the agent's first moments
-        live = Live([*run_argv(interp), "run", "--json", "--", interp.python, "-c", SLEEPS_A_MINUTE],
+        live = Live([*run_argv(interp), "run", "--json", "--", interp.python, "-c", NAPS_A_MINUTE],
                     events_on="stderr")
         try:
             live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
@@ -134,8 +153,12 @@ def test_ctrl_c_in_the_programs_first_moments_is_never_lost(interp):
             try:
                 live.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                said = "".join(live._lines)
+                if DROPPED_BY_IMPORTLIB.search(said):
+                    cpythons.append(i)
+                    continue
                 raise AssertionError(f"round {i}: SIGINT {delay * 1000:.0f} ms after the hello, and the run "
-                                     f"did not end in 20 s:\n{hang_report(live.proc.pid)}") from None
+                                     f"did not end in 20 s:\n{hang_report(live.proc.pid)}\n{said[-2000:]}") from None
         finally:
             if live.proc.poll() is None:
                 kill_tree(live.proc)
@@ -143,6 +166,9 @@ def test_ctrl_c_in_the_programs_first_moments_is_never_lost(interp):
             reason_only(live.stop(), EXIT_INTERRUPTED, "interrupted by SIGINT")
         except AssertionError as e:
             raise AssertionError(f"round {i} (SIGINT {delay * 1000:.0f} ms after the hello): {e}") from None
+    # A few such rounds are CPython's (as often without the agent); most
+    # rounds must have tested the agent.
+    assert len(cpythons) <= 2, f"rounds {cpythons}: KeyboardInterrupt dropped in importlib's callback"
 
 
 def test_the_agents_threads_leave_the_programs_signals_to_it(interp):

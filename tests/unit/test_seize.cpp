@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "child_processes.h"
 #include "errors.h"
 #include "inject/hijack.h"
 #include "target/proc.h"
@@ -28,19 +29,6 @@ pid_t zombieChild() {
     siginfo_t info{};
     waitid(P_PID, static_cast<id_t>(c), &info, WEXITED | WNOWAIT);
     return c;
-}
-
-pid_t sleepingChild() {
-    pid_t c = fork();
-    if (c == 0) {
-        for (;;) pause();
-    }
-    return c;
-}
-
-void reap(pid_t c) {
-    kill(c, SIGKILL);
-    waitpid(c, nullptr, 0);
 }
 
 }  // namespace

@@ -218,4 +218,11 @@ int ProcFs::openMapped(const Mapping& m, std::string& path) const {
     return -1;
 }
 
+int ProcFs::openMappedNamed(const std::vector<Mapping>& maps, const std::string& name, std::string& path) const {
+    for (const auto& m : maps) {
+        if (m.path == name || m.cleanPath() == name) return openMapped(m, path);
+    }
+    return -1;
+}
+
 }  // namespace aioscope

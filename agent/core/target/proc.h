@@ -35,6 +35,9 @@ public:
     // The first of openablePaths() that opens as the mapped file (same
     // inode), read-only; -1 if none does. `path` gets the one used.
     int openMapped(const Mapping& m, std::string& path) const;
+    // The same for the file mapped under `name` (a module's path as the
+    // target names it: libdwfl asks so): the first mapping of it in `maps`.
+    int openMappedNamed(const std::vector<Mapping>& maps, const std::string& name, std::string& path) const;
 
     std::string path(const std::string& rel) const;
 
