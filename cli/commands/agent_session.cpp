@@ -9,7 +9,6 @@
 
 #include "errors.h"
 #include "native/native_stack.h"
-#include "native/native_symbols.h"
 #include "native/thread_stop.h"
 #include "stream/event_schema.h"
 
@@ -108,7 +107,7 @@ void AgentRelay::request(int conn, Agent& agent, const std::string& reason) {
     agent.requested.push_back(reason);
 }
 
-void AgentRelay::addNativeStack(Agent& agent, json& event) {
+ThreadCopyPtr AgentRelay::copyNativeStack(Agent& agent, json& event) {
     const pid_t pid = agent.pid;
     const auto tid = event["native_id"].get<std::int64_t>();
     // Only a thread of the process that reported the stall is ever stopped:
@@ -117,7 +116,7 @@ void AgentRelay::addNativeStack(Agent& agent, json& event) {
     if (owner == 0) {
         event["native_error"] = "the thread had ended before its native stack could be copied";
         event["native_stack"] = json::array();
-        return;
+        return nullptr;
     }
     std::error_code ec;
     if (owner != pid || !fs::exists("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid), ec)) {
@@ -132,7 +131,7 @@ void AgentRelay::addNativeStack(Agent& agent, json& event) {
     if (agent.captureCredit < 1) {
         event["native_error"] = "not copied: more than 20 stalls per second";
         event["native_stack"] = json::array();
-        return;
+        return nullptr;
     }
     agent.captureCredit -= 1;
     auto same = sameCallback(pid, event);
@@ -142,17 +141,27 @@ void AgentRelay::addNativeStack(Agent& agent, json& event) {
     // How long the stall's line waited for the CLI: a callback that ends
     // within it leaves no native stack to copy.
     const double reportedAt = event.value("ts", 0.0);
-    NativeStack native;
     const double copyingAt =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (reportedAt > 0) event["native_delay_ms"] = std::max(0.0, (copyingAt - reportedAt) * 1000);
+    NativeStack failed;
+    ThreadCopyPtr copy;
     try {
-        native = captureNativeStack(pid, thread, stillWanted,
-                                    "the callback had ended before its native stack could be copied");
+        copy = copyThread(pid, thread, failed, stillWanted,
+                          "the callback had ended before its native stack could be copied");
     } catch (const InspectError& e) {
         // The process exited while its stack was read: the stall is still
         // reported, and the stream goes on (it once ended `run` with status 7).
-        native.error = e.what();
+        failed.error = e.what();
     }
+    if (copy) return copy;
+    event["native_stack"] = json::array();
+    event["native_stopped_ms"] = failed.stoppedMs;
+    event["native_error"] = *failed.error;
+    return nullptr;
+}
+
+void AgentRelay::addNativeStack(json& event, NativeStack native) {
     json frames = json::array();
     for (const auto& f : native.frames) {
         char addr[24];
@@ -164,8 +173,32 @@ void AgentRelay::addNativeStack(Agent& agent, json& event) {
     }
     event["native_stack"] = std::move(frames);
     event["native_stopped_ms"] = native.stoppedMs;
-    if (reportedAt > 0) event["native_delay_ms"] = std::max(0.0, (copyingAt - reportedAt) * 1000);
     if (native.error) event["native_error"] = *native.error;
+}
+
+// Events leave in the order their lines came: a stall waits in the queue
+// until its frames are named, and every event after it waits behind it.
+void AgentRelay::emitInOrder(json event, ThreadCopyPtr copy) {
+    event.erase("_slot");  // the agent's note to the CLI, not the user's
+    if (m_queue.empty() && !copy) {
+        m_stream.emit(event);
+        return;
+    }
+    Queued q{std::move(event), std::nullopt};
+    if (copy) q.native = m_namer.name(std::move(copy));
+    m_queue.push_back(std::move(q));
+}
+
+void AgentRelay::emitNamed(bool wait) {
+    while (!m_queue.empty()) {
+        Queued& q = m_queue.front();
+        if (q.native) {
+            if (!wait && q.native->wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+            addNativeStack(q.event, q.native->get());
+        }
+        m_stream.emit(q.event);
+        m_queue.pop_front();
+    }
 }
 
 void AgentRelay::onLine(int conn, pid_t pid, std::string& line) {
@@ -202,15 +235,15 @@ void AgentRelay::onLine(int conn, pid_t pid, std::string& line) {
             agent.lastDeadlocks = found;
         }
     }
+    ThreadCopyPtr copy;
     if (type == "stall" && event["captured"].get<bool>()) {
         try {
-            addNativeStack(agent, event);
+            copy = copyNativeStack(agent, event);
         } catch (const std::invalid_argument& e) {
             return ignore(pid, e.what());
         }
     }
-    event.erase("_slot");  // the agent's note to the CLI, not the user's
-    m_stream.emit(event);
+    emitInOrder(std::move(event), std::move(copy));
 }
 
 void AgentRelay::pump(int timeoutMs) {
@@ -231,7 +264,7 @@ void AgentRelay::pump(int timeoutMs) {
     h.line = [&](int conn, pid_t pid, std::string& line) { onLine(conn, pid, line); };
     h.closed = [&](int conn, pid_t pid) {
         m_agents.erase(conn);
-        forgetSymbolsOf(pid);
+        m_namer.forget(pid);
     };
     h.refused = [&](pid_t, const std::string& why) {
         // Each kind of refusal once (a flood of connections is summarized).
@@ -243,7 +276,16 @@ void AgentRelay::pump(int timeoutMs) {
             m_stream.warn("refused a connection to aioscope's socket: " + why);
         }
     };
-    m_server.poll(timeoutMs, h);
+    // While a stall is being named, in short slices: it leaves as soon as
+    // it is named, not at the end of the wait.
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+    for (;;) {
+        int left = static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+        m_server.poll(m_queue.empty() ? std::max(left, 0) : std::clamp(left, 0, 2), h);
+        emitNamed(false);
+        if (m_queue.empty() || Clock::now() >= deadline) return;
+    }
 }
 
 int AgentRelay::requestSnapshots(int timeoutMs, const char* reason) {
@@ -279,6 +321,7 @@ void AgentRelay::checkDeadlocks() {
 void AgentRelay::detachAll() { m_server.sendAll("{\"cmd\": \"detach\"}\n"); }
 
 void AgentRelay::summarize() {
+    emitNamed(true);
     if (m_ignored > 3) m_stream.warn("ignored " + std::to_string(m_ignored) + " lines from agents in all");
     int refused = m_server.refusedConnections();
     if (refused > static_cast<int>(m_refusedKinds.size())) m_stream.warn("refused " + std::to_string(refused) + " connections to aioscope's socket in all");

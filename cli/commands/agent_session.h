@@ -12,10 +12,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
+#include <optional>
 #include <map>
 #include <set>
 #include <string>
 
+#include "native/frame_namer.h"
+#include "native/native_stack.h"
 #include "stream/event_stream.h"
 #include "stream/peer_auth.h"
 #include "stream/server.h"
@@ -57,7 +61,8 @@ public:
     int detachedAgents() const { return m_detached; }
     bool helloSeen() const { return m_hellos > 0; }
     std::size_t agents() const { return m_server.connections(); }
-    // Warnings that summarize what was refused or ignored (once, at the end).
+    // At the end: the events still waiting for their native stacks' names,
+    // then warnings that summarize what was refused or ignored.
     void summarize();
 
 private:
@@ -73,14 +78,27 @@ private:
         std::chrono::steady_clock::time_point refilled;
         std::string lastDeadlocks;           // the deadlock findings last shown
     };
+    struct Queued {
+        nlohmann::json event;
+        std::optional<std::future<NativeStack>> native;  // a stall's, being named by m_namer
+    };
     void onLine(int conn, pid_t pid, std::string& line);
-    void addNativeStack(Agent& agent, nlohmann::json& event);
+    // Stops the stall's thread for a copy of its stack, at once; m_namer
+    // unwinds and names the copy meanwhile.
+    ThreadCopyPtr copyNativeStack(Agent& agent, nlohmann::json& event);
+    static void addNativeStack(nlohmann::json& event, NativeStack native);
+    void emitInOrder(nlohmann::json event, ThreadCopyPtr copy);
+    // Emits the queue's events up to the first stall still being named
+    // (all of them, waiting for each, when `wait`).
+    void emitNamed(bool wait);
     void ignore(pid_t pid, const std::string& why);
     void request(int conn, Agent& agent, const std::string& reason);
 
     EventServer& m_server;
     EventStream& m_stream;
     std::map<int, Agent> m_agents;  // connection -> agent
+    std::deque<Queued> m_queue;     // events waiting behind a stall whose frames are being named
+    FrameNamer m_namer;             // last: its thread ends before what it writes to
     int m_hellos = 0;
     int m_snapshots = 0;
     int m_detached = 0;

@@ -169,29 +169,50 @@ std::vector<std::uint64_t> unwindWithDwfl(Dwfl* dwfl, ProcessSymbols& symbols, C
 
 }  // namespace
 
+struct ThreadCopy : Copy {
+    pid_t tid = 0;
+    double stoppedMs = 0;
+};
+
+void ThreadCopyDeleter::operator()(ThreadCopy* c) const { delete c; }
+
+ThreadCopyPtr copyThread(pid_t pid, pid_t tid, NativeStack& failed, const std::function<bool()>& stillWanted,
+                         const char* passedWhy) {
+    ThreadCopyPtr copy(new ThreadCopy);
+    copy->pid = pid;
+    copy->tid = tid;
+    auto t0 = std::chrono::steady_clock::now();
+    ThreadStop stop(tid);
+    if (!stop.stopped()) {
+        failed.error = stop.error().empty() ? "the thread did not stop" : stop.error();
+        return nullptr;
+    }
+    bool ok = ptrace(PTRACE_GETREGS, tid, nullptr, &copy->regs) == 0 && copyStack(*copy);
+    copy->stoppedMs = failed.stoppedMs =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (!ok) {
+        failed.error = "cannot read the thread's registers or stack";
+        return nullptr;
+    }
+    if (stillWanted && !stillWanted()) {
+        failed.error = passedWhy;
+        return nullptr;
+    }
+    return copy;
+}  // released here (ThreadStop's end): the unwinding works on the copy
+
 NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>& stillWanted, const char* passedWhy) {
+    NativeStack failed;
+    ThreadCopyPtr copy = copyThread(pid, tid, failed, stillWanted, passedWhy);
+    return copy ? unwindCopy(*copy) : failed;
+}
+
+NativeStack unwindCopy(ThreadCopy& copy) {
     NativeStack out;
+    out.stoppedMs = copy.stoppedMs;
+    const pid_t pid = copy.pid;
+    const pid_t tid = copy.tid;
     std::vector<std::uint64_t> ips;
-    Copy copy;
-    copy.pid = pid;
-    {
-        auto t0 = std::chrono::steady_clock::now();
-        ThreadStop stop(tid);
-        if (!stop.stopped()) {
-            out.error = stop.error().empty() ? "the thread did not stop" : stop.error();
-            return out;
-        }
-        bool ok = ptrace(PTRACE_GETREGS, tid, nullptr, &copy.regs) == 0 && copyStack(copy);
-        out.stoppedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        if (!ok) {
-            out.error = "cannot read the thread's registers or stack";
-            return out;
-        }
-        if (stillWanted && !stillWanted()) {
-            out.error = passedWhy;
-            return out;
-        }
-    }  // released here: the unwinding below works on the copy
     // libunwind opens the modules by their paths on the host: only for a
     // target that shares the host's root; elfutils (below) reads the
     // target's own files.

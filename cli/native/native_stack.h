@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,9 +31,25 @@ struct NativeStack {
     double stoppedMs = 0;             // how long the thread was interrupted
 };
 
-// `stillWanted`, when given, is asked while the thread is stopped (after the
-// copy): false means the moment has passed (the caller's condition no longer
-// holds) and the stack is dropped with an error saying so.
+// A stopped thread's registers and stack, copied; the thread is running
+// again by the time the copy is returned. Opaque: unwound later.
+struct ThreadCopy;
+struct ThreadCopyDeleter {
+    void operator()(ThreadCopy* c) const;
+};
+using ThreadCopyPtr = std::unique_ptr<ThreadCopy, ThreadCopyDeleter>;
+
+// Stops the thread only to copy it. `stillWanted`, when given, is asked
+// while the thread is stopped (after the copy): false means the moment has
+// passed (the caller's condition no longer holds) and the copy is dropped
+// with an error saying so (in `failed`). The copy is null on every error.
+ThreadCopyPtr copyThread(pid_t pid, pid_t tid, NativeStack& failed, const std::function<bool()>& stillWanted = {},
+                         const char* passedWhy = "the moment had passed");
+
+// Unwinds and names a copy's frames (the slow part: symbol and line tables).
+NativeStack unwindCopy(ThreadCopy& copy);
+
+// Both at once.
 NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>& stillWanted = {},
                                const char* passedWhy = "the moment had passed");
 

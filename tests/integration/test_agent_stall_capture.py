@@ -286,3 +286,35 @@ def test_run_stalls_while_the_agents_thread_is_away_are_reported_when_it_returns
     # (Another callback the machine stretched past the threshold may be one
     # more stall: false stalls are judged elsewhere, against asyncio's timing.)
     assert len(s.of("stall")) == len(s.of("stall_end")), s.summary()
+
+
+def test_run_stalls_of_loops_at_once_each_have_their_native_stack(interp):
+    """Four loops on four threads stall in the same instant (200 ms each, a
+    100 ms threshold), three times: every episode is a stall of its thread,
+    and each has its native stack. The CLI used to name one stall's native
+    frames (50-400 ms with a libpython's debug info) before it read the next
+    stall's line; the next thread's callback had ended by then."""
+    truth_path = out_path(interp, "agent_stalls_at_once")
+    s = run_in(interp, "agent_stalls_at_once.py", "--truth", interp.inside(truth_path), options=OPTS)
+    truth = read_json(truth_path)
+    truth_path.unlink()
+    assert truth["hooked"], "the agent's hooks never went in"
+    assert len(truth["episodes"]) == 12 and len(set(truth["threads"])) == 4, truth
+    stalls = s.of("stall")
+    problems = []
+    for ep in truth["episodes"]:
+        mine = [st for st in stalls if st["native_id"] == ep["native_id"]
+                and abs(st["started_at"] - ep["started_at"]) < 0.08]
+        if len(mine) != 1:
+            problems.append(f"episode {ep}: {len(mine)} stalls")
+            continue
+        st = mine[0]
+        if "native_error" in st or not st["native_stack"]:
+            problems.append(f"{describe_stall(st)}: no native stack ({st.get('native_error')})")
+        elif not any(SLEEP_SYSCALL.search(f["function"] or "") for f in st["native_stack"][:6]):
+            problems.append(f"{describe_stall(st)}: native stack not in the sleep: "
+                            f"{[f['function'] for f in st['native_stack'][:6]]}")
+    assert not problems, "\n".join(problems) + "\n" + s.summary()
+    delays = sorted(st["native_delay_ms"] for st in stalls if "native_delay_ms" in st)
+    print(f"{interp.name}: {len(stalls)} stalls, native stacks copied {delays[0]:.1f}-{delays[-1]:.1f} ms "
+          f"after their report")
