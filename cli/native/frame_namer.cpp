@@ -3,9 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <exception>
 #include <memory>
 
-#include "errors.h"
 #include "native/native_symbols.h"
 
 namespace aioscope::cli {
@@ -25,11 +25,13 @@ std::future<NativeStack> FrameNamer::name(ThreadCopyPtr copy) {
     auto result = promise->get_future();
     std::shared_ptr<ThreadCopy> shared(copy.release(), ThreadCopyDeleter{});
     post([promise, shared] {
+        // Every job answers: the relay waits for each answer in turn.
         NativeStack native;
         try {
             native = unwindCopy(*shared);
-        } catch (const InspectError& e) {
-            native.error = e.what();  // the process ended meanwhile: addresses without names
+        } catch (const std::exception& e) {
+            native = NativeStack{};
+            native.error = e.what();  // e.g. the process ended meanwhile
         }
         promise->set_value(std::move(native));
     });

@@ -201,12 +201,6 @@ ThreadCopyPtr copyThread(pid_t pid, pid_t tid, NativeStack& failed, const std::f
     return copy;
 }  // released here (ThreadStop's end): the unwinding works on the copy
 
-NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>& stillWanted, const char* passedWhy) {
-    NativeStack failed;
-    ThreadCopyPtr copy = copyThread(pid, tid, failed, stillWanted, passedWhy);
-    return copy ? unwindCopy(*copy) : failed;
-}
-
 NativeStack unwindCopy(ThreadCopy& copy) {
     NativeStack out;
     out.stoppedMs = copy.stoppedMs;

@@ -1,7 +1,8 @@
 // The native (C) stack of one thread of another process, captured from
 // outside: the thread is interrupted with ptrace (PTRACE_SEIZE + INTERRUPT: no
-// signal, a system call in progress is restarted transparently), unwound with
-// libunwind's ptrace accessors, resumed at once, then symbolized with
+// signal, a system call in progress is restarted transparently), its
+// registers and stack copied, and it is resumed at once; the copy is then
+// unwound (libunwind, elfutils where libunwind cannot) and symbolized with
 // elfutils (libdwfl) from the files the process has mapped.
 #pragma once
 
@@ -48,9 +49,5 @@ ThreadCopyPtr copyThread(pid_t pid, pid_t tid, NativeStack& failed, const std::f
 
 // Unwinds and names a copy's frames (the slow part: symbol and line tables).
 NativeStack unwindCopy(ThreadCopy& copy);
-
-// Both at once.
-NativeStack captureNativeStack(pid_t pid, pid_t tid, const std::function<bool()>& stillWanted = {},
-                               const char* passedWhy = "the moment had passed");
 
 }  // namespace aioscope::cli
