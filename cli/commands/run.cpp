@@ -183,7 +183,10 @@ int runProgram(const RunArgs& args) {
             stream.warn("timeout after " + humanMs(args.timeoutMs) + ": dumping and stopping the program", child);
             dumpForTimeout(relay, stream, child);
             kill(child, SIGTERM);
-            for (int i = 0; i < 150 && !ended(child); ++i) relay.pump(20);
+            // On the clock: a pump returns early when a line comes.
+            for (auto killAt = Clock::now() + std::chrono::seconds(3); Clock::now() < killAt && !ended(child);) {
+                relay.pump(20);
+            }
             if (!ended(child)) kill(child, SIGKILL);
             while (!ended(child)) relay.pump(20);
             break;

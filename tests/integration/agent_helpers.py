@@ -654,8 +654,17 @@ class Live:
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
                     types = [e["type"] for e in self.events]
-                    raise AssertionError(f"no {what} within {timeout}s (events so far: {types})")
+                    raise AssertionError(f"no {what} within {timeout}s (events so far: {types})\n"
+                                         f"{self._why_not()}")
                 self._cond.wait(min(left, 0.1))
+
+    def _why_not(self):
+        """What the command said, if it ended; where it waits, if not."""
+        if self.proc.poll() is None:
+            return hang_report(self.proc.pid)
+        self._other_reader.join(timeout=2)
+        said = "".join(self._other) + "".join(line for line in self._lines if not line.startswith("{"))
+        return f"it ended with status {self.proc.returncode}, saying: {said[-2000:]!r}"
 
     def stop(self, timeout=30):
         if self.proc.poll() is None:
