@@ -5,7 +5,6 @@
 #include <cstring>
 #include <list>
 #include <memory>
-#include <sstream>
 
 #include "errors.h"
 #include "target/proc.h"
@@ -37,22 +36,6 @@ int findTargetElf(Dwfl_Module*, void**, const char* name, Dwarf_Addr, char** fil
 
 char* g_debuginfoPath = nullptr;
 const Dwfl_Callbacks g_callbacks{findTargetElf, dwfl_standard_find_debuginfo, nullptr, &g_debuginfoPath};
-
-// The process's start time (clock ticks after boot, /proc/PID/stat field 22):
-// with the pid, it names one process; 0 if it is gone.
-std::uint64_t startTimeOf(pid_t pid) {
-    auto stat = readSmallFile("/proc/" + std::to_string(pid) + "/stat", 4096);
-    if (!stat) return 0;
-    auto close = stat->rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream fields(stat->substr(close + 1));
-    std::string field;
-    // Fields 3..22 follow the command's closing parenthesis.
-    for (int i = 3; i <= 22 && fields >> field; ++i) {
-        if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
-    }
-    return 0;
-}
 
 std::list<std::unique_ptr<ProcessSymbols>>& kept() {
     static std::list<std::unique_ptr<ProcessSymbols>> list;  // most recently used first

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <cstdlib>
 #include <sstream>
 
 #include "errors.h"
@@ -43,6 +44,16 @@ std::optional<std::istringstream> statFields(pid_t pid, pid_t tid) {
 }
 
 }  // namespace
+
+std::uint64_t startTimeOf(pid_t pid) {
+    auto fields = statFields(pid, 0);
+    std::string field;
+    // Fields 3..22 follow the command's closing parenthesis.
+    for (int i = 3; fields && i <= 22 && *fields >> field; ++i) {
+        if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+    }
+    return 0;
+}
 
 char procState(pid_t pid, pid_t tid) {
     auto fields = statFields(pid, tid);

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,10 @@ private:
 };
 
 std::optional<std::string> readSmallFile(const std::string& path, std::size_t cap = 1 << 22);
+
+// The process's start time (clock ticks after boot, /proc/PID/stat field
+// 22): with the pid, it names one process. 0 once it is gone.
+std::uint64_t startTimeOf(pid_t pid);
 
 // The scheduler state letter of a process (tid 0) or one of its threads from
 // /proc (R, S, D, Z: ended but not reaped, ...); 0 once it is gone.
