@@ -320,6 +320,13 @@ void AgentRelay::checkDeadlocks() {
 
 void AgentRelay::detachAll() { m_server.sendAll("{\"cmd\": \"detach\"}\n"); }
 
+void AgentRelay::drain() {
+    for (int i = 0, idle = 0; i < 100 && idle < 2; ++i) {
+        pump(20);
+        idle = agents() > 0 ? 0 : idle + 1;
+    }
+}
+
 void AgentRelay::summarize() {
     emitNamed(true);
     if (m_ignored > 3) m_stream.warn("ignored " + std::to_string(m_ignored) + " lines from agents in all");

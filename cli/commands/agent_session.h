@@ -61,6 +61,10 @@ public:
     int detachedAgents() const { return m_detached; }
     bool helloSeen() const { return m_hellos > 0; }
     std::size_t agents() const { return m_server.connections(); }
+    // Once the processes ended: their agents' last lines (a goodbye, a stall
+    // being named) are read until two rounds in a row find no agent connected
+    // (at most 2 s: descendants may live on), so nothing comes after the exit.
+    void drain();
     // At the end: the events still waiting for their native stacks' names,
     // then warnings that summarize what was refused or ignored.
     void summarize();

@@ -189,7 +189,8 @@ int attachTo(const AttachArgs& args) {
         if (args.durationMs && std::chrono::steady_clock::now() - start > std::chrono::milliseconds(args.durationMs)) break;
         if (relay.agents() == 0 && !alive(args.pid)) break;
     }
-    if (alive(args.pid)) {
+    const bool ended = !alive(args.pid);
+    if (!ended) {
         // The agent takes the GIL to remove its hooks: a program busy in one
         // C call may hold it a while. Not confirmed is said, never assumed.
         relay.detachAll();
@@ -202,6 +203,10 @@ int attachTo(const AttachArgs& args) {
                         "and it removes them then by itself");
         }
     } else {
+        relay.drain();  // its goodbye, and a stall being named, come before the exit
+    }
+    relay.summarize();
+    if (ended) {
         auto e = stream.make("exit", args.pid);
         e["status"] = nullptr;
         e["description"] = "(the process ended while attached)";
@@ -209,7 +214,6 @@ int attachTo(const AttachArgs& args) {
         e["deadlocks"] = stream.deadlocks();
         stream.emit(e);
     }
-    relay.summarize();
     if (!stream.outputError().empty()) throw InspectError(Errc::output_failed, stream.outputError());
     if (g_pipe) throw InspectError(Errc::output_failed, "standard output was closed (the reading end of the pipe exited)");
     return 0;

@@ -194,12 +194,8 @@ int runProgram(const RunArgs& args) {
     }
     // Agents of the program's last moments may still have lines in flight,
     // or connections not accepted yet (a program that ended within
-    // milliseconds): pump until two rounds in a row find nobody (bounded:
-    // descendants may live on).
-    for (int i = 0, idle = 0; i < 100 && idle < 2; ++i) {
-        relay.pump(20);
-        idle = relay.agents() > 0 ? 0 : idle + 1;
-    }
+    // milliseconds).
+    relay.drain();
     const bool statusKnown = waitpid(child, &status, 0) == child;
     relay.summarize();
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_helpers import (EXIT_PERMISSION, Target, agent_mappings, aioscope_attach, out_path, read_json,
+from agent_helpers import (EXIT_PERMISSION, Live, Target, agent_mappings, aioscope_attach, out_path, read_json,
                            staging_leftovers)
 from harness import AIOSCOPE
 from zoo import ZOO, usable
@@ -98,6 +98,37 @@ def test_target_exiting_during_attach_leaves_nothing(interp):
             assert "did not connect" not in s.stderr, s.stderr
             assert not staging_leftovers(tmp_dir), f"left after an attach that ended with {s.rc}"
     print(f"{interp.name}: exit statuses {outcomes}")
+
+
+def test_a_stall_in_the_targets_last_moments_comes_before_its_exit(interp):
+    """The target's last step blocks 120 ms, then the program ends: the CLI
+    may still be naming the stall's native frames when the process is gone.
+    The stall, its end and the agent's goodbye all come before the exit,
+    which counts the stall (CI once saw the exit first, the stall after it)."""
+    release_inside, release = reserve(interp, "attach_wedged-release")
+    result_inside, result = reserve(interp, "attach_wedged-result")
+    with Target(interp, "attach_wedged.py", "--state", "work", "--last-wedge", "0.12", "--release", release_inside,
+                "--result", result_inside, files=(release, result)) as target:
+        live = Live([AIOSCOPE, "attach", "--json", target.pid])
+        try:
+            live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
+            time.sleep(0.3)  # the fixture wants ten rounds of work first
+            release.write_text("go")
+            assert target.proc.wait(timeout=30) == 0, target.stderr()
+            live.proc.wait(timeout=30)
+        finally:
+            s = live.stop()
+        assert read_json(result, "result")["ok"], read_json(result, "result")
+    assert s.rc == 0, s.summary()
+    types = [e["type"] for e in s.events]
+    assert types[-1] == "exit" and types.count("exit") == 1, s.summary()
+    assert "goodbye" in types and "stall" in types, s.summary()
+    last = max(i for i, t in enumerate(types) if t == "stall")
+    assert s.events[last]["stack"][0]["qualname"] == "work", s.summary()
+    ends = [i for i, e in enumerate(s.events) if e["type"] == "stall_end"
+            and e["stall_id"] == s.events[last]["stall_id"]]
+    assert ends and ends[0] < types.index("goodbye"), s.summary()
+    assert s.events[-1]["stalls"] == types.count("stall"), s.summary()
 
 
 def test_attach_into_a_closed_pipe():
