@@ -216,8 +216,8 @@ std::vector<SnapshotReader::ThreadReport> SnapshotReader::readThreadReports(std:
                 TaskWalker tasks(*m_objects, *m_frames, m_raw, m_proc.pid());
                 try {
                     report.task = tasks.readRunning(interp, threads, ts.threadId);
-                } catch (const BadRead&) {
-                    // The stack alone is still worth reporting.
+                } catch (const BadRead& e) {
+                    report.taskError = e.what();  // the stack alone is still worth reporting
                 }
                 // A stalled loop thread blocked in a synchronous wait: what it
                 // waits on and who holds it (the other threads' `with` blocks).

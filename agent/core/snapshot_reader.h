@@ -55,6 +55,7 @@ public:
     struct ThreadReport {
         Thread thread;
         std::optional<Task> task;
+        std::optional<std::string> taskError;  // why no task could be read, when one may have been running
         std::vector<Addr> frameAddrs;  // of thread.frames, innermost first
     };
     // withTask: also the asyncio task running there (none in a program without asyncio).

@@ -122,6 +122,7 @@ std::string stallEvent(const StallReport& st) {
         } else {
             w.null();
         }
+        if (report && !report->task && report->taskError) w.key("task_error").value(*report->taskError);
         // The loop's thread blocked in a synchronous wait (a lock, Future.result()...).
         w.key("waiting");
         writeThreadWait(w, report ? report->thread.waiting : std::nullopt);

@@ -142,6 +142,7 @@ void checkType(const std::string& type, const json& e) {
                 reject(std::string("stall.task: ") + err.what());
             }
         }
+        maybe(e, {{"task_error", String | Null}}, w);
         if (const json* s = get(e, "_slot", Object, false, w)) {
             need(*s, {{"seq_address", Integer}, {"depth_address", Integer}, {"seq", Integer}}, "stall._slot");
         }

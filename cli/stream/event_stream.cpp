@@ -295,6 +295,9 @@ std::string EventStream::renderText(const json& e) {
             << "\n";
         const json& task = member(e, "task");
         if (task.is_object()) out << "  in task '" << str(task, "name") << "' " << st.dim(str(task, "id", "")) << "\n";
+        if (!task.is_object() && e.contains("task_error") && e["task_error"].is_string()) {
+            out << "  " << st.dim("task unknown: " + str(e, "task_error")) << "\n";
+        }
         if (!e.value("captured", true)) out << "  " << st.dim("(it ended before a sample could see it)") << "\n";
         const json& waiting = member(e, "waiting");
         if (waiting.is_object()) {

@@ -139,11 +139,13 @@ def test_attach_hears_nobody_but_its_target(interp, peer, victim, shared):
     inside, outside = shared_dir_for(interp)
     truth_inside = f"{inside}/truth.json"
     target = subprocess.Popen(target_argv(interp, owner, "agent_stalls.py", "--truth", truth_inside,
-                                          "--episodes", "8"),
+                                          "--episodes", "8", "--ready", f"{inside}/ready.json"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     live = None
     try:
-        time.sleep(0.3)
+        # Not a fixed pause: on a busy machine the process may still be
+        # setpriv or chroot, and attach rightly refuses what is not Python.
+        wait_file(outside / "ready.json", 30, target, "ready file")
         live = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
         hello = live.wait_for(lambda e: e["type"] == "hello", 30, "hello")
         assert hello["pid"] == target.pid
@@ -382,17 +384,14 @@ def test_agent_in_a_user_namespace_still_knows_its_cli(command, mapping, shared)
     if subprocess.run(["unshare", "--user", "true"], capture_output=True).returncode != 0:
         pytest.skip("user namespaces are not available here (unshare --user fails)")
     truth = shared / "truth.json"
+    ready = shared / "ready.json"
     program = ["unshare", "--user", *mapping, SYSTEM_PYTHON, str(FIXTURES / "agent_stalls.py"), "--truth", str(truth),
-               "--episodes", "1", "--bursts", "0"]
+               "--episodes", "1", "--bursts", "0", "--ready", str(ready)]
     if command == "run":
         live = Live([AIOSCOPE, "run", "--json", *OPTS, "--", *program])
     else:
         target = subprocess.Popen(program, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while "python" not in Path(f"/proc/{target.pid}/comm").read_text():
-            assert time.monotonic() < deadline, "unshare did not exec Python"
-            time.sleep(0.01)
-        time.sleep(0.3)
+        wait_file(ready, 30, target, "ready file")
         live = Live([AIOSCOPE, "attach", "--json", *OPTS, target.pid])
     try:
         t = wait_file(truth, 60, what="truth")

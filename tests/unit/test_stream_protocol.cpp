@@ -130,6 +130,11 @@ TEST_CASE("lines that are not events are refused, saying why") {
     e = stall();
     e["task"] = {{"id", "0x1"}};  // a task must be a whole snapshot task
     CHECK_FALSE(why(e.dump()).empty());
+    e = stall();
+    e["task_error"] = 7;  // why the task is unknown: a string
+    CHECK(why(e.dump()) == "stall.task_error has the wrong type");
+    e["task_error"] = "its running task did not read";
+    CHECK(why(e.dump()).empty());
     json d = event("dropped");
     d.update({{"count", -1}, {"since", 1.0}});
     CHECK(why(d.dump()) == "dropped.count is negative");

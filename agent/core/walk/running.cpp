@@ -48,14 +48,22 @@ RunningLoops readRunningLoops(Objects& objects, const InterpreterState& interp,
                 out.threadOfLoop[loop] = t.threadId;
                 out.loopOfThread[t.threadId] = loop;
             }
-        } catch (const BadRead&) {
+        } catch (const BadRead& e) {
+            out.taskUnknown[t.threadId] = std::string("its running loop did not read: ") + e.what();
         }
     }
     if (L.asyncio.threadRunningTask != kAbsent) {
         for (const auto& t : threads) {
             std::uint64_t task = 0;
-            if (!objects.mem().tryRead(t.addr + L.asyncio.threadRunningTask, &task, 8)) continue;
-            if ((task = notNone(objects, task))) out.taskOfThread[t.threadId] = task;
+            try {
+                if (!objects.mem().tryRead(t.addr + L.asyncio.threadRunningTask, &task, 8)) {
+                    out.taskUnknown[t.threadId] = "its thread state's running task did not read";
+                } else if ((task = notNone(objects, task))) {
+                    out.taskOfThread[t.threadId] = task;
+                }
+            } catch (const BadRead& e) {
+                out.taskUnknown[t.threadId] = std::string("its running task did not read: ") + e.what();
+            }
         }
         return out;
     }
@@ -67,8 +75,12 @@ RunningLoops readRunningLoops(Objects& objects, const InterpreterState& interp,
             auto it = out.threadOfLoop.find(loop);
             if (it != out.threadOfLoop.end()) out.taskOfThread[it->second] = task;
         }
-    } catch (const BadRead&) {
-        // Which task runs is then learnt from its coroutine's state alone.
+    } catch (const BadRead& e) {
+        // Which task runs is then learnt from its coroutine's state alone
+        // (a full read); a thread's own report says it is unknown.
+        for (const auto& [tid, loop] : out.loopOfThread) {
+            out.taskUnknown.emplace(tid, std::string("asyncio's _current_tasks did not read: ") + e.what());
+        }
     }
     return out;
 }

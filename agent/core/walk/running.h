@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct RunningLoops {
     std::unordered_map<Addr, std::uint64_t> threadOfLoop;  // loop -> thread id
     std::unordered_map<std::uint64_t, Addr> loopOfThread;  // thread id -> loop
     std::unordered_map<std::uint64_t, Addr> taskOfThread;  // thread id -> running task
+    // thread id -> why its running task (if any) could not be read: a torn
+    // read must not pass for "no task".
+    std::unordered_map<std::uint64_t, std::string> taskUnknown;
 };
 
 RunningLoops readRunningLoops(Objects& objects, const InterpreterState& interp,

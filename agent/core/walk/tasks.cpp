@@ -283,9 +283,13 @@ std::optional<Task> TaskWalker::readRunning(const InterpreterState& interp, cons
     if (!m_objects.layout().asyncio.available) return std::nullopt;
     Context ctx{interp, threads, readRunningLoops(m_objects, interp, threads, m_pid), Wakers(m_objects)};
     auto it = ctx.loops.taskOfThread.find(threadId);
-    if (it == ctx.loops.taskOfThread.end()) return std::nullopt;
+    if (it == ctx.loops.taskOfThread.end()) {
+        if (auto why = ctx.loops.taskUnknown.find(threadId); why != ctx.loops.taskUnknown.end()) throw BadRead(why->second);
+        return std::nullopt;
+    }
     Attempt a = readTask(it->second, ctx);
-    if (a.problem && a.task) a.task->error = *a.problem;
+    if (a.problem && !a.task) throw BadRead("its running task did not read: " + *a.problem);
+    if (a.problem) a.task->error = *a.problem;
     return a.task;
 }
 

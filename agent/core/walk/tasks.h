@@ -55,7 +55,8 @@ public:
     // when the task is read (the thread moves on).
     TasksResult read(const InterpreterState& interp, const std::vector<ThreadState>& threads);
 
-    // Only the task the loop on `threadId` is running now, if any.
+    // Only the task the loop on `threadId` is running now, if any. Throws
+    // BadRead when whether one runs, or which, could not be read.
     std::optional<Task> readRunning(const InterpreterState& interp, const std::vector<ThreadState>& threads,
                                     std::uint64_t threadId);
 
