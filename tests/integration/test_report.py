@@ -7,8 +7,8 @@ One interpreter is enough here (what is tested is the rendering of what the
 agent and `dump` report, which the other test files check per interpreter):
 the first usable of PREFERRED.
 """
+import copy
 import json
-import math
 import os
 import re
 import signal
@@ -153,6 +153,39 @@ def test_report_shows_the_deadlock_and_the_stall(report, browser, deadlock, stal
     shown = sorted(int(m) for m in re.findall(r"\t(\d+) ms\t", view))
     assert shown == durations, view
     browser.screenshot(tmp_path / "stalls.png")
+
+
+def test_stall_rows_say_when_the_task_is_not_known(browser, stalls, tmp_path):
+    """A stall's task cell names its task; says "(task unknown)" when the
+    task did not read (`task_error`, shown on hover), "(not read)" for a
+    stall never read, and "(a callback, no task)" only when the read found
+    none. The fixture's real events, three stalls' tasks taken out."""
+    events = [copy.deepcopy(e) for e in stalls["events"]]
+    ours = [e for e in events if e["type"] == "stall"]
+    assert len(ours) == 2 and all(st["task"] for st in ours), ours
+    torn, unread = ours
+    plain = copy.deepcopy(torn)
+    plain_end = copy.deepcopy(stalls["ends"][torn["stall_id"]])
+    plain["stall_id"] = plain_end["stall_id"] = 99
+    plain["task"] = None
+    torn["task"] = None
+    torn["task_error"] = "its running task did not read: a torn read"
+    unread.update(task=None, captured=False, stack=[], stack_at=None)
+    path = tmp_path / "tasks_unknown.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [*events, plain, plain_end]))
+    out = tmp_path / "report.html"
+    r = run_aioscope("report", path, "-o", out)
+    assert r.returncode == 0, r.stderr
+    open_view(browser, out, "stalls")
+    rows = browser.eval("[...document.querySelectorAll('#stall-table tr.stall-row')]"
+                        ".map(r => [r.cells[0].textContent, r.textContent])")
+    cells = {int(k): text for k, text in rows}
+    assert "(task unknown)" in cells[torn["stall_id"]], rows
+    assert "(not read)" in cells[unread["stall_id"]], rows
+    assert "(a callback, no task)" in cells[99], rows
+    assert sum("(a callback, no task)" in text for _, text in rows) == 1, rows
+    hover = browser.eval("[...document.querySelectorAll('#stall-table span[title]')].map(s => s.title)")
+    assert torn["task_error"] in hover, hover
 
 
 def test_report_with_dump_dom(report, deadlock, stalls):

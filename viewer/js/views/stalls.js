@@ -189,6 +189,15 @@
     return t;
   }
 
+  // Null is "a plain callback" only when the task was read: a stall never
+  // read, or whose task did not read (task_error), says it is not known.
+  function noTask(e) {
+    if (typeof e.task_error === "string") {
+      return h("span", { className: "dim", title: dom.printable(e.task_error, 300) }, "(task unknown)");
+    }
+    return h("span", { className: "dim" }, e.captured === false ? "(not read)" : "(a callback, no task)");
+  }
+
   function stallRow(m, s, multi, anyTest, isSelected) {
     var e = s.ev || {};
     var f = M.userFrame(e.stack);
@@ -201,7 +210,7 @@
       h("td", { className: "num" + ((s.duration || 0) >= 1000 ? " bad" : "") }, (s.exact ? "" : "\u2265 ") + dom.fmtMs(s.duration)),
       multi ? h("td", null, String(s.pid)) : null,
       h("td", null, String(s.nativeId !== null ? s.nativeId : s.threadId), tname ? h("span", { className: "dim" }, " " + dom.printable(tname, 40)) : null),
-      h("td", null, task ? dom.name(task.name, 60) : h("span", { className: "dim" }, "(a callback, no task)")),
+      h("td", null, task ? dom.name(task.name, 60) : noTask(e)),
       h("td", null, f ? [h("span", { className: "fn" }, dom.printable(f.qualname || f["function"], 120)), " ",
         h("span", { className: "dim" }, dom.baseName(f.file) + ":" + (typeof f.line === "number" ? f.line : "?"))] : h("span", { className: "dim" }, e.captured === false ? "(ended before it could be read)" : "(no stack)")),
       anyTest ? h("td", { className: "small" }, e.test ? dom.printable(e.test, 200) : "") : null);
